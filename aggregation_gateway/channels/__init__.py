@@ -1,0 +1,1 @@
+"""Payment channel adapters behind one interface (see base.py)."""

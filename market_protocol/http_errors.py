@@ -1,0 +1,53 @@
+"""The one JSON error shape every tracepay HTTP service answers with.
+
+``{"error": code, "message": text}`` with the right 4xx; unexpected failures become a 500
+with a generic message (the traceback goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+__all__ = ["ApiError", "install_json_errors", "error_body"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raise from a view to answer ``status`` with ``{"error": code, "message": message}``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "message": message, **extra}
+
+
+def install_json_errors(app: Any) -> None:
+    """Register handlers on a Flask app so every error is JSON of the agreed shape."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(error_body(exc.code, exc.message, **exc.extra)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = jsonify(error_body(code, exc.description or exc.name))
+        response.status_code = exc.code or 500
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        return jsonify(error_body("internal_error", "an internal error occurred")), 500

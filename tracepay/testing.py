@@ -1,0 +1,123 @@
+"""Helpers for tests, benchmarks and the demo: free ports and supervised child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import requests
+
+__all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+        time.sleep(0.1)
+
+
+def tracepay_command(*args: str) -> list[str]:
+    """``tracepay ARGS`` run with this interpreter, so it works without the console script."""
+    return [sys.executable, "-m", "tracepay.cli", *args]
+
+
+class ServiceProcess:
+    """A child process (own process group) that is stopped with SIGTERM, then SIGKILL.
+
+    Use as a context manager. Output goes to ``log_path`` so a failing test can show it.
+    """
+
+    def __init__(self, argv: Sequence[str], *, log_path: str | os.PathLike[str],
+                 health_url: str | None = None, env: dict[str, str] | None = None,
+                 startup_timeout: float = 30.0) -> None:
+        self.argv = list(argv)
+        self.log_path = Path(log_path)
+        self.health_url = health_url
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        environment = {**os.environ, **(self.env or {})}
+        self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=environment,
+                                        start_new_session=True)
+        log.close()
+        if self.health_url:
+            try:
+                wait_for_http(self.health_url, self.startup_timeout, self.process)
+            except (TimeoutError, RuntimeError) as exc:
+                self.stop()
+                raise RuntimeError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from exc
+        return self
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: a crash, not a shutdown."""
+        if self.process and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

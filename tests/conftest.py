@@ -1,0 +1,31 @@
+"""Shared fixtures: real services on loopback, started per test session and stopped after.
+
+``mqtt_broker`` is a real Mosquitto (amqtt only where no mosquitto binary exists) with
+tracepay's configuration on a free port. Tests that stop or kill it must restart it
+(``mqtt_broker.start()``) before they end, so later tests find it running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracepay.broker import Broker
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory):
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path):
+    """A broker of this test's own, for tests that stop, kill or reconfigure it."""
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.stop()

@@ -1,0 +1,47 @@
+"""Render a QR code as PNG bytes, sharp enough for a phone across a market stall.
+
+Error level M survives a wet or scratched screen protector; the version is capped at 10
+so modules stay large on a small customer display. A payload that needs more is refused
+loudly rather than rendered as a dense code nobody can scan.
+"""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+from qrcode.constants import ERROR_CORRECT_M
+
+__all__ = ["MAX_VERSION", "QRTooLargeError", "qr_matrix", "qr_png"]
+
+MAX_VERSION = 10
+
+
+class QRTooLargeError(ValueError):
+    pass
+
+
+def _build(data: str) -> qrcode.QRCode:
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=8, border=4)
+    code.add_data(data)
+    code.make(fit=True)
+    if code.version > MAX_VERSION:
+        raise QRTooLargeError(f"payload of {len(data)} bytes needs QR version {code.version} "
+                              f"> {MAX_VERSION} at level M")
+    return code
+
+
+def qr_matrix(data: str) -> tuple[int, list[list[bool]]]:
+    """``(version, modules)``: for displays that draw the code themselves (Kivy)."""
+    code = _build(data)
+    return code.version, code.get_matrix()
+
+
+def qr_png(data: str, box_size: int = 8) -> bytes:
+    """PNG bytes of the QR, black on white, with the standard 4-module quiet zone."""
+    code = _build(data)
+    code.box_size = box_size
+    image = code.make_image(fill_color="black", back_color="white")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

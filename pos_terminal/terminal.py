@@ -1,0 +1,197 @@
+"""The terminal service the screens and the simulator drive: charge, results, day operations.
+
+``Terminal.open(data_dir)`` loads the enrolment; ``charge(cart)`` commits the sale to the
+outbox first and only then builds the QR, offline; ``start()`` runs the MQTT uplink that
+drains the outbox and reports payment results to ``on_result`` callbacks (called on the
+uplink's network thread: a Kivy screen hops to its own thread with ``Clock.schedule_once``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from market_protocol import new_nonce, trace_code_for_sale
+
+from .cart import Cart
+from .catalogue import Product, load_catalogue, save_catalogue
+from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
+from .provisioning import TerminalConfig, load_config
+from .qr_image import qr_png
+from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
+from .uplink import ResultCallback, Uplink
+
+__all__ = ["Terminal", "TerminalError", "ChargedSale"]
+
+log = logging.getLogger(__name__)
+
+
+class TerminalError(RuntimeError):
+    """An operation the terminal refuses; the message is fit to show the vendor."""
+
+
+@dataclass(frozen=True)
+class ChargedSale:
+    sale: dict[str, Any]
+    qr_url: str
+    trace_code: str
+    qr_png: bytes | None
+
+    @property
+    def sale_id(self) -> str:
+        return self.sale["sale_id"]
+
+    @property
+    def seq(self) -> int:
+        return self.sale["seq"]
+
+    @property
+    def total_fen(self) -> int:
+        return self.sale["total_fen"]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Terminal:
+    def __init__(self, data_dir: str | os.PathLike[str], config: TerminalConfig,
+                 device_key: bytes, *, outbox: Outbox | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self._key = device_key
+        self.outbox = outbox or Outbox(self.data_dir / OUTBOX_FILE)
+        self._callbacks: list[ResultCallback] = []
+        self._callbacks_lock = threading.Lock()
+        self.uplink = Uplink(self.outbox, config, device_key, on_result=self._dispatch)
+        self._clock: Callable[[], int] = _now_ms
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], **options: Any) -> Terminal:
+        """Open an enrolled terminal's data directory (ProvisioningError if never enrolled)."""
+        config, key = load_config(data_dir)
+        return cls(data_dir, config, key, **options)
+
+    @property
+    def device_id(self) -> str:
+        return self.config.device_id
+
+    # -- catalogue -----------------------------------------------------------------------
+    def catalogue(self) -> list[Product]:
+        return load_catalogue(self.data_dir)
+
+    def save_catalogue(self, products: list[Product]) -> None:
+        save_catalogue(self.data_dir, products)
+
+    # -- charging ------------------------------------------------------------------------
+    def charge(self, cart: Cart, *, render_png: bool = True) -> ChargedSale:
+        """Commit the sale to the outbox, then build its QR (no network needed)."""
+        if not cart:
+            raise TerminalError("the cart is empty")
+        lines = cart.to_records()
+        now = self._clock()
+        nonce = new_nonce()
+
+        def build(seq: int) -> dict[str, Any]:
+            return build_sale(device_id=self.config.device_id,
+                              key_version=self.config.key_version, device_key=self._key,
+                              seq=seq, sale_id=new_sale_id(self.config.device_id, seq),
+                              lines=lines, created_at_ms=now, nonce=nonce,
+                              currency=self.config.currency)
+
+        sale = self.outbox.add(build)
+        self.uplink.wake()
+        url = sale_qr_url(sale, self._key, self.config.gateway_url)
+        png = qr_png(url) if render_png else None
+        return ChargedSale(sale, url, trace_code_for_sale(sale["sale_id"]), png)
+
+    def emv_payload(self, sale: dict[str, Any]) -> str:
+        """The EMVCo merchant-presented form of ``sale``'s QR (``qr_format = 'emv'``)."""
+        from .emv_qr import emv_payload_for_sale
+
+        return emv_payload_for_sale(sale, self.config,
+                                    sale_qr_url(sale, self._key, self.config.gateway_url))
+
+    # -- results -------------------------------------------------------------------------
+    def on_result(self, callback: ResultCallback) -> Callable[[], None]:
+        """Call ``callback(stored_sale, result)`` on every new payment status; returns an
+        unsubscribe function."""
+        with self._callbacks_lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._callbacks_lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+        return unsubscribe
+
+    def _dispatch(self, sale: StoredSale, result: dict[str, Any]) -> None:
+        with self._callbacks_lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(sale, result)
+            except Exception:
+                log.exception("payment result callback failed")
+
+    def sale(self, sale_id: str) -> StoredSale | None:
+        return self.outbox.by_sale_id(sale_id)
+
+    # -- day operations ------------------------------------------------------------------
+    def void(self, sale_id: str) -> StoredSale:
+        """Void an unpaid sale: its record is re-sent with ``status = "void"`` so the gateway
+        refuses to take payment for its QR."""
+        stored = self.outbox.by_sale_id(sale_id)
+        if stored is None:
+            raise TerminalError(f"no sale {sale_id}")
+        if stored.sale_status == "void":
+            return stored
+        if stored.payment_status in {"paid", "refunded", "partially_refunded"}:
+            raise TerminalError("this sale is paid: request a refund instead of voiding it")
+        try:
+            self.outbox.requeue(stored.seq, with_status(stored.record, "void", self._key))
+        except OutboxError as exc:
+            raise TerminalError(str(exc)) from exc
+        self.uplink.resend_from(stored.seq)
+        return self.outbox.by_sale_id(sale_id)  # type: ignore[return-value]
+
+    def request_refund(self, sale_id: str, amount_fen: int, reason: str) -> dict[str, Any]:
+        from .refunds import request_refund
+
+        return request_refund(self, sale_id, amount_fen, reason)
+
+    def today_sales(self, now_ms: int | None = None) -> list[StoredSale]:
+        from .day_report import day_start_ms
+
+        return self.outbox.since(day_start_ms(self._clock() if now_ms is None else now_ms))
+
+    def outbox_counts(self) -> dict[str, int]:
+        return self.outbox.counts()
+
+    @property
+    def device_key(self) -> bytes:
+        """For the uplink and refunds only; never log it."""
+        return self._key
+
+    # -- uplink --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.uplink.start()
+
+    def stop(self) -> None:
+        self.uplink.stop()
+
+    def close(self) -> None:
+        self.stop()
+        self.outbox.close()
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,98 @@
+"""Every word the terminal's screens show, in one table, so a language switch is one lookup.
+
+Screens never hold literal text: they ask ``text(key, lang)``. A test checks that every key
+has every language, so a missing translation fails the build rather than a vendor's day.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LANGUAGES", "STRINGS", "text", "unit_label", "next_language"]
+
+LANGUAGES: tuple[str, ...] = ("zh", "en")
+
+STRINGS: dict[str, dict[str, str]] = {
+    "app_title": {"zh": "溯源收银", "en": "tracepay"},
+    "charge": {"zh": "收款", "en": "Charge"},
+    "clear": {"zh": "清空", "en": "Clear"},
+    "delete": {"zh": "删除", "en": "Delete"},
+    "edit": {"zh": "修改", "en": "Edit"},
+    "edit_prices": {"zh": "改价", "en": "Prices"},
+    "done": {"zh": "完成", "en": "Done"},
+    "total": {"zh": "合计", "en": "Total"},
+    "cart_empty": {"zh": "请选择商品", "en": "Pick an item"},
+    "mode_weight": {"zh": "重量(克)", "en": "Weight g"},
+    "mode_quantity": {"zh": "数量", "en": "Qty"},
+    "mode_price": {"zh": "单价(元)", "en": "Price ¥"},
+    "language": {"zh": "English", "en": "中文"},
+    "per_kg": {"zh": "/公斤", "en": "/kg"},
+    "per_500g": {"zh": "/斤", "en": "/500 g"},
+    "per_jin": {"zh": "/斤", "en": "/jin"},
+    "per_g": {"zh": "/克", "en": "/g"},
+    "per_piece": {"zh": "/个", "en": "/pc"},
+    "grams": {"zh": "克", "en": "g"},
+    "pieces": {"zh": "个", "en": "pc"},
+    "outbox": {"zh": "待传 {queued} · 已传 {sent}", "en": "Queued {queued} · Sent {sent}"},
+    "sales": {"zh": "今日销售", "en": "Today"},
+    "back": {"zh": "返回", "en": "Back"},
+    "void": {"zh": "作废", "en": "Void"},
+    "refund": {"zh": "退款", "en": "Refund"},
+    "z_report": {"zh": "日结", "en": "Z report"},
+    "save_png": {"zh": "保存图片", "en": "Save PNG"},
+    "saved_to": {"zh": "已保存: {path}", "en": "Saved: {path}"},
+    "unsent_warning": {"zh": "还有 {count} 笔未上传", "en": "{count} sales not sent yet"},
+    "refund_reason": {"zh": "退款原因", "en": "Refund reason"},
+    "refund_requested": {"zh": "已申请退款", "en": "Refund requested"},
+    "voided": {"zh": "已作废", "en": "Voided"},
+    "cancel": {"zh": "取消", "en": "Cancel"},
+    "new_sale": {"zh": "下一位", "en": "Next sale"},
+    "need_weight": {"zh": "请输入重量", "en": "Enter a weight"},
+    "need_line": {"zh": "请先选中一行", "en": "Select a line first"},
+    "bad_number": {"zh": "数字无效", "en": "Not a valid number"},
+    "nothing_to_charge": {"zh": "购物车为空", "en": "The cart is empty"},
+    "charge_failed": {"zh": "收款失败: {reason}", "en": "Cannot charge: {reason}"},
+    "price_set": {"zh": "{name} 新价 {price}", "en": "{name} now {price}"},
+    "welcome": {"zh": "欢迎光临", "en": "Welcome"},
+    "scan_to_pay": {"zh": "请扫码付款", "en": "Scan to pay"},
+    "waiting": {"zh": "等待付款…", "en": "Waiting for payment…"},
+    "paid": {"zh": "付款成功", "en": "Paid"},
+    "failed": {"zh": "付款失败", "en": "Payment failed"},
+    "expired": {"zh": "二维码已过期", "en": "QR code expired"},
+    "cancelled": {"zh": "已取消", "en": "Cancelled"},
+    "trace_code": {"zh": "溯源码 {code}", "en": "Trace code {code}"},
+    "expires_in": {"zh": "{seconds} 秒后过期", "en": "Expires in {seconds} s"},
+    "status_open": {"zh": "待付", "en": "Unpaid"},
+    "status_paid": {"zh": "已付", "en": "Paid"},
+    "status_void": {"zh": "作废", "en": "Void"},
+    "status_failed": {"zh": "失败", "en": "Failed"},
+    "status_expired": {"zh": "过期", "en": "Expired"},
+    "status_refunded": {"zh": "已退", "en": "Refunded"},
+    "z_sales": {"zh": "笔数", "en": "Sales"},
+    "z_paid": {"zh": "已付金额", "en": "Paid"},
+    "z_unpaid": {"zh": "未付金额", "en": "Unpaid"},
+    "z_void": {"zh": "作废笔数", "en": "Voided"},
+    "z_refunded": {"zh": "退款金额", "en": "Refunded"},
+}
+
+_UNIT_KEYS = {"kg": "per_kg", "500g": "per_500g", "jin": "per_jin", "g": "per_g",
+              "piece": "per_piece"}
+
+
+def text(key: str, lang: str, **values: object) -> str:
+    """The string ``key`` in ``lang``, with ``{placeholders}`` filled from ``values``.
+
+    An unknown key raises KeyError: a typo should fail a test, not show a blank button.
+    """
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
+    template = STRINGS[key][lang]
+    return template.format(**values) if values else template
+
+
+def unit_label(unit: str, lang: str) -> str:
+    """``'500g'`` -> ``'/斤'`` (zh) or ``'/500 g'`` (en)."""
+    return text(_UNIT_KEYS[unit], lang)
+
+
+def next_language(lang: str) -> str:
+    """The language the toggle switches to from ``lang``."""
+    return LANGUAGES[(LANGUAGES.index(lang) + 1) % len(LANGUAGES)]

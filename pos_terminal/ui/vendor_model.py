@@ -1,0 +1,293 @@
+"""The vendor screen's state and every action a tap can cause, with no Kivy in sight.
+
+The Kivy screen binds buttons to these methods and redraws from ``snapshot``-style
+attributes; a test drives the same methods and reads the same attributes. What the customer
+sees is pushed as display messages through ``send_to_display`` (IPC in the real app, a list
+in tests), and mirrored in a local ``CustomerDisplayModel`` so the vendor sees it too.
+
+Ring-up follows the fastest common POS pattern: type the amount first (or let the scale give
+it), then tap the product key. One tap per line when the scale supplies the weight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..cart import Cart, CartError
+from ..catalogue import Product
+from ..terminal import TerminalError
+from .display_model import CustomerDisplayModel, DisplayState, Phase
+from .keypad import Keypad, KeypadMode
+from .line_text import display_line, price_text, product_name
+from .strings import LANGUAGES, next_language, text
+
+__all__ = ["VendorScreenModel", "ChargeSource", "Notice", "QR_LIFETIME_MS"]
+
+log = logging.getLogger(__name__)
+
+#: How long the gateway accepts a QR (protocol.md, section 4: default 300 s).
+QR_LIFETIME_MS = 300_000
+
+
+class ChargeSource(Protocol):
+    """What the vendor screen needs from the terminal service to charge a cart."""
+
+    def charge(self, cart: Cart) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A one-line message for the vendor, kept as a key so a language switch re-renders it."""
+
+    key: str
+    values: tuple[tuple[str, object], ...] = ()
+    error: bool = False
+
+    def render(self, lang: str) -> str:
+        return text(self.key, lang, **dict(self.values))
+
+
+class VendorScreenModel:
+    """State of one vendor screen. Every public method is one user action."""
+
+    def __init__(self, products: list[Product], terminal: ChargeSource, *,
+                 send_to_display: Callable[[dict[str, Any]], None] = lambda message: None,
+                 save_products: Callable[[list[Product]], None] = lambda products: None,
+                 scale_weight_g: Callable[[], int | None] = lambda: None,
+                 clock_ms: Callable[[], int] | None = None, lang: str = "zh") -> None:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
+        self.products = list(products)
+        self.terminal = terminal
+        self.cart = Cart()
+        self.keypad = Keypad()
+        self.lang = lang
+        self.selected_line: int | None = None
+        self.price_edit = False
+        self.notice: Notice | None = None
+        self.pending: Any = None  # the ChargedSale awaiting its payment result
+        self.display = CustomerDisplayModel()
+        self._send = send_to_display
+        self._save_products = save_products
+        self._scale_weight_g = scale_weight_g
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def total_fen(self) -> int:
+        return self.cart.total_fen
+
+    @property
+    def locked(self) -> bool:
+        """While a QR is up the cart is frozen: the shopper is paying for what they saw."""
+        return self.pending is not None
+
+    def product(self, code: str) -> Product:
+        for product in self.products:
+            if product.code == code:
+                return product
+        raise KeyError(f"no quick key {code!r}")
+
+    def key_label(self, product: Product) -> str:
+        return f"{product_name(product, self.lang)}\n" \
+               f"{price_text(product.unit_price_fen, product.unit, self.lang)}"
+
+    def notice_text(self) -> str:
+        return self.notice.render(self.lang) if self.notice else ""
+
+    # -- keypad --------------------------------------------------------------------------
+    def press_key(self, key: str) -> bool:
+        accepted = self.keypad.press(key)
+        if not accepted:
+            self._tell("bad_number", error=True)
+        return accepted
+
+    def set_mode(self, mode: str) -> None:
+        self.keypad.set_mode(mode)
+
+    # -- ring-up -------------------------------------------------------------------------
+    def tap_product(self, code: str) -> None:
+        """Add a line for the key (or, in price-edit mode, give the key the typed price)."""
+        product = self.product(code)
+        if self.price_edit:
+            self._set_price(product)
+            return
+        if self._refuse_when_locked():
+            return
+        price = self.keypad.take() if self.keypad.mode == KeypadMode.PRICE else None
+        amount = None if self.keypad.mode == KeypadMode.PRICE else self.keypad.take()
+        if product.weighed and amount is None:
+            amount = self._scale_weight_g()
+        try:
+            if product.weighed:
+                if amount is None:
+                    self._tell("need_weight", error=True)
+                    return
+                self.cart.add(product, weight_g=amount, unit_price_fen=price)
+            else:
+                self.cart.add(product, quantity=amount or 1, unit_price_fen=price)
+        except CartError as exc:
+            self._tell("charge_failed", reason=str(exc), error=True)
+            return
+        self.keypad.set_mode(KeypadMode.WEIGHT)
+        self.selected_line = None
+        self.notice = None
+        self._cart_changed()
+
+    def select_line(self, index: int | None) -> None:
+        if index is not None and not 0 <= index < len(self.cart):
+            raise IndexError(f"no cart line {index}")
+        self.selected_line = None if index == self.selected_line else index
+        if self.selected_line is not None:
+            unit = self.cart.lines[self.selected_line].product.unit
+            self.keypad.set_mode(KeypadMode.QUANTITY if unit == "piece" else KeypadMode.WEIGHT)
+
+    def edit_line(self) -> None:
+        """Apply the keypad to the selected line: its weight, quantity or unit price."""
+        if self._refuse_when_locked():
+            return
+        if self.selected_line is None:
+            self._tell("need_line", error=True)
+            return
+        value = self.keypad.take()
+        if value is None:
+            self._tell("bad_number", error=True)
+            return
+        line = self.cart.lines[self.selected_line]
+        try:
+            if self.keypad.mode == KeypadMode.PRICE:
+                self.cart.update(self.selected_line, unit_price_fen=value)
+            elif line.product.weighed:
+                self.cart.update(self.selected_line, weight_g=value)
+            else:
+                self.cart.update(self.selected_line, quantity=value)
+        except CartError as exc:
+            self._tell("charge_failed", reason=str(exc), error=True)
+            return
+        self.notice = None
+        self._cart_changed()
+
+    def delete_line(self) -> None:
+        if self._refuse_when_locked():
+            return
+        if self.selected_line is None:
+            self._tell("need_line", error=True)
+            return
+        self.cart.remove(self.selected_line)
+        self.selected_line = None
+        self._cart_changed()
+
+    def clear_cart(self) -> None:
+        if self._refuse_when_locked():
+            return
+        self.cart.clear()
+        self.selected_line = None
+        self.keypad.press("clear")
+        self._cart_changed()
+
+    # -- prices and language -------------------------------------------------------------
+    def toggle_price_edit(self) -> None:
+        self.price_edit = not self.price_edit
+        self.keypad.set_mode(KeypadMode.PRICE if self.price_edit else KeypadMode.WEIGHT)
+
+    def _set_price(self, product: Product) -> None:
+        value = self.keypad.take()
+        if value is None:
+            self._tell("bad_number", error=True)
+            return
+        updated = product.with_price(value)
+        self.products = [updated if p.code == product.code else p for p in self.products]
+        self._save_products(self.products)
+        self._tell("price_set", name=product_name(updated, self.lang),
+                   price=price_text(value, updated.unit, self.lang))
+
+    def toggle_language(self) -> None:
+        self.lang = next_language(self.lang)
+        self._emit({"type": "lang", "lang": self.lang})
+        if not self.locked:
+            self._cart_changed()
+
+    # -- charging ------------------------------------------------------------------------
+    def charge(self) -> Any:
+        """Write the sale (the terminal's outbox first) and put its QR on the display."""
+        if self.locked:
+            return self.pending
+        if not self.cart:
+            self._tell("nothing_to_charge", error=True)
+            return None
+        try:
+            charged = self.terminal.charge(self.cart)
+        except (CartError, ValueError, TerminalError) as exc:
+            self._tell("charge_failed", reason=str(exc), error=True)
+            return None
+        self.pending = charged
+        self.selected_line = None
+        self.notice = None
+        sale = charged.sale
+        issued_ms = int(sale.get("qr_issued_at", 0)) * 1000 or self._clock_ms()
+        self._emit({
+            "type": "qr", "sale_id": sale["sale_id"], "url": charged.qr_url,
+            "trace_code": charged.trace_code, "total_fen": sale["total_fen"],
+            "lines": [display_line(line, self.lang) for line in self.cart.lines],
+            "expires_at_ms": issued_ms + QR_LIFETIME_MS,
+        })
+        return charged
+
+    def payment_result(self, result: dict[str, Any]) -> None:
+        """A ``tracepay.payment_result/1`` for one of this terminal's sales (already verified)."""
+        status = result.get("status")
+        pending = self.pending
+        if pending is None or result.get("seq") != pending.sale.get("seq"):
+            log.info("payment result for seq %s is not the sale on screen", result.get("seq"))
+            return
+        shown = {"paid": "paid", "failed": "failed", "expired": "expired"}.get(str(status))
+        if shown is None:
+            return  # created / pending: nothing changes on screen
+        self._emit({"type": "result", "sale_id": pending.sale["sale_id"], "status": shown})
+        self._settle(paid=shown == "paid")
+
+    def cancel_charge(self) -> Any:
+        """The shopper walked away: take the QR down; the caller voids the unpaid sale."""
+        pending = self.pending
+        if pending is None:
+            return None
+        self._emit({"type": "cancel", "sale_id": pending.sale["sale_id"]})
+        self._settle(paid=False)
+        return pending
+
+    def tick(self) -> DisplayState:
+        """Advance the mirror of the customer display; an expired QR unlocks the cart."""
+        state = self.display.tick(self._clock_ms())
+        if self.pending is not None and state.phase == Phase.EXPIRED:
+            self.pending = None
+        return state
+
+    def _settle(self, *, paid: bool) -> None:
+        self.pending = None
+        if paid:
+            self.cart.clear()
+            self.keypad.press("clear")
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _refuse_when_locked(self) -> bool:
+        if self.locked:
+            self._tell("waiting", error=True)
+        return self.locked
+
+    def _tell(self, key: str, *, error: bool = False, **values: object) -> None:
+        self.notice = Notice(key, tuple(values.items()), error)
+
+    def _cart_changed(self) -> None:
+        self._emit({"type": "cart", "total_fen": self.cart.total_fen,
+                    "lines": [display_line(line, self.lang) for line in self.cart.lines]})
+
+    def _emit(self, message: dict[str, Any]) -> None:
+        self.display.apply(message, self._clock_ms())
+        try:
+            self._send(message)
+        except OSError:
+            log.warning("customer display is not reachable; it will catch up on reconnect")

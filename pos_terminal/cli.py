@@ -1,0 +1,92 @@
+"""``tracepay terminal``: enrol, run the window, or run headless (the sales simulator).
+
+A thin shell over ``pos_terminal.terminal``; every option is also described in
+docs/terminal.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .provisioning import ProvisioningError, claim_enrolment, load_config, save_enrolment
+
+__all__ = ["terminal"]
+
+log = logging.getLogger(__name__)
+
+
+@click.command("terminal")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the enrolment, catalogue and outbox live.")
+@click.option("--headless", is_flag=True, help="No window: run the sales simulator.")
+@click.option("--enrol-code", help="First run: the enrolment code from the market manager.")
+@click.option("--gateway-url", help="First run: the gateway that issued the enrolment code.")
+@click.option("--simulate-sales", type=click.IntRange(0, 1_000_000), default=0,
+              show_default=True, help="Headless: ring up this many random sales.")
+@click.option("--interval-ms", type=click.IntRange(0, 3_600_000), default=0, show_default=True,
+              help="Headless: pause between simulated sales.")
+@click.option("--wait-results", type=click.FloatRange(0, 86_400), default=0.0,
+              show_default=True, help="Headless: seconds to wait for every payment result.")
+@click.option("--drain-timeout", type=click.FloatRange(0, 86_400), default=10.0,
+              show_default=True, help="Headless: seconds to wait for the outbox to drain.")
+@click.option("--seed", type=int, default=None, help="Headless: random seed for the sales.")
+@click.option("--qr-format", type=click.Choice(["url", "emv"]), default=None,
+              help="Store this terminal's QR format (URL on the gateway, or EMVCo).")
+@click.option("--scale", default="manual", show_default=True,
+              help="Window: 'manual', 'simulated' or 'mettler:/dev/ttyUSB0'.")
+def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
+             simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
+             seed: int | None, qr_format: str | None, scale: str) -> None:
+    """Run a vendor terminal.
+
+    \b
+    Example:
+        tracepay terminal --headless --data-dir var/t1 --enrol-code K7Q2 --gateway-url http://127.0.0.1:8000
+        tracepay terminal --headless --data-dir var/t1 --simulate-sales 20 --wait-results 60
+        tracepay terminal --data-dir var/t1 --scale simulated
+    """
+    try:
+        _ensure_enrolled(data_dir, enrol_code, gateway_url)
+        if qr_format:
+            from .provisioning import update_config
+
+            update_config(data_dir, qr_format=qr_format)
+        if not headless:
+            from pos_terminal.ui.app import run
+
+            run({"data_dir": str(data_dir), "scale": scale})
+            return
+        # With no sales to simulate, a headless run drains whatever the outbox still holds.
+        _simulate(data_dir, simulate_sales, interval_ms, wait_results, drain_timeout, seed)
+    except ProvisioningError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _ensure_enrolled(data_dir: Path, enrol_code: str | None, gateway_url: str | None) -> None:
+    if enrol_code is None:
+        load_config(data_dir)  # fails with instructions when never enrolled
+        return
+    if not gateway_url:
+        raise click.UsageError("--enrol-code needs --gateway-url")
+    try:
+        config, _ = load_config(data_dir)
+    except ProvisioningError:
+        config = None
+    if config is not None:
+        raise click.UsageError(f"{data_dir} is already enrolled as {config.device_id}; "
+                               "use another --data-dir for another terminal")
+    save_enrolment(data_dir, claim_enrolment(gateway_url, enrol_code))
+
+
+def _simulate(data_dir: Path, count: int, interval_ms: int, wait_results: float,
+              drain_timeout: float, seed: int | None) -> None:
+    from .simulator import simulate_sales
+    from .terminal import Terminal
+
+    with Terminal.open(data_dir) as term:
+        simulate_sales(term, count, out=sys.stdout, interval_ms=interval_ms,
+                       wait_results=wait_results, drain_timeout=drain_timeout, seed=seed)

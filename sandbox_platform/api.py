@@ -1,0 +1,162 @@
+"""The merchant API (``/v1``, signed both ways) and the sandbox set-up endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Blueprint, jsonify, request
+
+from market_protocol import canonical_json, signing
+from market_protocol.http_errors import ApiError
+from market_protocol.schema import SchemaError
+
+from . import statement, validation
+from .fees import refund_fee_fen
+from .order_views import created_view, order_view, refund_view
+from .request_auth import authenticate_app, signed_response
+from .state import platform_state
+from .store import StoreConflict
+
+__all__ = ["blueprint", "read_json", "conflict_error"]
+
+blueprint = Blueprint("api", __name__)
+
+_CONFLICT_STATUS = {"unknown_order": 404}
+
+
+def read_json() -> Any:
+    """The request body as JSON, or 400 saying why it is not."""
+    data = request.get_data()
+    if not data:
+        raise ApiError(400, "malformed_json", "request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not JSON: {exc}") from None
+
+
+def _checked(checker: Any, body: Any, *args: Any) -> dict[str, Any]:
+    try:
+        return checker(body, *args)
+    except SchemaError as exc:
+        raise ApiError(400, "invalid_request", str(exc), field=exc.path) from None
+
+
+def conflict_error(exc: StoreConflict) -> ApiError:
+    return ApiError(_CONFLICT_STATUS.get(exc.code, 409), exc.code, exc.message)
+
+
+def _signed_json(value: dict[str, Any], status: int = 200):  # type: ignore[no-untyped-def]
+    return signed_response(platform_state().key, canonical_json.dumps(value), status)
+
+
+def checkout_url(order_id: str) -> str:
+    base = platform_state().settings.get("public_url") or request.host_url
+    return f"{base.rstrip('/')}/checkout/{order_id}"
+
+
+@blueprint.post("/sandbox/apps")
+def register_app():  # type: ignore[no-untyped-def]
+    body = _checked(validation.check_app_request, read_json())
+    try:
+        signing.load_public_key(body["public_key_pem"])
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", f"public_key_pem: {exc}",
+                       field="$.public_key_pem") from None
+    state = platform_state()
+    is_new = state.store.register_app(body["app_id"], body["public_key_pem"],
+                                      body.get("merchant_name") or body["app_id"])
+    return jsonify({"app_id": body["app_id"],
+                    "platform_public_key_pem": signing.public_key_pem(state.key)}), (
+        201 if is_new else 200)
+
+
+@blueprint.get("/v1/keys")
+def keys():  # type: ignore[no-untyped-def]
+    key = platform_state().key
+    return jsonify({"platform_public_key_pem": signing.public_key_pem(key),
+                    "platform_public_key_raw": signing.public_key_raw_b64(key)})
+
+
+@blueprint.post("/v1/orders")
+def create_order():  # type: ignore[no-untyped-def]
+    app = authenticate_app()
+    state = platform_state()
+    body = _checked(validation.check_order_request, read_json(),
+                    state.settings["allowed_notify_hosts"])
+    try:
+        order, is_new = state.store.create_order(
+            app["app_id"], body, state.settings["order_ttl_seconds"] * 1000)
+    except StoreConflict as exc:
+        raise conflict_error(exc) from None
+    return _signed_json(created_view(order, checkout_url(order["order_id"])),
+                        201 if is_new else 200)
+
+
+def _order_or_404(app_id: str, out_trade_no: str) -> dict[str, Any]:
+    order = platform_state().store.order_by_trade_no(app_id, out_trade_no)
+    if order is None:
+        raise ApiError(404, "unknown_order", f"no order with out_trade_no {out_trade_no!r}")
+    return order
+
+
+@blueprint.get("/v1/orders/<out_trade_no>")
+def query_order(out_trade_no: str):  # type: ignore[no-untyped-def]
+    app = authenticate_app()
+    return _signed_json(order_view(_order_or_404(app["app_id"], out_trade_no)))
+
+
+@blueprint.post("/v1/orders/<out_trade_no>/close")
+def close_order(out_trade_no: str):  # type: ignore[no-untyped-def]
+    app = authenticate_app()
+    order = _order_or_404(app["app_id"], out_trade_no)
+    try:
+        order = platform_state().store.close(order["order_id"])
+    except StoreConflict as exc:
+        raise conflict_error(exc) from None
+    return _signed_json(order_view(order))
+
+
+@blueprint.post("/v1/refunds")
+def refund():  # type: ignore[no-untyped-def]
+    app = authenticate_app()
+    state = platform_state()
+    body = _checked(validation.check_refund_request, read_json())
+    rate = state.settings["fee_rate"]
+    try:
+        row, is_new = state.store.refund(
+            app["app_id"], body,
+            lambda paid, before, amount: refund_fee_fen(paid, before, amount, rate))
+    except StoreConflict as exc:
+        raise conflict_error(exc) from None
+    order = state.store.order_by_id(row["order_id"])
+    assert order is not None
+    return _signed_json(refund_view(row, order["refunded_fen"]), 201 if is_new else 200)
+
+
+@blueprint.get("/v1/statements/<day>")
+def daily_statement(day: str):  # type: ignore[no-untyped-def]
+    app = authenticate_app()
+    state = platform_state()
+    try:
+        parsed = statement.parse_day(day)
+    except ValueError as exc:
+        raise ApiError(400, "bad_date", f"statement day: {exc}") from None
+    start, end = statement.day_bounds_ms(parsed, state.settings["statement_timezone"])
+    paid, refunds = state.store.day_activity(app["app_id"], start, end)
+    response = signed_response(state.key, statement.statement_csv(paid, refunds),
+                               mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="statement-{app["app_id"]}-{day}.csv"')
+    return response
+
+
+@blueprint.get("/sandbox/notifications")
+def notifications():  # type: ignore[no-untyped-def]
+    out_trade_no = request.args.get("out_trade_no")
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise ApiError(400, "invalid_request", "limit must be an integer from 1 to 1000")
+    rows = platform_state().store.notifications(out_trade_no=out_trade_no, limit=int(limit))
+    return jsonify({"notifications": rows})

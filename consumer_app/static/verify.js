@@ -1,0 +1,212 @@
+/* In-browser ledger proof check for a trace page.
+ *
+ * The shopper should not have to trust this server: the page carries each record's exact
+ * canonical bytes, its Merkle audit path, the block header and the block's signatures, and
+ * this script recomputes everything with WebCrypto (docs/protocol.md section 7):
+ *   SHA-256(record_canonical) == leaf.record_hash
+ *   leaf hash = SHA-256(0x00 || canonical_json(leaf))
+ *   RFC 6962 audit path from the leaf up to header.merkle_root
+ *   block_hash = SHA-256(canonical_json(header))
+ *   every signature: Ed25519 over canonical_json(header) by a published key.
+ * Plain script, no framework; exposes window.TracepayVerify for the known-answer tests.
+ */
+(function () {
+  "use strict";
+
+  var LEAF_PREFIX = 0x00;
+  var NODE_PREFIX = 0x01;
+  var encoder = new TextEncoder();
+
+  function canonicalJson(value) {
+    // Same bytes as market_protocol.canonical_json: sorted keys, no whitespace, no floats.
+    if (value === null || typeof value === "boolean" || typeof value === "string") {
+      return JSON.stringify(value);
+    }
+    if (typeof value === "number") {
+      if (!Number.isInteger(value)) { throw new Error("float in canonical JSON"); }
+      return JSON.stringify(value);
+    }
+    if (Array.isArray(value)) {
+      return "[" + value.map(canonicalJson).join(",") + "]";
+    }
+    var keys = Object.keys(value).sort(function (a, b) {
+      return a < b ? -1 : (a > b ? 1 : 0);
+    });
+    return "{" + keys.map(function (k) {
+      return JSON.stringify(k) + ":" + canonicalJson(value[k]);
+    }).join(",") + "}";
+  }
+
+  function hexToBytes(hex) {
+    if (typeof hex !== "string" || hex.length % 2 || /[^0-9a-f]/i.test(hex)) {
+      throw new Error("not hex: " + hex);
+    }
+    var out = new Uint8Array(hex.length / 2);
+    for (var i = 0; i < out.length; i++) { out[i] = parseInt(hex.substr(i * 2, 2), 16); }
+    return out;
+  }
+
+  function bytesToHex(bytes) {
+    var view = new Uint8Array(bytes), out = "";
+    for (var i = 0; i < view.length; i++) { out += (view[i] < 16 ? "0" : "") + view[i].toString(16); }
+    return out;
+  }
+
+  function b64uToBytes(text) {
+    var b64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) { b64 += "="; }
+    var raw = atob(b64), out = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) { out[i] = raw.charCodeAt(i); }
+    return out;
+  }
+
+  function concat(parts) {
+    var size = 0, offset = 0;
+    parts.forEach(function (p) { size += p.length; });
+    var out = new Uint8Array(size);
+    parts.forEach(function (p) { out.set(p, offset); offset += p.length; });
+    return out;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  async function leafHash(data) { return sha256(concat([new Uint8Array([LEAF_PREFIX]), data])); }
+
+  async function nodeHash(left, right) {
+    return sha256(concat([new Uint8Array([NODE_PREFIX]), left, right]));
+  }
+
+  async function rootFromInclusion(index, size, leaf, path) {
+    // RFC 9162 2.1.3.2, the same walk as market_protocol.merkle.root_from_inclusion.
+    if (!(Number.isInteger(index) && Number.isInteger(size) && index >= 0 && index < size)) {
+      throw new Error("leaf index outside the tree");
+    }
+    var fn = index, sn = size - 1, result = leaf;
+    for (var i = 0; i < path.length; i++) {
+      if (sn === 0) { throw new Error("audit path longer than the tree is deep"); }
+      var sibling = hexToBytes(path[i]);
+      if (sibling.length !== 32) { throw new Error("audit path entry is not 32 bytes"); }
+      if ((fn & 1) || fn === sn) {
+        result = await nodeHash(sibling, result);
+        while (!(fn & 1) && fn !== 0) { fn >>= 1; sn >>= 1; }
+      } else {
+        result = await nodeHash(result, sibling);
+      }
+      fn >>= 1; sn >>= 1;
+    }
+    if (sn !== 0) { throw new Error("audit path shorter than the tree is deep"); }
+    return result;
+  }
+
+  async function verifySignature(rawKeyB64u, signatureB64u, message) {
+    var key = await crypto.subtle.importKey("raw", b64uToBytes(rawKeyB64u), { name: "Ed25519" },
+                                            false, ["verify"]);
+    return crypto.subtle.verify({ name: "Ed25519" }, key, b64uToBytes(signatureB64u), message);
+  }
+
+  /* Check one item of the trace API's "proofs" list. Resolves to {ok, problems: [text]}. */
+  async function verifyProof(proof, keys) {
+    var problems = [];
+    try {
+      var recordHash = bytesToHex(await sha256(encoder.encode(proof.record_canonical)));
+      if (recordHash !== proof.leaf.record_hash) {
+        problems.push("record does not match its on-chain hash");
+      }
+      if (proof.record_hash && proof.record_hash !== proof.leaf.record_hash) {
+        problems.push("record_hash differs from the leaf's");
+      }
+      var leaf = await leafHash(encoder.encode(canonicalJson(proof.leaf)));
+      var header = proof.block.header;
+      var root = await rootFromInclusion(proof.leaf_index, proof.tree_size, leaf,
+                                         proof.audit_path || []);
+      if (bytesToHex(root) !== header.merkle_root) {
+        problems.push("audit path does not lead to the block's Merkle root");
+      }
+      if (Number.isInteger(header.count) && header.count !== proof.tree_size) {
+        problems.push("tree size differs from the block's leaf count");
+      }
+      var headerBytes = encoder.encode(canonicalJson(header));
+      if (bytesToHex(await sha256(headerBytes)) !== proof.block.block_hash) {
+        problems.push("block hash does not match the block header");
+      }
+      var signatures = proof.block.signatures || [];
+      if (!signatures.length) { problems.push("block is not signed"); }
+      for (var i = 0; i < signatures.length; i++) {
+        var sig = signatures[i], key = keys[sig.signer];
+        if (!key) { problems.push("no published key for signer " + sig.signer); continue; }
+        if (!(await verifySignature(key, sig.sig, headerBytes))) {
+          problems.push("bad signature by " + sig.signer);
+        }
+      }
+    } catch (err) {
+      problems.push("malformed proof: " + err.message);
+    }
+    return { ok: problems.length === 0, problems: problems };
+  }
+
+  async function verifyAll(proofs, keys) {
+    var results = [];
+    for (var i = 0; i < proofs.length; i++) { results.push(await verifyProof(proofs[i], keys)); }
+    return results;
+  }
+
+  function supported() {
+    return typeof crypto !== "undefined" && !!crypto.subtle && typeof TextEncoder !== "undefined";
+  }
+
+  function show(state, problems) {
+    var box = document.getElementById("verify-status");
+    if (!box) { return; }
+    box.setAttribute("data-state", state);
+    var title = box.getAttribute("data-text-" + state) || state;
+    var detail = box.getAttribute("data-detail-" + state) || "";
+    box.querySelector(".verify-title").textContent = title;
+    box.querySelector(".verify-detail").textContent = detail;
+    var list = box.querySelector(".verify-problems");
+    list.textContent = "";
+    (problems || []).forEach(function (p) {
+      var li = document.createElement("li");
+      li.textContent = p;
+      list.appendChild(li);
+    });
+  }
+
+  async function run() {
+    var holder = document.getElementById("proof-data");
+    if (!holder) { return; }
+    var data = JSON.parse(holder.textContent);
+    if (!data.proofs || !data.proofs.length) { show("none"); return; }
+    if (!supported()) { show("unavailable"); return; }
+    var results;
+    try {
+      results = await verifyAll(data.proofs, data.keys || {});
+    } catch (err) {
+      show("unavailable", [String(err && err.message || err)]);
+      return;
+    }
+    var problems = [];
+    results.forEach(function (r, i) {
+      var row = document.querySelector('[data-proof-index="' + i + '"]');
+      if (row) { row.setAttribute("data-state", r.ok ? "verified" : "tampered"); }
+      r.problems.forEach(function (p) { problems.push((data.labels && data.labels[i] || "#" + i) + ": " + p); });
+    });
+    if (problems.length) {
+      show("tampered", problems);
+    } else if (results.every(function (r) { return r.ok; })) {
+      show("verified");
+    }
+  }
+
+  window.TracepayVerify = {
+    canonicalJson: canonicalJson, rootFromInclusion: rootFromInclusion, verifyProof: verifyProof,
+    verifyAll: verifyAll, hexToBytes: hexToBytes, bytesToHex: bytesToHex, leafHash: leafHash,
+    sha256: sha256, run: run
+  };
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", run);
+  } else {
+    run();
+  }
+})();

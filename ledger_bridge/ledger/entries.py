@@ -1,0 +1,115 @@
+"""What goes into the ledger and what comes back out: entries, receipts, locations.
+
+An entry pairs a full record (kept off-chain by the nodes allowed to see it) with the
+trace keys that find it; the chain itself holds only the record's hash and those keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from market_protocol import ORGS, canonical_json
+
+__all__ = ["LedgerEntry", "Receipt", "Location", "StoredEntry", "LedgerEntryError",
+           "leaf_data", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
+
+MAX_TRACE_KEYS = 64
+MAX_KEY_LENGTH = 256
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+
+
+class LedgerEntryError(ValueError):
+    """An entry cannot be put on the ledger as given; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One record to commit. ``visible_to`` names the organisations whose node keeps the
+    full record; ``None`` means every node does. The others keep only its hash."""
+
+    kind: str
+    record_id: str
+    record: dict[str, Any]
+    trace_keys: list[str]
+    visible_to: tuple[str, ...] | None = None
+
+    def check(self) -> bytes:
+        """Validate the entry and return the canonical bytes of its record."""
+        if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
+            raise LedgerEntryError(f"kind {self.kind!r}: lower-case word such as 'trade'")
+        if not isinstance(self.record_id, str) or not _RECORD_ID.fullmatch(self.record_id):
+            raise LedgerEntryError(f"record_id {self.record_id!r}: 1-128 chars [A-Za-z0-9_.:/-]")
+        _check_keys(self.record_id, self.trace_keys)
+        if self.visible_to is not None:
+            unknown = [org for org in self.visible_to if org not in ORGS]
+            if unknown:
+                raise LedgerEntryError(f"{self.record_id}: visible_to names unknown orgs {unknown}")
+        if not isinstance(self.record, dict):
+            raise LedgerEntryError(f"{self.record_id}: record must be a JSON object")
+        try:
+            return canonical_json.dumps(self.record)
+        except (canonical_json.CanonicalJSONError, TypeError) as exc:
+            raise LedgerEntryError(f"{self.record_id}: record is not canonical JSON: {exc}") from exc
+
+
+def _check_keys(record_id: str, keys: Any) -> None:
+    if not isinstance(keys, (list, tuple)) or len(keys) > MAX_TRACE_KEYS:
+        raise LedgerEntryError(f"{record_id}: trace_keys must be a list of at most "
+                               f"{MAX_TRACE_KEYS} strings")
+    for key in keys:
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+            raise LedgerEntryError(f"{record_id}: trace key {key!r} must be a non-empty "
+                                   f"string of at most {MAX_KEY_LENGTH} characters")
+
+
+def leaf_data(kind: str, record_id: str, record_hash_hex: str, trace_keys: list[str]) -> bytes:
+    """The exact bytes a leaf commits to (docs/protocol.md §7): keys sorted, duplicates kept
+    out, so the same entry always yields the same leaf."""
+    return canonical_json.dumps({"kind": kind, "record_id": record_id,
+                                 "record_hash": record_hash_hex,
+                                 "trace_keys": sorted(set(trace_keys))})
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The answer to one submitted entry.
+
+    ``status`` is ``accepted`` (endorsed by every node and queued for the next block),
+    ``duplicate`` (its record_id is already queued or committed; nothing changes) or
+    ``refused`` (some node's endorsement rule said no; ``refusals`` maps org -> reason and
+    the entry was not queued, so the caller can record it as a ``rejected`` entry).
+    """
+
+    record_id: str
+    status: str
+    refusals: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a record sits on the chain."""
+
+    record_id: str
+    kind: str
+    height: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A committed entry as one node holds it. ``record`` and ``record_canonical`` are None
+    on a node outside ``visible_to``; ``held_by`` lists the orgs that keep the full record."""
+
+    record_id: str
+    kind: str
+    height: int
+    index: int
+    record_hash: str
+    leaf_hash: str
+    trace_keys: list[str]
+    record: dict[str, Any] | None
+    record_canonical: str | None
+    held_by: tuple[str, ...]

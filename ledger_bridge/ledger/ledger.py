@@ -1,0 +1,372 @@
+"""The ledger: solo ordering in-process over three organisations' nodes.
+
+``submit`` has every node endorse each entry (run the caller's rules) and queues the
+endorsed ones; the orderer cuts a block when ``block_max`` entries wait or the oldest has
+waited ``block_timeout_s``. Cutting hashes the records, builds the Merkle root and Bloom
+filter, collects the orderer's and every node's signature over the header, and writes the
+block to each node's own SQLite file, each in one transaction. A node keeps a full record
+only if its organisation is in the entry's ``visible_to``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from market_protocol import ORGS, canonical_json, merkle
+from market_protocol.bloom import BloomFilter, key_digest
+
+from .blocks import GENESIS_PREV_HASH, block_hash, build_header, sign_header
+from .bloom_index import BloomIndex
+from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
+from .node_store import LeafRow, NodeStore
+from .signers import ORDERER, load_signers, public_keys
+from .verification import VerifyReport, verify_nodes
+
+__all__ = ["Ledger", "Endorse", "key_id"]
+
+log = logging.getLogger(__name__)
+
+#: A node's endorsement rule: ``None`` to endorse, or the reason it refuses.
+Endorse = Callable[[LedgerEntry], "str | None"]
+STORE_NAME = "ledger.sqlite"
+
+
+def key_id(digest: bytes) -> int:
+    """The trace index's 64-bit key: the first 8 bytes of the key's SHA-256, signed."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(slots=True)
+class _Queued:
+    entry: LedgerEntry
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Head:
+    height: int = 0
+    block_hash: str = GENESIS_PREV_HASH
+    trades: int = 0
+
+
+class Ledger:
+    """See the module docstring. Thread-safe; open with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(self, data_dir: Path, block_max: int, block_timeout_s: float,
+                 endorse: Endorse | None, orgs: Sequence[str] = ORGS) -> None:
+        if block_max < 1:
+            raise ValueError(f"block_max must be at least 1, got {block_max}")
+        if block_timeout_s <= 0:
+            raise ValueError(f"block_timeout_s must be positive, got {block_timeout_s}")
+        self.data_dir, self.orgs = data_dir, tuple(orgs)
+        self.block_max, self.block_timeout_s, self.endorse = block_max, block_timeout_s, endorse
+        self.nodes = {org: NodeStore(org, data_dir / org / STORE_NAME) for org in self.orgs}
+        self._signers = load_signers(data_dir, self.orgs)
+        self._pending: OrderedDict[str, _Queued] = OrderedDict()
+        self._oldest = 0.0
+        self._changed = threading.Condition(threading.RLock())
+        self._closing = False
+        self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
+        self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
+        self._load()
+        self._levels = lru_cache(maxsize=32)(self._tree_levels)
+        self._timer = threading.Thread(target=self._cut_on_timeout, name="ledger-orderer",
+                                       daemon=True)
+        self._timer.start()
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], block_max: int = 500,
+             block_timeout_s: float = 0.2, endorse: Endorse | None = None) -> Ledger:
+        """Open (creating on first use) the ledger under ``data_dir``."""
+        return cls(Path(data_dir), block_max, block_timeout_s, endorse)
+
+    def _load(self) -> None:
+        reference = self.nodes[self.orgs[0]]
+        heights = {org: (node.last_block() or (0,))[0] for org, node in self.nodes.items()}
+        if len(set(heights.values())) > 1:
+            log.warning("ledger nodes disagree on height %s; run `tracepay ledger verify`",
+                        heights)
+        for height, header_text in reference.block_headers():
+            header = orjson.loads(header_text)
+            self._blooms.add(height, BloomFilter.from_b64u(header["bloom"], header["bloom_k"]))
+            self._block_hashes.append(bytes.fromhex(block_hash(header)))
+            self._head = _Head(height, self._block_hashes[-1].hex(),
+                               self._head.trades + header["count"])
+
+    def close(self) -> None:
+        """Cut a last block from whatever waits, stop the orderer and close the files."""
+        with self._changed:
+            if self._closing:
+                return
+            self._closing = True
+            self._changed.notify_all()
+        self._timer.join()
+        self.flush()
+        self._pool.shutdown()
+        for node in self.nodes.values():
+            node.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submitting and ordering ------------------------------------------------------------
+
+    def submit(self, entries: Sequence[LedgerEntry]) -> list[Receipt]:
+        """Endorse and queue ``entries``; idempotent on ``record_id``.
+
+        Raises LedgerEntryError (nothing queued) when any entry is malformed.
+        """
+        checked = [_Queued(entry, entry.check()) for entry in entries]
+        receipts = []
+        with self._changed:
+            known = self.nodes[self.orgs[0]].known_record_ids([q.entry.record_id for q in checked])
+            for queued in checked:
+                record_id = queued.entry.record_id
+                if record_id in known or record_id in self._pending:
+                    receipts.append(Receipt(record_id, "duplicate"))
+                    continue
+                refusals = self._endorsements(queued.entry)
+                if refusals:
+                    receipts.append(Receipt(record_id, "refused", refusals))
+                    continue
+                if not self._pending:
+                    self._oldest = time.monotonic()
+                self._pending[record_id] = queued
+                receipts.append(Receipt(record_id, "accepted"))
+            while len(self._pending) >= self.block_max:
+                self._cut()
+            self._changed.notify_all()
+        return receipts
+
+    def _endorsements(self, entry: LedgerEntry) -> dict[str, str]:
+        """Each node runs the rule itself; a rule that crashes refuses, with the reason."""
+        if self.endorse is None:
+            return {}
+        refusals = {}
+        for org in self.orgs:
+            try:
+                reason = self.endorse(entry)
+            except Exception as exc:  # a broken rule must not take the orderer down
+                log.exception("endorsement rule failed at %s for %s", org, entry.record_id)
+                reason = f"endorsement rule failed: {type(exc).__name__}: {exc}"
+            if reason:
+                refusals[org] = str(reason)
+        return refusals
+
+    def flush(self) -> None:
+        """Cut blocks now from everything that waits."""
+        with self._changed:
+            while self._pending:
+                self._cut()
+
+    def pending(self) -> int:
+        with self._changed:
+            return len(self._pending)
+
+    def _cut_on_timeout(self) -> None:
+        with self._changed:
+            while not self._closing:
+                if not self._pending:
+                    self._changed.wait()
+                    continue
+                wait = self._oldest + self.block_timeout_s - time.monotonic()
+                if wait > 0:
+                    self._changed.wait(wait)
+                    continue
+                try:
+                    self._cut()
+                except Exception:
+                    log.exception("cutting a block failed; entries stay queued")
+                    self._changed.wait(self.block_timeout_s)
+
+    def _cut(self) -> None:
+        """Order, sign and store one block from the oldest queued entries. Caller holds the lock."""
+        batch = [self._pending[rid] for rid in list(self._pending)[:self.block_max]]
+        height, first_seq = self._head.height + 1, self._head.trades
+        hashes = [hashlib.sha256(q.body).digest() for q in batch]
+        keys = [sorted(set(q.entry.trace_keys)) for q in batch]
+        leaves = [merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id, h.hex(), k))
+                  for q, h, k in zip(batch, hashes, keys, strict=True)]
+        digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
+        bloom = BloomFilter.for_digests(set(digests.values()))
+        header = build_header(height, self._head.block_hash, leaves, bloom,
+                              int(time.time() * 1000))
+        signatures = [sign_header(signer, key, header) for signer, key in self._signers.items()]
+        this_hash = block_hash(header)
+        block_row = (height, this_hash, canonical_json.dumps(header).decode(),
+                     orjson.dumps(signatures).decode(), first_seq, b"".join(leaves))
+        leaf_rows: list[LeafRow] = [
+            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h,
+             orjson.dumps(k).decode())
+            for i, (q, h, k) in enumerate(zip(batch, hashes, keys, strict=True))]
+        index_rows = [(key_id(digests[key]), first_seq + i)
+                      for i, entry_keys in enumerate(keys) for key in entry_keys]
+        writes = [self._pool.submit(node.write_block, block_row, leaf_rows,
+                                    self._visible_records(org, batch, first_seq), index_rows)
+                  for org, node in self.nodes.items()]
+        for write in writes:
+            write.result()
+        for q in batch:
+            del self._pending[q.entry.record_id]
+        self._oldest = time.monotonic()
+        self._head = _Head(height, this_hash, first_seq + len(batch))
+        self._block_hashes.append(bytes.fromhex(this_hash))
+        self._blooms.add(height, bloom)
+
+    @staticmethod
+    def _visible_records(org: str, batch: list[_Queued], first_seq: int) -> list[tuple[int, bytes]]:
+        return [(first_seq + i, q.body) for i, q in enumerate(batch)
+                if q.entry.visible_to is None or org in q.entry.visible_to]
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def _reference(self) -> NodeStore:
+        """On-chain data is identical on every node; reads use the first."""
+        return self.nodes[self.orgs[0]]
+
+    def locate(self, trace_key: str, *, bloom: bool = True) -> list[Location]:
+        """Every committed entry carrying ``trace_key``, in chain order.
+
+        With ``bloom`` (the default) the blocks' filters are asked first and storage is not
+        touched when none of them may hold the key; ``bloom=False`` goes to the index
+        directly (kept for measurement).
+        """
+        digest = key_digest(trace_key)
+        if bloom and not self._blooms.candidates(digest):
+            return []
+        return [Location(row[1], row[2], row[3], row[4])
+                for row in self._reference.seqs_for_key(key_id(digest))
+                if trace_key in orjson.loads(row[6])]
+
+    def locate_by_block_search(self, trace_key: str, *, bloom: bool = True) -> list[int]:
+        """Heights of blocks holding ``trace_key``, searching block by block (B-Merkle style).
+
+        Without ``bloom`` every block is searched; with it only those its filter admits.
+        Exists to measure what the filters save; :meth:`locate` is the query to use.
+        """
+        digest = key_digest(trace_key)
+        ident, reference = key_id(digest), self._reference
+        heights = self._blooms.candidates(digest) if bloom else range(1, self._head.height + 1)
+        found = []
+        for height in heights:
+            row = reference.block(height)
+            count = orjson.loads(row[2])["count"]
+            if reference.key_in_block(ident, row[4], row[4] + count):
+                found.append(height)
+        return found
+
+    def _holder(self, seq: int, org: str | None) -> tuple[bytes | None, tuple[str, ...]]:
+        bodies = {name: self.nodes[name].record(seq) for name in self.orgs}
+        held_by = tuple(name for name, body in bodies.items() if body is not None)
+        if org is not None:
+            return bodies.get(org), held_by
+        return (bodies[held_by[0]] if held_by else None), held_by
+
+    def get(self, record_id: str, org: str | None = None) -> StoredEntry | None:
+        """A committed entry; its full record as ``org``'s node holds it (any node if None)."""
+        row = self._reference.leaf(record_id)
+        if row is None:
+            return None
+        seq, _, kind, height, index, record_hash, keys_json = row
+        body, held_by = self._holder(seq, org)
+        keys = orjson.loads(keys_json)
+        leaf = merkle.leaf_hash(leaf_data(kind, record_id, record_hash.hex(), keys))
+        return StoredEntry(record_id, kind, height, index, record_hash.hex(), leaf.hex(), keys,
+                           None if body is None else orjson.loads(body),
+                           None if body is None else body.decode(), held_by)
+
+    def _tree_levels(self, height: int) -> list[list[bytes]]:
+        row = self._reference.block(height)
+        blob = row[5]
+        return merkle.levels([blob[i:i + 32] for i in range(0, len(blob), 32)])
+
+    def proof(self, record_id: str, org: str | None = None) -> dict[str, Any] | None:
+        """The ``proofs`` item of docs/protocol.md §7 for one record, or None if unknown.
+
+        ``record_canonical`` is None when no node (or not ``org``'s) holds the full record.
+        """
+        stored = self.get(record_id, org)
+        if stored is None:
+            return None
+        block = self.block(stored.height)
+        levels = self._levels(stored.height)
+        path = merkle.inclusion_proof_from_levels(levels, stored.index)
+        return {"record_canonical": stored.record_canonical, "record_hash": stored.record_hash,
+                "leaf": {"kind": stored.kind, "record_id": record_id,
+                         "record_hash": stored.record_hash, "trace_keys": stored.trace_keys},
+                "leaf_hash": stored.leaf_hash, "leaf_index": stored.index,
+                "tree_size": len(levels[0]), "audit_path": [h.hex() for h in path],
+                "block": {"header": block["header"], "block_hash": block["block_hash"],
+                          "signatures": block["signatures"]}}
+
+    def head(self) -> dict[str, Any]:
+        """``{"height", "block_hash", "trades", "ledger_root"}``; height 0 is the empty ledger.
+
+        ``ledger_root`` is the RFC 6962 root over the block hashes, the tree that
+        :meth:`consistency` proves growth of.
+        """
+        with self._changed:
+            head, hashes = self._head, list(self._block_hashes)
+        return {"height": head.height, "block_hash": head.block_hash, "trades": head.trades,
+                "ledger_root": merkle.root([merkle.leaf_hash(h) for h in hashes]).hex()}
+
+    def block(self, height: int) -> dict[str, Any] | None:
+        """Header, signatures and leaf hashes of block ``height``, or None."""
+        row = self._reference.block(height) if isinstance(height, int) else None
+        if row is None:
+            return None
+        blob = row[5]
+        return {"height": row[0], "block_hash": row[1], "header": orjson.loads(row[2]),
+                "signatures": orjson.loads(row[3]),
+                "leaf_hashes": [blob[i:i + 32].hex() for i in range(0, len(blob), 32)]}
+
+    def consistency(self, old_size: int, new_size: int) -> list[str]:
+        """RFC 6962 consistency proof between the ledger of ``old_size`` blocks and of
+        ``new_size`` blocks (leaves: the block hashes in height order).
+
+        Raises ValueError unless ``1 <= old_size <= new_size <= height``.
+        """
+        with self._changed:
+            hashes = list(self._block_hashes)
+        if not 1 <= old_size <= new_size <= len(hashes):
+            raise ValueError(f"need 1 <= old_size <= new_size <= {len(hashes)}, "
+                             f"got {old_size}, {new_size}")
+        leaves = [merkle.leaf_hash(h) for h in hashes[:new_size]]
+        return [h.hex() for h in merkle.consistency_proof(leaves, old_size)]
+
+    def ledger_root(self, size: int) -> str:
+        """The root over the first ``size`` block hashes (to check a consistency proof)."""
+        with self._changed:
+            hashes = self._block_hashes[:size]
+        if len(hashes) != size:
+            raise ValueError(f"the ledger has fewer than {size} blocks")
+        return merkle.root([merkle.leaf_hash(h) for h in hashes]).hex()
+
+    def public_keys(self) -> dict[str, str]:
+        """``{"orderer": b64u, org: b64u, ...}``: raw Ed25519 public keys."""
+        return public_keys(self._signers)
+
+    def verify(self) -> VerifyReport:
+        """Check every node from block 1 up; see :mod:`.verification`."""
+        with self._changed:
+            self.flush()
+        return verify_nodes(self.nodes, {name: key.public_key()
+                                         for name, key in self._signers.items()},
+                            orderer=ORDERER)

@@ -1,0 +1,220 @@
+"""Checking every node's copy of the ledger, block by block, and naming what is wrong.
+
+For each height, on each node: the header is canonical, at its own height and hashes to
+the stored block hash; ``prev_hash`` links to the node's previous block; the orderer's and
+every organisation's signature verify; the leaves recomputed from their stored columns
+give the stored leaf hashes and the header's Merkle root and Bloom filter; every off-chain
+record hashes to its leaf's ``record_hash``; and the copy equals the other nodes' copies.
+Problems come out in chain order, so the first one names the first bad block or record.
+
+A node whose on-chain copy equals an already checked node's skips the recomputation
+(same bytes, same answer); its off-chain records are always checked, they are its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from market_protocol import canonical_json, merkle
+from market_protocol.bloom import BloomError, BloomFilter
+
+from .blocks import GENESIS_PREV_HASH, block_hash, verify_signature
+from .entries import leaf_data
+from .node_store import BlockRow, LeafRow, NodeStore
+
+__all__ = ["Problem", "VerifyReport", "verify_nodes"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: which node, which block, which record (when known), and what."""
+
+    node: str
+    height: int | None
+    record_id: str | None
+    what: str
+
+    def __str__(self) -> str:
+        where = [f"node {self.node}"]
+        if self.height is not None:
+            where.append(f"block {self.height}")
+        if self.record_id is not None:
+            where.append(f"record {self.record_id}")
+        return f"{', '.join(where)}: {self.what}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    ok: bool
+    problems: list[Problem] = field(default_factory=list)
+    blocks: int = 0
+    trades: int = 0
+    records_checked: int = 0
+    seconds: float = 0.0
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "blocks": self.blocks, "trades": self.trades,
+                "records_checked": self.records_checked, "seconds": round(self.seconds, 3),
+                "first_problem": str(self.first) if self.first else None,
+                "problems": [asdict(p) for p in self.problems]}
+
+
+@dataclass(slots=True)
+class _Copy:
+    """One node's block at one height, as read, plus what checking it found."""
+
+    row: BlockRow
+    header: dict[str, Any] | None = None
+    leaves: list[LeafRow] = field(default_factory=list)
+
+
+def _check_header(org: str, height: int, row: BlockRow, prev_hash: str) -> tuple[list[Problem], dict[str, Any] | None]:
+    try:
+        header = orjson.loads(row[2])
+        canonical = canonical_json.dumps(header).decode()
+    except (ValueError, TypeError) as exc:
+        return [Problem(org, height, None, f"header is not valid JSON: {exc}")], None
+    found = []
+    if not isinstance(header, dict) or not isinstance(header.get("count"), int):
+        return [Problem(org, height, None, "header is not a tracepay.block/1 object")], None
+    if header.get("height") != height:
+        found.append(Problem(org, height, None, f"stored at height {height} but the header says "
+                             f"{header.get('height')} (blocks moved or reordered)"))
+    if canonical != row[2]:
+        found.append(Problem(org, height, None, "header is not in canonical form"))
+    if block_hash(header) != row[1]:
+        found.append(Problem(org, height, None, "stored block hash does not match the header"))
+    if header.get("prev_hash") != prev_hash:
+        found.append(Problem(org, height, None, f"prev_hash does not link to block {height - 1}"))
+    return found, header
+
+
+def _check_signatures(org: str, height: int, header: dict[str, Any], signatures_json: str,
+                      keys: Mapping[str, Ed25519PublicKey], orderer: str) -> list[Problem]:
+    try:
+        signatures = {s["signer"]: s["sig"] for s in orjson.loads(signatures_json)}
+    except (ValueError, TypeError, KeyError) as exc:
+        return [Problem(org, height, None, f"signatures are unreadable: {exc}")]
+    found = []
+    for signer, key in keys.items():
+        role = "orderer signature" if signer == orderer else f"endorsement by {signer}"
+        sig = signatures.get(signer)
+        if not isinstance(sig, str):
+            found.append(Problem(org, height, None, f"{role} is missing"))
+        elif not verify_signature(key, header, sig):
+            found.append(Problem(org, height, None, f"{role} does not verify (forged or altered)"))
+    return found
+
+
+def _missing_leaves(org: str, height: int, header: dict[str, Any], leaves: Sequence[LeafRow],
+                    others: Sequence[Sequence[LeafRow]]) -> list[Problem]:
+    present = {leaf[4] for leaf in leaves}
+    names = {leaf[4]: leaf[1] for copy in others for leaf in copy}
+    return [Problem(org, height, names.get(i), f"leaf {i} is missing")
+            for i in range(header["count"]) if i not in present]
+
+
+def _check_leaves(org: str, height: int, row: BlockRow, header: dict[str, Any],
+                  leaves: Sequence[LeafRow]) -> list[Problem]:
+    """Leaf data -> leaf hashes -> root, and trace keys -> Bloom filter, against the header."""
+    found, hashes, keys = [], [], set()
+    stored = row[5]
+    for i, (_, record_id, kind, leaf_height, index, record_hash, keys_json) in enumerate(leaves):
+        trace_keys = orjson.loads(keys_json)
+        keys.update(trace_keys)
+        computed = merkle.leaf_hash(leaf_data(kind, record_id, record_hash.hex(), trace_keys))
+        hashes.append(computed)
+        if (leaf_height, index) != (height, i) or computed != stored[32 * i:32 * i + 32]:
+            found.append(Problem(org, height, record_id,
+                                 "leaf does not match the block's leaf hashes (altered or moved)"))
+    if len(stored) != 32 * header["count"]:
+        found.append(Problem(org, height, None, "stored leaf hashes do not match the count"))
+    if merkle.root(hashes).hex() != header.get("merkle_root"):
+        found.append(Problem(org, height, None, "Merkle root does not match the stored leaves"))
+    try:
+        expected = BloomFilter.from_b64u(str(header.get("bloom")), int(header.get("bloom_k", 0)))
+        if BloomFilter.for_keys(keys) != expected:
+            found.append(Problem(org, height, None, "Bloom filter does not match the trace keys"))
+    except BloomError as exc:
+        found.append(Problem(org, height, None, f"Bloom filter is unusable: {exc}"))
+    return found
+
+
+def _check_records(org: str, height: int, node: NodeStore, leaves: Sequence[LeafRow],
+                   first_seq: int, end_seq: int) -> tuple[list[Problem], int]:
+    by_seq = {leaf[0]: leaf for leaf in leaves}
+    found, records = [], node.records_between(first_seq, end_seq)
+    for seq, body in records:
+        leaf = by_seq.get(seq)
+        if leaf is None:
+            found.append(Problem(org, height, None, f"off-chain record at position {seq} has no leaf"))
+        elif hashlib.sha256(body).digest() != leaf[5]:
+            found.append(Problem(org, height, leaf[1],
+                                 "off-chain record does not match its on-chain hash"))
+    return found, len(records)
+
+
+def verify_nodes(nodes: Mapping[str, NodeStore], keys: Mapping[str, Ed25519PublicKey],
+                 orderer: str = "orderer", max_problems: int = 100) -> VerifyReport:
+    """Check every node; stops collecting after ``max_problems`` findings."""
+    started = time.monotonic()
+    report = VerifyReport(ok=True)
+    top = max(((node.last_block() or (0,))[0] for node in nodes.values()), default=0)
+    prev = dict.fromkeys(nodes, GENESIS_PREV_HASH)
+    for height in range(1, top + 1):
+        _verify_height(height, nodes, keys, orderer, prev, report)
+        if len(report.problems) >= max_problems:
+            break
+    report.ok = not report.problems
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _verify_height(height: int, nodes: Mapping[str, NodeStore],
+                   keys: Mapping[str, Ed25519PublicKey], orderer: str, prev: dict[str, str],
+                   report: VerifyReport) -> None:
+    copies: dict[str, _Copy] = {}
+    for org, node in nodes.items():
+        row = node.block(height)
+        if row is None:
+            report.problems.append(Problem(org, height, None, "block is missing"))
+            continue
+        found, header = _check_header(org, height, row, prev[org])
+        prev[org] = row[1]
+        copy = copies[org] = _Copy(row, header)
+        if header is not None:
+            copy.leaves = node.leaves_between(row[4], row[4] + header["count"])
+            found += _check_signatures(org, height, header, row[3], keys, orderer)
+        report.problems.extend(found)
+    checked: list[_Copy] = []
+    for org, copy in copies.items():
+        if copy.header is None:
+            continue
+        twin = next((c for c in checked if c.row == copy.row and c.leaves == copy.leaves), None)
+        if twin is None:
+            others = [c.leaves for name, c in copies.items() if name != org]
+            report.problems.extend(_missing_leaves(org, height, copy.header, copy.leaves, others))
+            report.problems.extend(_check_leaves(org, height, copy.row, copy.header, copy.leaves))
+            if checked:
+                report.problems.append(Problem(org, height, None,
+                                               f"copy differs from {next(iter(copies))}'s"))
+            checked.append(copy)
+        found, count = _check_records(org, height, nodes[org], copy.leaves, copy.row[4],
+                                      copy.row[4] + copy.header["count"])
+        report.problems.extend(found)
+        report.records_checked += count
+    reference = next(iter(copies.values()), None)
+    if reference is not None and reference.header is not None:
+        report.blocks += 1
+        report.trades += reference.header["count"]

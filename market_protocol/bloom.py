@@ -1,0 +1,125 @@
+"""Bloom filters over trace keys: a cheap "certainly not here" before any search.
+
+Each ledger block carries one in its header (the B-Merkle idea), so a lookup skips every
+block whose filter rules the key out without touching storage. The hashing is fixed and
+derived from SHA-256 alone so that any verifier (Python, a browser) rebuilds the identical
+bytes from a block's trace keys:
+
+* ``d = SHA-256(utf8(key))``; ``h1 = d[0:8]`` and ``h2 = d[8:16] | 1`` as big-endian
+  unsigned integers;
+* bit ``i`` of ``k`` is ``(h1 + i * h2) mod m`` (Kirsch-Mitzenmacher double hashing);
+* bit ``p`` lives in byte ``p // 8`` under mask ``1 << (p % 8)``; the filter travels as
+  the base64url (unpadded) of its ``m / 8`` bytes, with ``k`` beside it.
+
+``m`` is a power of two of at least 64 bits, so filters of similar blocks share a shape
+and can be searched together. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Collection, Iterable
+
+from .signing import b64u, unb64u
+
+__all__ = ["BloomFilter", "BloomError", "key_digest", "positions", "size_for",
+           "DEFAULT_FP_RATE", "MIN_BITS"]
+
+DEFAULT_FP_RATE = 0.01
+MIN_BITS = 64
+_MASK64 = (1 << 64) - 1
+
+
+class BloomError(ValueError):
+    """A filter's size, hash count or serialised form is unusable."""
+
+
+def key_digest(key: str) -> bytes:
+    """``SHA-256(utf8(key))``: computed once per key and shared by filter and index."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def positions(digest: bytes, m_bits: int, k: int) -> list[int]:
+    """The ``k`` bit positions of a key (by its digest) in a filter of ``m_bits`` bits."""
+    h1 = int.from_bytes(digest[:8], "big")
+    h2 = int.from_bytes(digest[8:16], "big") | 1
+    return [((h1 + i * h2) & _MASK64) % m_bits for i in range(k)]
+
+
+def size_for(count: int, fp_rate: float = DEFAULT_FP_RATE) -> tuple[int, int]:
+    """``(m_bits, k)`` keeping the false-positive rate at or below ``fp_rate`` for ``count`` keys.
+
+    ``m`` is rounded up to a power of two (which only lowers the rate) and ``k`` depends on
+    the rate alone, so blocks of similar size get filters of the same shape.
+    """
+    if not 0 < fp_rate < 1:
+        raise BloomError(f"fp_rate must be between 0 and 1, got {fp_rate}")
+    needed = math.ceil(max(count, 1) * -math.log(fp_rate) / math.log(2) ** 2)
+    m_bits = max(MIN_BITS, 1 << (needed - 1).bit_length())
+    return m_bits, max(1, round(-math.log2(fp_rate)))
+
+
+class BloomFilter:
+    """A fixed-size Bloom filter; ``m_bits`` a power of two >= 64, ``k`` >= 1."""
+
+    __slots__ = ("m_bits", "k", "bits")
+
+    def __init__(self, m_bits: int, k: int, bits: bytes | bytearray | None = None) -> None:
+        if m_bits < MIN_BITS or m_bits & (m_bits - 1):
+            raise BloomError(f"m_bits must be a power of two >= {MIN_BITS}, got {m_bits}")
+        if not 1 <= k <= 64:
+            raise BloomError(f"k must be in 1..64, got {k}")
+        if bits is not None and len(bits) != m_bits // 8:
+            raise BloomError(f"expected {m_bits // 8} bytes of bits, got {len(bits)}")
+        self.m_bits, self.k = m_bits, k
+        self.bits = bytearray(bits) if bits is not None else bytearray(m_bits // 8)
+
+    @classmethod
+    def for_keys(cls, keys: Iterable[str], fp_rate: float = DEFAULT_FP_RATE) -> BloomFilter:
+        """A filter sized for, and holding, ``keys`` (duplicates count once)."""
+        return cls.for_digests({key_digest(key) for key in keys}, fp_rate)
+
+    @classmethod
+    def for_digests(cls, digests: Collection[bytes],
+                    fp_rate: float = DEFAULT_FP_RATE) -> BloomFilter:
+        """As :meth:`for_keys`, from distinct keys' :func:`key_digest` computed elsewhere."""
+        bloom = cls(*size_for(len(digests), fp_rate))
+        for digest in digests:
+            bloom.add_digest(digest)
+        return bloom
+
+    @classmethod
+    def from_b64u(cls, text: str, k: int) -> BloomFilter:
+        """Parse the serialised form; raises BloomError when it is not a valid filter."""
+        try:
+            raw = unb64u(text)
+        except ValueError as exc:
+            raise BloomError(f"bloom is not base64url: {exc}") from exc
+        return cls(len(raw) * 8, k, raw)
+
+    def add(self, key: str) -> None:
+        self.add_digest(key_digest(key))
+
+    def add_digest(self, digest: bytes) -> None:
+        bits = self.bits
+        for p in positions(digest, self.m_bits, self.k):
+            bits[p >> 3] |= 1 << (p & 7)
+
+    def might_contain_digest(self, digest: bytes) -> bool:
+        bits = self.bits
+        return all(bits[p >> 3] >> (p & 7) & 1 for p in positions(digest, self.m_bits, self.k))
+
+    def __contains__(self, key: object) -> bool:
+        """False means certainly absent; True means present or a false positive."""
+        return isinstance(key, str) and self.might_contain_digest(key_digest(key))
+
+    def to_b64u(self) -> str:
+        return b64u(bytes(self.bits))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, BloomFilter) and (self.m_bits, self.k, self.bits)
+                == (other.m_bits, other.k, other.bits))
+
+    def __repr__(self) -> str:
+        return f"BloomFilter(m_bits={self.m_bits}, k={self.k})"

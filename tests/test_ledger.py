@@ -1,0 +1,163 @@
+"""The ledger as the bridge uses it: submit, cut, find, prove, with real SQLite files."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from ledger_bridge.ledger import Ledger, LedgerEntry, LedgerEntryError
+from market_protocol import merkle
+from market_protocol.bloom import BloomFilter
+from market_protocol.signing import unb64u
+
+
+def entry(i: int, *, visible_to=None, keys=None) -> LedgerEntry:
+    record = {"trade_id": f"t{i}", "amount_fen": 100 + i, "seller": "stall-7"}
+    return LedgerEntry("trade", f"t{i}", record, keys or [f"code-{i}", "stall-7"], visible_to)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger.open(tmp_path / "ledger", block_max=4, block_timeout_s=30) as opened:
+        yield opened
+
+
+def test_blocks_are_cut_by_count_and_by_flush(ledger):
+    receipts = ledger.submit([entry(i) for i in range(6)])
+    assert [r.status for r in receipts] == ["accepted"] * 6
+    assert ledger.head()["height"] == 1 and ledger.pending() == 2
+    ledger.flush()
+    head = ledger.head()
+    assert (head["height"], head["trades"]) == (2, 6)
+    assert ledger.block(2)["header"]["count"] == 2
+    assert ledger.block(3) is None
+
+
+def test_blocks_are_cut_by_timeout(tmp_path):
+    with Ledger.open(tmp_path, block_max=100, block_timeout_s=0.05) as timed:
+        timed.submit([entry(1)])
+        deadline = time.monotonic() + 10
+        while timed.head()["height"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert timed.head()["height"] == 1
+
+
+def test_submit_is_idempotent_on_record_id(ledger):
+    ledger.submit([entry(1)])
+    assert ledger.submit([entry(1)])[0].status == "duplicate"  # still queued
+    ledger.flush()
+    assert ledger.submit([entry(1), entry(2)])[0].status == "duplicate"  # committed
+    ledger.flush()
+    assert ledger.head()["trades"] == 2
+
+
+def test_malformed_entries_are_refused_before_anything_is_queued(ledger):
+    bad = LedgerEntry("trade", "t9", {"weight": 1.5}, ["k"])
+    with pytest.raises(LedgerEntryError, match="float"):
+        ledger.submit([entry(1), bad])
+    with pytest.raises(LedgerEntryError, match="record_id"):
+        ledger.submit([LedgerEntry("trade", "", {}, ["k"])])
+    with pytest.raises(LedgerEntryError, match="visible_to"):
+        ledger.submit([entry(3, visible_to=("nobody",))])
+    assert ledger.pending() == 0
+
+
+def test_endorsement_runs_on_every_node_and_reports_refusals(tmp_path):
+    calls = []
+
+    def endorse(e):
+        calls.append(e.record_id)
+        return "amount does not add up" if e.record["amount_fen"] == 101 else None
+
+    with Ledger.open(tmp_path, block_max=10, block_timeout_s=30, endorse=endorse) as led:
+        ok, refused = led.submit([entry(0), entry(1)])
+        assert ok.status == "accepted"
+        assert refused.status == "refused"
+        assert refused.refusals == dict.fromkeys(led.orgs, "amount does not add up")
+        assert calls.count("t0") == 3
+        led.flush()
+        assert led.get("t1") is None and led.head()["trades"] == 1
+
+
+def test_locate_finds_every_entry_with_a_key_in_chain_order(ledger):
+    ledger.submit([entry(i) for i in range(9)])
+    ledger.flush()
+    found = ledger.locate("stall-7")
+    assert [loc.record_id for loc in found] == [f"t{i}" for i in range(9)]
+    assert [(loc.height, loc.index) for loc in found][:5] == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0)]
+    assert [loc.record_id for loc in ledger.locate("code-5")] == ["t5"]
+    assert ledger.locate("code-99") == []
+    assert ledger.locate("code-5", bloom=False) == ledger.locate("code-5")
+
+
+def test_private_records_stay_with_the_orgs_allowed_to_see_them(ledger):
+    ledger.submit([entry(1, visible_to=("retail_market",)), entry(2)])
+    ledger.flush()
+    private = ledger.get("t1")
+    assert private.held_by == ("retail_market",)
+    assert private.record == {"trade_id": "t1", "amount_fen": 101, "seller": "stall-7"}
+    assert ledger.get("t1", org="production_base").record is None
+    assert ledger.get("t2").held_by == ledger.orgs
+    assert ledger.proof("t1", org="wholesale_market")["record_canonical"] is None
+
+
+def test_proof_checks_out_the_way_a_browser_checks_it(ledger):
+    ledger.submit([entry(i) for i in range(7)])
+    ledger.flush()
+    keys = ledger.public_keys()
+    proof = ledger.proof("t6")
+    canonical = proof["record_canonical"].encode()
+    assert hashlib.sha256(canonical).hexdigest() == proof["leaf"]["record_hash"]
+    leaf = merkle.leaf_hash(
+        b'{"kind":"trade","record_hash":"' + proof["record_hash"].encode()
+        + b'","record_id":"t6","trace_keys":["code-6","stall-7"]}')
+    assert leaf.hex() == proof["leaf_hash"]
+    header = proof["block"]["header"]
+    assert merkle.verify_inclusion(proof["leaf_index"], proof["tree_size"], leaf,
+                                   [bytes.fromhex(h) for h in proof["audit_path"]],
+                                   bytes.fromhex(header["merkle_root"]))
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from market_protocol import canonical_json
+    signed = canonical_json.dumps(header)
+    assert hashlib.sha256(signed).hexdigest() == proof["block"]["block_hash"]
+    for signature in proof["block"]["signatures"]:
+        public = Ed25519PublicKey.from_public_bytes(unb64u(keys[signature["signer"]]))
+        public.verify(unb64u(signature["sig"]), signed)  # raises if wrong
+    assert {s["signer"] for s in proof["block"]["signatures"]} == {"orderer", *ledger.orgs}
+    bloom = BloomFilter.from_b64u(header["bloom"], header["bloom_k"])
+    assert "code-6" in bloom and "stall-7" in bloom
+
+
+def test_unknown_records_have_no_proof(ledger):
+    assert ledger.proof("nope") is None and ledger.get("nope") is None
+
+
+def test_consistency_proof_links_old_and_new_ledger_heads(ledger):
+    for i in range(7):
+        ledger.submit([entry(i)])
+        ledger.flush()
+    old_root, new_root = ledger.ledger_root(3), ledger.head()["ledger_root"]
+    proof = [bytes.fromhex(h) for h in ledger.consistency(3, 7)]
+    assert merkle.verify_consistency(3, 7, bytes.fromhex(old_root), bytes.fromhex(new_root), proof)
+    assert not merkle.verify_consistency(3, 7, bytes.fromhex(ledger.ledger_root(2)),
+                                         bytes.fromhex(new_root), proof)
+    with pytest.raises(ValueError):
+        ledger.consistency(5, 9)
+
+
+def test_reopening_keeps_the_chain_and_its_keys(tmp_path):
+    with Ledger.open(tmp_path, block_max=2, block_timeout_s=30) as first:
+        first.submit([entry(i) for i in range(5)])
+        keys, head = first.public_keys(), None
+    with Ledger.open(tmp_path, block_max=2, block_timeout_s=30) as again:
+        head = again.head()
+        assert (head["height"], head["trades"]) == (3, 5)
+        assert again.public_keys() == keys
+        assert again.submit([entry(4)])[0].status == "duplicate"
+        assert [loc.record_id for loc in again.locate("code-4")] == ["t4"]
+        again.submit([entry(5)])
+        again.flush()
+        assert again.verify().ok

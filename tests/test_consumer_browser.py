@@ -1,0 +1,194 @@
+"""The trace page's proof check, run in real headless Chromium on vectors made in Python.
+
+The Python side (``market_protocol.merkle``, ``canonical_json``, ``signing``) is the
+reference; the browser's ``verify.js`` must agree with it byte for byte, and must refuse
+every kind of tampering a shopper could be shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from market_protocol import canonical_json, merkle, signing
+from tracepay.testing import ServiceProcess, free_port, tracepay_command
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def consumer_url(tmp_path_factory):
+    port = free_port()
+    dead = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("consumer") / "consumer.log"
+    argv = tracepay_command("consumer", "--port", str(port), "--gateway-url", dead,
+                            "--bridge-url", dead)
+    with ServiceProcess(argv, log_path=log, health_url=f"{url}/healthz"):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def verifier(browser, consumer_url):
+    """A page on the consumer's own origin (a secure context on loopback) with verify.js."""
+    page = browser.new_page()
+    page.goto(f"{consumer_url}/scan")
+    page.add_script_tag(url=f"{consumer_url}/static/verify.js")
+    page.wait_for_function("() => window.TracepayVerify !== undefined")
+    yield page
+    page.close()
+
+
+def _record(index: int) -> dict:
+    return {"schema": "tracepay.trade_public/1", "trade_id": f"dev-1.{index}.x",
+            "trace_code": f"code{index:08d}", "seller": {"name": "李记蔬菜", "org": "retail_market"},
+            "lines": [{"name": "大白菜", "weight_g": 1250 + index, "origin": "山东寿光"}]}
+
+
+def make_block(count: int, signers: dict[str, Ed25519PrivateKey], height: int = 7):
+    """Proof items exactly as docs/protocol.md §7 describes, one per record."""
+    canonicals = [canonical_json.dumps(_record(i)) for i in range(count)]
+    leaves = [{"kind": "trade", "record_id": f"dev-1.{i}.x",
+               "record_hash": hashlib.sha256(c).hexdigest(),
+               "trace_keys": sorted([f"code{i:08d}", "stall-7"])}
+              for i, c in enumerate(canonicals)]
+    leaf_hashes = [merkle.leaf_hash(canonical_json.dumps(leaf)) for leaf in leaves]
+    header = {"schema": "tracepay.block/1", "height": height, "prev_hash": "ab" * 32,
+              "merkle_root": merkle.root(leaf_hashes).hex(), "bloom": "AAECAw", "bloom_k": 4,
+              "time_ms": 1_763_700_000_000, "count": count}
+    header_bytes = canonical_json.dumps(header)
+    block = {"header": header, "block_hash": hashlib.sha256(header_bytes).hexdigest(),
+             "signatures": [{"signer": name, "sig": signing.sign(key, header_bytes)}
+                            for name, key in signers.items()]}
+    return [{"record_canonical": c.decode(), "record_hash": leaf["record_hash"], "leaf": leaf,
+             "leaf_hash": lh.hex(), "leaf_index": i, "tree_size": count,
+             "audit_path": [h.hex() for h in merkle.inclusion_proof(leaf_hashes, i)],
+             "block": block} for i, (c, leaf, lh) in enumerate(zip(canonicals, leaves,
+                                                                    leaf_hashes, strict=True))]
+
+
+@pytest.fixture(scope="module")
+def signers():
+    return {name: Ed25519PrivateKey.generate()
+            for name in ("orderer", "production_base", "wholesale_market", "retail_market")}
+
+
+@pytest.fixture(scope="module")
+def keys(signers):
+    return {name: signing.public_key_raw_b64(key) for name, key in signers.items()}
+
+
+def _verify(page, proof, keys) -> dict:
+    return page.evaluate("([p, k]) => TracepayVerify.verifyProof(p, k)", [proof, keys])
+
+
+def test_js_canonical_json_is_byte_identical_to_python(verifier):
+    values = [
+        {"b": 1, "a": [3, {"z": None, "y": True, "x": False}], "c": "text"},
+        {"kind": "trade", "record_id": "dev-1.9.abc", "record_hash": "00ff" * 16,
+         "trace_keys": ["abcdefghijkl", "stall-7"]},
+        {"B": 0, "a": -5, "_": "x", "A": [], "aa": {}, "quote": "say \"hi\"\\ \n\t\u0001"},
+        {"schema": "tracepay.block/1", "height": 12, "prev_hash": "0" * 64, "bloom": "A-_b",
+         "bloom_k": 7, "time_ms": 1_763_700_000_123, "count": 2000, "merkle_root": "1" * 64},
+    ]
+    for value in values:
+        js = verifier.evaluate("v => TracepayVerify.canonicalJson(v)", value)
+        assert js.encode() == canonical_json.dumps(value), value
+
+
+def test_js_merkle_roots_match_python_for_every_leaf_of_trees_up_to_17(verifier):
+    cases = []
+    for size in range(1, 18):
+        leaf_hashes = [merkle.leaf_hash(f"leaf {size}/{i}".encode()) for i in range(size)]
+        for index in range(size):
+            cases.append({"index": index, "size": size, "leaf": leaf_hashes[index].hex(),
+                          "path": [h.hex() for h in merkle.inclusion_proof(leaf_hashes, index)],
+                          "root": merkle.root(leaf_hashes).hex()})
+    roots = verifier.evaluate("""async cases => {
+        const V = TracepayVerify, out = [];
+        for (const c of cases) {
+          out.push(V.bytesToHex(await V.rootFromInclusion(c.index, c.size, V.hexToBytes(c.leaf), c.path)));
+        }
+        return out; }""", cases)
+    assert roots == [case["root"] for case in cases]
+    assert len(cases) == 153
+
+
+def test_js_leaf_hash_uses_the_rfc6962_prefix(verifier):
+    data = canonical_json.dumps({"kind": "trade", "record_id": "r", "record_hash": "00",
+                                 "trace_keys": []})
+    js = verifier.evaluate("async d => TracepayVerify.bytesToHex(await TracepayVerify.leafHash("
+                           "new TextEncoder().encode(d)))", data.decode())
+    assert js == merkle.leaf_hash(data).hex()
+    assert js != hashlib.sha256(data).hexdigest()
+
+
+def test_js_accepts_every_proof_of_a_correct_block(verifier, signers, keys):
+    for proof in make_block(5, signers):
+        assert _verify(verifier, proof, keys) == {"ok": True, "problems": []}
+    (single,) = make_block(1, signers)
+    assert _verify(verifier, single, keys)["ok"] is True
+
+
+def _tampered(proof: dict, how: str, other_key: Ed25519PrivateKey) -> dict:
+    bad = copy.deepcopy(proof)
+    if how == "record":
+        bad["record_canonical"] = bad["record_canonical"].replace("1252", "1352")
+    elif how == "record_hash":
+        bad["leaf"]["record_hash"] = "00" * 32
+    elif how == "trace_keys":
+        bad["leaf"]["trace_keys"] = [*bad["leaf"]["trace_keys"], "extra"]
+    elif how == "path":
+        first = bad["audit_path"][0]
+        bad["audit_path"][0] = ("0" if first[0] != "0" else "1") + first[1:]
+    elif how == "short_path":
+        bad["audit_path"] = bad["audit_path"][:-1]
+    elif how == "index":
+        bad["leaf_index"] = (bad["leaf_index"] + 1) % bad["tree_size"]
+    elif how == "root":
+        bad["block"]["header"]["merkle_root"] = "11" * 32
+    elif how == "header":
+        bad["block"]["header"]["height"] += 1
+    elif how == "block_hash":
+        bad["block"]["block_hash"] = "22" * 32
+    elif how == "forged_signature":
+        header_bytes = canonical_json.dumps(bad["block"]["header"])
+        bad["block"]["signatures"][0]["sig"] = signing.sign(other_key, header_bytes)
+    elif how == "unknown_signer":
+        bad["block"]["signatures"][1]["signer"] = "mallory"
+    elif how == "unsigned":
+        bad["block"]["signatures"] = []
+    elif how == "junk":
+        bad["audit_path"] = ["not hex"]
+    return bad
+
+
+@pytest.mark.parametrize("how", [
+    "record", "record_hash", "trace_keys", "path", "short_path", "index", "root", "header",
+    "block_hash", "forged_signature", "unknown_signer", "unsigned", "junk",
+])
+def test_js_refuses_each_kind_of_tampering(verifier, signers, keys, how):
+    proof = make_block(6, signers)[2]
+    result = _verify(verifier, _tampered(proof, how, Ed25519PrivateKey.generate()), keys)
+    assert result["ok"] is False, how
+    assert result["problems"], how
+
+
+def test_js_refuses_a_key_that_is_not_the_published_one(verifier, signers, keys):
+    proof = make_block(3, signers)[0]
+    wrong = dict(keys, orderer=signing.public_key_raw_b64(Ed25519PrivateKey.generate()))
+    result = _verify(verifier, proof, wrong)
+    assert result == {"ok": False, "problems": ["bad signature by orderer"]}

@@ -145,6 +145,12 @@ def daily_statement(day: str):  # type: ignore[no-untyped-def]
         raise ApiError(400, "bad_date", f"statement day: {exc}") from None
     start, end = statement.day_bounds_ms(parsed, state.settings["statement_timezone"])
     paid, refunds = state.store.day_activity(app["app_id"], start, end)
+    if request.accept_mimetypes.best_match(["text/csv", "application/json"]) == \
+            "application/json" and "application/json" in request.accept_mimetypes:
+        lines = statement.statement_lines(paid, refunds)
+        return _signed_json({"day": day, "timezone": state.settings["statement_timezone"],
+                             "app_id": app["app_id"], "lines": lines,
+                             "totals": statement.statement_totals(lines)})
     response = signed_response(state.key, statement.statement_csv(paid, refunds),
                                mimetype="text/csv")
     response.headers["Content-Disposition"] = (

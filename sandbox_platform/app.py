@@ -13,6 +13,7 @@ from market_protocol.http_errors import install_json_errors
 
 from . import api, checkout
 from .openapi import openapi_document
+from .request_auth import sign_v1_answers
 from .settings import SETTINGS, resolve_settings
 from .state import PlatformState
 from .store import Store
@@ -49,6 +50,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     install_json_errors(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(checkout.blueprint)
+    app.after_request(lambda response: sign_v1_answers(state.key, response))
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -239,6 +239,26 @@ def test_bad_signature_is_refused(merchant: Merchant, receiver: NotifyReceiver,
     assert merchant.get(f"/v1/orders/{order['out_trade_no']}").status_code == 404
 
 
+def test_refusals_are_signed_too(merchant: Merchant, receiver: NotifyReceiver) -> None:
+    order = merchant.order(receiver.url)
+    merchant.post("/v1/orders", order)
+    conflict = merchant.post("/v1/orders", {**order, "amount_fen": 1})
+    assert conflict.status_code == 409
+    assert merchant.verified(conflict)["error"] == "order_conflict"
+    missing = merchant.get("/v1/orders/never-made")
+    assert merchant.verified(missing)["error"] == "unknown_order"
+
+
+def test_a_get_may_be_signed_over_the_bare_path(merchant: Merchant,
+                                                receiver: NotifyReceiver) -> None:
+    order = merchant.order(receiver.url)
+    merchant.post("/v1/orders", order)
+    path = f"/v1/orders/{order['out_trade_no']}"
+    response = requests.get(f"{merchant.base_url}{path}", headers={
+        "X-App-Id": merchant.app_id, "X-Signature": signing.sign(merchant.key, path.encode())})
+    assert merchant.verified(response)["out_trade_no"] == order["out_trade_no"]
+
+
 def test_malformed_json_is_400(merchant: Merchant) -> None:
     response = merchant.post("/v1/orders", raw=b'{"out_trade_no": ')
     assert response.status_code == 400
@@ -562,6 +582,14 @@ def test_daily_statement_lists_payments_and_refunds_with_fees(
                                ("payment", second["out_trade_no"], 10000, 60),
                                ("refund", second["out_trade_no"], -10000, -60)]
     assert sum(int(r["net_fen"]) for r in rows) == 248
+    as_json = merchant.http.get(f"{merchant.base_url}/v1/statements/{day}", headers={
+        "X-App-Id": merchant.app_id, "Accept": "application/json",
+        "X-Signature": signing.sign(merchant.key, f"GET\n/v1/statements/{day}".encode())})
+    statement = merchant.verified(as_json)
+    assert [line["out_trade_no"] for line in statement["lines"]] == [r["out_trade_no"]
+                                                                     for r in rows]
+    assert statement["totals"] == {"payments": 2, "refunds": 1, "amount_fen": 250,
+                                   "fee_fen": 2, "net_fen": 248}
     empty = merchant.get("/v1/statements/2001-01-01")
     assert empty.text.strip().count("\n") == 0
 

@@ -11,7 +11,7 @@ Public surface::
 
 from .entries import LedgerEntry, LedgerEntryError, Location, Receipt, StoredEntry
 from .ledger import Endorse, Ledger
-from .verification import Problem, VerifyReport
+from .verification import Problem, VerifyReport, verify_data_dir
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerEntryError", "Location", "Receipt", "StoredEntry",
-           "Endorse", "Problem", "VerifyReport"]
+           "Endorse", "Problem", "VerifyReport", "verify_data_dir"]

@@ -31,7 +31,7 @@ from market_protocol.bloom import BloomFilter, key_digest
 from .blocks import GENESIS_PREV_HASH, block_hash, build_header, sign_header
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
-from .node_store import LeafRow, NodeStore
+from .node_store import STORE_NAME, LeafRow, NodeStore
 from .signers import ORDERER, load_signers, public_keys
 from .verification import VerifyReport, verify_nodes
 
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 #: A node's endorsement rule: ``None`` to endorse, or the reason it refuses.
 Endorse = Callable[[LedgerEntry], "str | None"]
-STORE_NAME = "ledger.sqlite"
 
 
 def key_id(digest: bytes) -> int:

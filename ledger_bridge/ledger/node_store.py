@@ -17,7 +17,10 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["NodeStore", "LeafRow", "BlockRow"]
+__all__ = ["NodeStore", "LeafRow", "BlockRow", "STORE_NAME"]
+
+#: The file name of a node's store inside ``<data-dir>/<org>/``.
+STORE_NAME = "ledger.sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from market_protocol.signing import load_or_create_private_key, public_key_raw_b64
 
-__all__ = ["ORDERER", "load_signers", "public_keys"]
+__all__ = ["ORDERER", "load_signers", "load_public_key", "public_keys"]
 
 ORDERER = "orderer"
 
@@ -28,6 +28,14 @@ def load_signers(data_dir: Path, orgs: Sequence[str]) -> dict[str, Ed25519Privat
     """``{"orderer": key, org: key, ...}``, creating missing keys."""
     return {signer: load_or_create_private_key(_key_path(data_dir, signer))
             for signer in (ORDERER, *orgs)}
+
+
+def load_public_key(data_dir: Path, signer: str) -> Ed25519PublicKey:
+    """The public half of an existing key; raises FileNotFoundError, never creates one."""
+    path = _key_path(data_dir, signer)
+    if not path.exists():
+        raise FileNotFoundError(f"no key for {signer} at {path}")
+    return load_or_create_private_key(path).public_key()
 
 
 def public_keys(signers: dict[str, Ed25519PrivateKey]) -> dict[str, str]:

@@ -14,22 +14,25 @@ A node whose on-chain copy equals an already checked node's skips the recomputat
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from market_protocol import canonical_json, merkle
+from market_protocol import ORGS, canonical_json, merkle
 from market_protocol.bloom import BloomError, BloomFilter
 
 from .blocks import GENESIS_PREV_HASH, block_hash, verify_signature
 from .entries import leaf_data
-from .node_store import BlockRow, LeafRow, NodeStore
+from .node_store import STORE_NAME, BlockRow, LeafRow, NodeStore
+from .signers import ORDERER, load_public_key
 
-__all__ = ["Problem", "VerifyReport", "verify_nodes"]
+__all__ = ["Problem", "VerifyReport", "verify_nodes", "verify_data_dir"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +221,26 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
     if reference is not None and reference.header is not None:
         report.blocks += 1
         report.trades += reference.header["count"]
+
+
+def verify_data_dir(data_dir: str | os.PathLike[str],
+                    orgs: Sequence[str] = ORGS) -> VerifyReport:
+    """Verify the ledger under ``data_dir`` without starting an orderer or creating files
+    (what ``tracepay ledger verify`` runs). Raises FileNotFoundError when there is none."""
+    root = Path(data_dir)
+    stores = {org: root / org / STORE_NAME for org in orgs}
+    if not any(path.exists() for path in stores.values()):
+        raise FileNotFoundError(f"no ledger under {root}: expected {stores[orgs[0]]}")
+    keys = {signer: load_public_key(root, signer) for signer in (ORDERER, *orgs)}
+    nodes = {org: NodeStore(org, path) for org, path in stores.items() if path.exists()}
+    try:
+        report = verify_nodes(nodes, keys, orderer=ORDERER)
+    finally:
+        for node in nodes.values():
+            node.close()
+    missing = [Problem(org, None, None, f"node store {path} is missing")
+               for org, path in stores.items() if org not in nodes]
+    if missing:
+        report.problems[:0] = missing
+        report.ok = False
+    return report

@@ -47,6 +47,8 @@ class TerminalConfig:
     org: str
     currency: str = "CNY"
     qr_format: str = "url"
+    merchant_city: str = "Shanghai"
+    mcc: str = "5411"
 
     def __repr__(self) -> str:  # the MQTT password must not reach a log line by accident
         return f"TerminalConfig(device_id={self.device_id!r}, gateway_url={self.gateway_url!r})"

@@ -21,25 +21,25 @@ class QRTooLargeError(ValueError):
     pass
 
 
-def _build(data: str) -> qrcode.QRCode:
+def _build(data: str, max_version: int = MAX_VERSION) -> qrcode.QRCode:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=8, border=4)
     code.add_data(data)
     code.make(fit=True)
-    if code.version > MAX_VERSION:
+    if code.version > max_version:
         raise QRTooLargeError(f"payload of {len(data)} bytes needs QR version {code.version} "
-                              f"> {MAX_VERSION} at level M")
+                              f"> {max_version} at level M")
     return code
 
 
-def qr_matrix(data: str) -> tuple[int, list[list[bool]]]:
+def qr_matrix(data: str, max_version: int = MAX_VERSION) -> tuple[int, list[list[bool]]]:
     """``(version, modules)``: for displays that draw the code themselves (Kivy)."""
-    code = _build(data)
+    code = _build(data, max_version)
     return code.version, code.get_matrix()
 
 
-def qr_png(data: str, box_size: int = 8) -> bytes:
+def qr_png(data: str, box_size: int = 8, max_version: int = MAX_VERSION) -> bytes:
     """PNG bytes of the QR, black on white, with the standard 4-module quiet zone."""
-    code = _build(data)
+    code = _build(data, max_version)
     code.box_size = box_size
     image = code.make_image(fill_color="black", back_color="white")
     buffer = io.BytesIO()

@@ -21,9 +21,10 @@ from market_protocol import new_nonce, trace_code_for_sale
 
 from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
+from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
 from .provisioning import TerminalConfig, load_config
-from .qr_image import qr_png
+from .qr_image import MAX_VERSION, qr_png
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
 from .uplink import ResultCallback, Uplink
 
@@ -42,6 +43,8 @@ class ChargedSale:
     qr_url: str
     trace_code: str
     qr_png: bytes | None
+    #: What the QR encodes: the URL, or the EMVCo payload on an ``emv`` terminal.
+    qr_text: str = ""
 
     @property
     def sale_id(self) -> str:
@@ -108,13 +111,14 @@ class Terminal:
         sale = self.outbox.add(build)
         self.uplink.wake()
         url = sale_qr_url(sale, self._key, self.config.gateway_url)
-        png = qr_png(url) if render_png else None
-        return ChargedSale(sale, url, trace_code_for_sale(sale["sale_id"]), png)
+        text, max_version = url, MAX_VERSION
+        if self.config.qr_format == "emv":
+            text, max_version = emv_payload_for_sale(sale, self.config, url), EMV_MAX_QR_VERSION
+        png = qr_png(text, max_version=max_version) if render_png else None
+        return ChargedSale(sale, url, trace_code_for_sale(sale["sale_id"]), png, text)
 
     def emv_payload(self, sale: dict[str, Any]) -> str:
-        """The EMVCo merchant-presented form of ``sale``'s QR (``qr_format = 'emv'``)."""
-        from .emv_qr import emv_payload_for_sale
-
+        """The EMVCo merchant-presented form of ``sale``'s QR, whatever the terminal's format."""
         return emv_payload_for_sale(sale, self.config,
                                     sale_qr_url(sale, self._key, self.config.gateway_url))
 

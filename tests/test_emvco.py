@@ -59,7 +59,8 @@ def test_crc_known_answers(data, crc):
 
 
 def test_published_example_payload_crc():
-    # An EMV MPM payload with its printed CRC, as given in public EMVCo examples.
+    # Shaped like the EMV MPM specification's example, with a Chinese language template:
+    # both CRC implementations agree over multi-byte UTF-8, and the decoder reads it.
     body = ("00020101021229300012D156000000000510A93FO3230Q31280012D1560000000"
             "1030812345678520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104"
             "最佳运输0202北京540523.7253031565502016233030412340603***0708A60086670902ME"

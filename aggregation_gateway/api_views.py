@@ -1,0 +1,181 @@
+"""JSON API: devices and enrolment, payments, notifications, refunds, keys, health."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, request
+
+from market_protocol import ApiError, SchemaError, verify_record_mac
+from market_protocol.schema import Field, check
+from market_protocol.signing import public_key_pem, public_key_raw_b64
+
+from . import outbox
+from .openapi import openapi_document
+from .requests_in import gateway, json_object, rate_limit, require_manager
+
+__all__ = ["blueprint", "REFUND_REQUEST_SCHEMA"]
+
+blueprint = Blueprint("api", __name__)
+
+REFUND_REQUEST_SCHEMA = "tracepay.refund_request/1"
+_ID = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_PAYMENT_ID = re.compile(r"p[0-9a-f]{24}")
+
+REFUND_REQUEST_FIELDS: dict[str, Field] = {
+    "schema": Field(str, choices=(REFUND_REQUEST_SCHEMA,)),
+    "device_id": Field(str, pattern=_DEVICE_ID.pattern),
+    "key_version": Field(int, minimum=1, maximum=255),
+    "payment_id": Field(str, required=False, pattern=_ID),
+    "sale_id": Field(str, required=False, pattern=_ID),
+    "amount_fen": Field(int, minimum=1, maximum=2**32 - 1),
+    "reason": Field(str, max_length=200),
+    "refund_no": Field(str, pattern=_ID),
+    "requested_at_ms": Field(int, minimum=0),
+    "mac": Field(str, pattern=r"[0-9a-f]{64}"),
+}
+
+
+def _device_id(device_id: str) -> str:
+    if not _DEVICE_ID.fullmatch(device_id):
+        raise ApiError(400, "invalid_device_id", "device ids are 1-32 letters, digits, _ or -")
+    return device_id
+
+
+@blueprint.get("/healthz")
+def healthz() -> Any:
+    gw = gateway()
+    pending = outbox.pending_count(gw.db.conn)
+    return jsonify(status="ok", service="gateway", channels=sorted(gw.channels),
+                   outbox_pending=pending)
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_document())
+
+
+@blueprint.get("/v1/keys")
+def keys() -> Any:
+    key = gateway().signing_key
+    return jsonify(gateway_public_key_pem=public_key_pem(key),
+                   gateway_public_key_raw=public_key_raw_b64(key))
+
+
+# -- devices ------------------------------------------------------------------------------
+@blueprint.post("/v1/devices")
+def enrol() -> Any:
+    require_manager()
+    return jsonify(gateway().registry.enrol(json_object())), 201
+
+
+@blueprint.get("/v1/devices")
+def list_devices() -> Any:
+    require_manager()
+    return jsonify(devices=gateway().registry.all())
+
+
+@blueprint.post("/v1/devices/<device_id>/revoke")
+def revoke(device_id: str) -> Any:
+    require_manager()
+    return jsonify(gateway().registry.revoke(_device_id(device_id)))
+
+
+@blueprint.post("/v1/devices/<device_id>/rotate")
+def rotate(device_id: str) -> Any:
+    require_manager()
+    return jsonify(gateway().registry.rotate(_device_id(device_id)))
+
+
+@blueprint.post("/v1/enrolments/<code>/claim")
+def claim(code: str) -> Any:
+    if not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):
+        raise ApiError(404, "unknown_code", "no such enrolment code")
+    rate_limit("scan_limiter")
+    return jsonify(gateway().registry.claim(code))
+
+
+# -- payments -----------------------------------------------------------------------------
+def _payment(payment_id: str) -> Any:
+    payment = gateway().payments.get(payment_id) if _PAYMENT_ID.fullmatch(payment_id) else None
+    if payment is None:
+        raise ApiError(404, "unknown_payment", "no such payment")
+    return payment
+
+
+@blueprint.get("/v1/payments/<payment_id>")
+def payment_view(payment_id: str) -> Any:
+    return jsonify(gateway().payments.view(_payment(payment_id), detail=True))
+
+
+@blueprint.get("/v1/payments/<payment_id>/return")
+def payment_return(payment_id: str) -> Any:
+    """Where the platform sends the shopper back when no consumer app is configured."""
+    _payment(payment_id)
+    return redirect(f"/v1/payments/{payment_id}", code=303)
+
+
+@blueprint.post("/v1/payments/<payment_id>/query")
+def payment_query(payment_id: str) -> Any:
+    """Ask the channel now (a shopper back from checkout before the notification)."""
+    rate_limit("notify_limiter")
+    payments = gateway().payments
+    payment = payments.query(_payment(payment_id)["payment_id"], "query:api")
+    return jsonify(payments.view(payment, detail=True))
+
+
+@blueprint.post("/v1/notify/<channel>")
+def notify(channel: str) -> Any:
+    rate_limit("notify_limiter")
+    if len(request.get_data(cache=True)) == 0:
+        raise ApiError(400, "malformed_notification", "empty body")
+    status, body, headers = gateway().payments.handle_notification(
+        channel, dict(request.headers), request.get_data(cache=True))
+    return Response(body, status=status, headers=dict(headers))
+
+
+@blueprint.post("/v1/payments/<payment_id>/refunds")
+def manager_refund(payment_id: str) -> Any:
+    """A refund by a manager (HTTP Basic)."""
+    user = require_manager()
+    body = json_object()
+    try:
+        check({"amount_fen": Field(int, minimum=1, maximum=2**32 - 1),
+               "reason": Field(str, max_length=200),
+               "refund_no": Field(str, pattern=_ID)}, body)
+    except SchemaError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    payments = gateway().payments
+    result = payments.refund(_payment(payment_id), body["amount_fen"], body["reason"],
+                             body["refund_no"], f"manager:{user}")
+    return jsonify(result), 201
+
+
+@blueprint.post("/v1/devices/<device_id>/refunds")
+def device_refund(device_id: str) -> Any:
+    """A refund the terminal asks for, authenticated by a MAC with its device key."""
+    rate_limit("notify_limiter")
+    body = json_object()
+    try:
+        check(REFUND_REQUEST_FIELDS, body)
+    except SchemaError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    if ("payment_id" in body) == ("sale_id" in body):
+        raise ApiError(400, "invalid_request", "give exactly one of payment_id and sale_id")
+    gw = gateway()
+    device = gw.registry.get(_device_id(device_id))
+    if device is None or body["device_id"] != device_id:
+        raise ApiError(404, "unknown_device", "no such device")
+    if device["status"] == "revoked":
+        raise ApiError(403, "device_revoked", "this terminal has been revoked")
+    if body["key_version"] != device["key_version"] or not verify_record_mac(
+            body, gw.registry.device_key(device_id, device["key_version"])):
+        raise ApiError(403, "bad_mac", "the refund request's MAC does not verify")
+    payment = gw.payments.find_for_refund(body.get("payment_id"), body.get("sale_id"))
+    if payment is None or payment["device_id"] != device_id:
+        raise ApiError(404, "unknown_payment", "no such payment for this device")
+    result = gw.payments.refund(payment, body["amount_fen"], body["reason"],
+                                body["refund_no"], f"device:{device_id}")
+    return jsonify(result), 201

@@ -1,0 +1,193 @@
+"""Device registry: enrolment, one-time enrolment codes, claim, revocation, key rotation.
+
+Device keys are derived from the master key (``market_protocol.derive_device_key``), so
+the registry stores no per-device secret: only each device's merchant, status and current
+key version. Enrolment codes are stored hashed; a code is good once and for a short time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from market_protocol import ORGS, ApiError, check_device_id, derive_device_key, mqtt_password
+
+from .database import Database, now_ms, transaction
+
+__all__ = ["DeviceRegistry"]
+
+#: The id pattern every record uses for merchants (``market_protocol.messages``).
+_MERCHANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a stall
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(b"tracepay-enrolment/1|" + code.strip().upper().encode()).hexdigest()
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+
+
+def _text(body: dict[str, Any], name: str, max_length: int, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "invalid_request", f"{name} must be a non-empty string")
+    if len(value) > max_length:
+        raise ApiError(400, "invalid_request", f"{name} is longer than {max_length}")
+    return value.strip()
+
+
+class DeviceRegistry:
+    """Reads and changes devices; ``on_change`` runs after any change that affects MQTT users."""
+
+    def __init__(self, db: Database, master_key: bytes, settings: dict[str, Any],
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.master_key = master_key
+        self.settings = settings
+        self.on_change = on_change or (lambda: None)
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, device_id: str) -> sqlite3.Row | None:
+        return self.db.conn.execute(
+            "SELECT d.*, m.name AS merchant_name, m.org FROM devices d "
+            "JOIN merchants m USING (merchant_id) WHERE d.device_id = ?", (device_id,)).fetchone()
+
+    def device_key(self, device_id: str, key_version: int) -> bytes:
+        return derive_device_key(self.master_key, device_id, key_version)
+
+    def all(self) -> list[dict[str, Any]]:
+        rows = self.db.conn.execute(
+            "SELECT d.device_id, d.merchant_id, m.name AS merchant_name, m.org, d.key_version,"
+            " d.status, d.enrolled_at_ms, d.claimed_at_ms, d.revoked_at_ms FROM devices d "
+            "JOIN merchants m USING (merchant_id) ORDER BY d.enrolled_at_ms").fetchall()
+        return [dict(row) for row in rows]
+
+    def mqtt_users(self) -> list[tuple[str, str]]:
+        """(username, password) of every device that may connect: claimed and not revoked."""
+        rows = self.db.conn.execute(
+            "SELECT device_id, key_version FROM devices WHERE status = 'active'").fetchall()
+        return [(row["device_id"], mqtt_password(self.device_key(row["device_id"],
+                                                                 row["key_version"])))
+                for row in rows]
+
+    # -- changes --------------------------------------------------------------------------
+    def enrol(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_request", "expected a JSON object")
+        unknown = sorted(set(body) - {"merchant_id", "merchant_name", "org", "device_id"})
+        if unknown:
+            raise ApiError(400, "invalid_request", f"unknown field {unknown[0]}")
+        merchant_id = _text(body, "merchant_id", 64)
+        merchant_name = _text(body, "merchant_name", 120)
+        org = body.get("org")
+        if org not in ORGS:
+            raise ApiError(400, "invalid_request", f"org must be one of {', '.join(ORGS)}")
+        assert merchant_id is not None and merchant_name is not None
+        if not _MERCHANT_ID.fullmatch(merchant_id):
+            raise ApiError(400, "invalid_request", "merchant_id: use letters, digits and "
+                           "_ . : - (at most 64)")
+        device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"
+        try:
+            check_device_id(device_id)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        code = _new_code()
+        now = now_ms()
+        expires = now + self.settings["enrolment_code_ttl_s"] * 1000
+        with transaction(self.db.conn) as conn:
+            existing = conn.execute("SELECT org FROM merchants WHERE merchant_id = ?",
+                                    (merchant_id,)).fetchone()
+            if existing and existing["org"] != org:
+                raise ApiError(409, "merchant_conflict",
+                               f"merchant {merchant_id} is enrolled as {existing['org']}")
+            conn.execute("INSERT INTO merchants (merchant_id, name, org) VALUES (?, ?, ?) "
+                         "ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name",
+                         (merchant_id, merchant_name, org))
+            if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
+                raise ApiError(409, "device_exists",
+                               f"device {device_id} is already enrolled; rotate its key instead")
+            conn.execute("INSERT INTO devices (device_id, merchant_id, key_version, status, "
+                         "enrolled_at_ms) VALUES (?, ?, 1, 'pending_claim', ?)",
+                         (device_id, merchant_id, now))
+            conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, 1, ?, NULL)",
+                         (_code_hash(code), device_id, expires))
+        return {"device_id": device_id, "key_version": 1, "enrolment_code": code,
+                "expires_at_ms": expires, "merchant_id": merchant_id}
+
+    def claim(self, code: str) -> dict[str, Any]:
+        now = now_ms()
+        with transaction(self.db.conn) as conn:
+            row = conn.execute("SELECT * FROM enrolment_codes WHERE code_hash = ?",
+                               (_code_hash(code),)).fetchone()
+            if row is None:
+                raise ApiError(404, "unknown_code", "no such enrolment code")
+            if row["used_at_ms"] is not None:
+                raise ApiError(410, "code_used", "this enrolment code was already used")
+            if row["expires_at_ms"] < now:
+                raise ApiError(410, "code_expired", "this enrolment code has expired; "
+                               "ask the manager for a new one")
+            device = conn.execute("SELECT * FROM devices WHERE device_id = ?",
+                                  (row["device_id"],)).fetchone()
+            if device["status"] == "revoked":
+                raise ApiError(403, "device_revoked", "this device has been revoked")
+            if device["key_version"] != row["key_version"]:
+                raise ApiError(410, "code_superseded", "a newer enrolment code exists")
+            conn.execute("UPDATE enrolment_codes SET used_at_ms = ? WHERE code_hash = ? "
+                         "AND used_at_ms IS NULL", (now, row["code_hash"]))
+            conn.execute("UPDATE devices SET status = 'active', claimed_at_ms = ? "
+                         "WHERE device_id = ?", (now, device["device_id"]))
+        self.on_change()
+        info = self.get(row["device_id"])
+        assert info is not None
+        key = self.device_key(info["device_id"], info["key_version"])
+        return {
+            "device_id": info["device_id"], "key_version": info["key_version"],
+            "device_key": key.hex(), "gateway_url": self.settings["public_url"],
+            "mqtt": {"host": self.settings["mqtt_public_host"],
+                     "port": self.settings["mqtt_public_port"],
+                     "username": info["device_id"], "password": mqtt_password(key)},
+            "merchant": {"merchant_id": info["merchant_id"], "name": info["merchant_name"],
+                         "org": info["org"]},
+        }
+
+    def revoke(self, device_id: str) -> dict[str, Any]:
+        with transaction(self.db.conn) as conn:
+            cursor = conn.execute("UPDATE devices SET status = 'revoked', revoked_at_ms = ? "
+                                  "WHERE device_id = ? AND status != 'revoked'",
+                                  (now_ms(), device_id))
+            if cursor.rowcount == 0 and not conn.execute(
+                    "SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
+                raise ApiError(404, "unknown_device", f"no device {device_id}")
+        self.on_change()
+        return {"device_id": device_id, "status": "revoked"}
+
+    def rotate(self, device_id: str) -> dict[str, Any]:
+        """New key version at once (old QR codes stop verifying) and a code to claim it."""
+        code = _new_code()
+        now = now_ms()
+        expires = now + self.settings["enrolment_code_ttl_s"] * 1000
+        with transaction(self.db.conn) as conn:
+            device = conn.execute("SELECT * FROM devices WHERE device_id = ?",
+                                  (device_id,)).fetchone()
+            if device is None:
+                raise ApiError(404, "unknown_device", f"no device {device_id}")
+            if device["status"] == "revoked":
+                raise ApiError(409, "device_revoked", "a revoked device cannot be rotated")
+            version = device["key_version"] + 1
+            if version > 255:
+                raise ApiError(409, "key_versions_exhausted", "enrol a new device id")
+            conn.execute("UPDATE devices SET key_version = ?, status = 'pending_claim' "
+                         "WHERE device_id = ?", (version, device_id))
+            conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, ?, ?, NULL)",
+                         (_code_hash(code), device_id, version, expires))
+        self.on_change()
+        return {"device_id": device_id, "key_version": version, "enrolment_code": code,
+                "expires_at_ms": expires}

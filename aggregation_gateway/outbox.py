@@ -1,0 +1,44 @@
+"""The SQLite outbox of MQTT messages: written in the same transaction as the change that
+caused them, published by the link, marked published only on the broker's PUBACK.
+
+So a crash between a payment and its publication loses nothing: unpublished rows are
+published again when the link starts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from market_protocol import canonical_json
+
+from .database import now_ms
+
+__all__ = ["enqueue", "unpublished", "mark_published", "pending_count"]
+
+
+def enqueue(conn: sqlite3.Connection, kind: str, record_id: str, topic: str,
+            record: dict) -> bool:
+    """Add a message once per (kind, record_id); returns False when it was already there."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO outbox (kind, record_id, topic, payload, created_at_ms) "
+        "VALUES (?, ?, ?, ?, ?)", (kind, record_id, topic, canonical_json.dumps(record),
+                                   now_ms()))
+    return cursor.rowcount == 1
+
+
+def unpublished(conn: sqlite3.Connection, after_id: int = 0, limit: int = 200
+                ) -> list[sqlite3.Row]:
+    return conn.execute("SELECT id, kind, record_id, topic, payload FROM outbox "
+                        "WHERE published_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?",
+                        (after_id, limit)).fetchall()
+
+
+def mark_published(conn: sqlite3.Connection, ids: list[int]) -> None:
+    if ids:
+        conn.executemany("UPDATE outbox SET published_at_ms = ? WHERE id = ?",
+                         [(now_ms(), row_id) for row_id in ids])
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL"
+                        ).fetchone()[0]

@@ -1,0 +1,506 @@
+"""Payments: the scan landing's order creation, channel results, expiry and refunds.
+
+The I/O shell around ``payment_states``: every change is one guarded
+``UPDATE ... WHERE status = <expected>`` inside a transaction that also writes the event
+and the outbox messages it causes, so a notification, a query and a sweeper racing each
+other (in different processes) apply each change exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from market_protocol import ApiError, QRTokenError, decode_token, verify_token
+from market_protocol.topics import TRADES_TOPIC, results_topic
+
+from . import outbox
+from .channels.base import (
+    ChannelError,
+    ChannelOrder,
+    ChannelOrderStatus,
+    ChannelSignatureError,
+    PaymentChannel,
+)
+from .database import Database, now_ms, transaction
+from .devices import DeviceRegistry
+from .payment_states import FINAL_PAID, decide, refund_status, status_from_channel
+from .trades import TradeMismatch, build_payment_result, build_trade
+
+__all__ = ["PaymentService", "new_payment_id"]
+
+log = logging.getLogger(__name__)
+
+
+def new_payment_id() -> str:
+    """Unguessable: ``GET /v1/payments/<id>`` is public."""
+    return "p" + secrets.token_hex(12)
+
+
+class PaymentService:
+    def __init__(self, db: Database, registry: DeviceRegistry,
+                 channels: Mapping[str, PaymentChannel], signing_key: Ed25519PrivateKey,
+                 settings: Mapping[str, Any], clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.registry = registry
+        self.channels = channels
+        self.signing_key = signing_key
+        self.settings = settings
+        self.clock = clock
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, payment_id: str) -> sqlite3.Row | None:
+        return self.db.conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                                    (payment_id,)).fetchone()
+
+    def sale_for(self, payment: Mapping[str, Any]) -> dict[str, Any] | None:
+        row = self.db.conn.execute(
+            "SELECT record FROM sales WHERE device_id = ? AND seq = ? ORDER BY received_at_ms "
+            "LIMIT 1", (payment["device_id"], payment["order_no"])).fetchone()
+        return orjson.loads(row["record"]) if row else None
+
+    def view(self, payment: Mapping[str, Any], *, detail: bool = False) -> dict[str, Any]:
+        """The public JSON of a payment (docs/protocol.md section 4)."""
+        device = self.registry.get(payment["device_id"])
+        sale = self.sale_for(payment)
+        from market_protocol import trace_code_for_sale
+
+        result: dict[str, Any] = {
+            "payment_id": payment["payment_id"], "status": payment["status"],
+            "amount_fen": payment["amount_fen"], "currency": payment["currency"],
+            "refunded_fen": payment["refunded_fen"], "channel": payment["channel"],
+            "merchant": {"merchant_id": payment["merchant_id"],
+                         "name": device["merchant_name"] if device else None,
+                         "org": device["org"] if device else None},
+            "items": [_public_line(line) for line in sale["lines"]] if sale else [],
+            "checkout_url": payment["checkout_url"],
+            "trace_code": trace_code_for_sale(sale["sale_id"]) if sale else None,
+            "expires_at_ms": (payment["qr_issued_at"] + self.settings["qr_lifetime_s"]) * 1000,
+        }
+        if detail:
+            result.update(device_id=payment["device_id"], seq=payment["order_no"],
+                          sale_id=sale["sale_id"] if sale else None,
+                          paid_at_ms=payment["paid_at_ms"],
+                          created_at_ms=payment["created_at_ms"])
+        return result
+
+    # -- scan landing ---------------------------------------------------------------------
+    def verify_scan(self, token: str) -> tuple[Any, sqlite3.Row]:
+        """Check a QR token: MAC, device status and key version. Returns (payload, device)."""
+        try:
+            payload, _, _ = decode_token(token)
+        except QRTokenError as exc:
+            raise ApiError(400, "malformed_token", str(exc)) from None
+        device = self.registry.get(payload.device_id)
+        if device is None:
+            raise ApiError(404, "unknown_device", "this QR code names a device the gateway "
+                           "does not know")
+        if device["status"] == "revoked":
+            raise ApiError(403, "device_revoked", "this terminal has been revoked")
+        if payload.key_version != device["key_version"]:
+            raise ApiError(403, "bad_mac", "the QR code was signed with a key that is no "
+                           "longer valid")
+        key = self.registry.device_key(device["device_id"], device["key_version"])
+        try:
+            verify_token(token, key, self.settings["public_url"])
+        except QRTokenError as exc:
+            raise ApiError(403, "bad_mac", str(exc)) from None
+        return payload, device
+
+    def scan(self, token: str, channel_name: str) -> sqlite3.Row:
+        """The payment for a scanned QR, its order created at the channel exactly once."""
+        payload, device = self.verify_scan(token)
+        payment = self._find_or_create(payload, device, channel_name)
+        if payment["status"] == "created":
+            payment = self._create_at_channel(payment)
+        return payment
+
+    def _check_existing(self, payment: sqlite3.Row, payload: Any) -> None:
+        if (payment["nonce"] != payload.nonce_hex or payment["amount_fen"] != payload.amount_fen
+                or payment["currency"] != payload.currency):
+            raise ApiError(409, "order_conflict", "this order number was already used for "
+                           "another amount or code")
+        if payment["status"] in FINAL_PAID:
+            raise ApiError(409, "already_paid", "this order has already been paid",
+                           payment_id=payment["payment_id"])
+        if payment["status"] in ("failed", "expired"):
+            raise ApiError(410, "qr_expired", f"this order is {payment['status']}; ask the "
+                           "vendor for a new code", payment_id=payment["payment_id"])
+
+    def _check_age(self, payload: Any) -> None:
+        now_s = self.clock()
+        if payload.issued_at > now_s + self.settings["qr_clock_skew_s"]:
+            raise ApiError(400, "bad_issue_time", "the QR code was issued in the future; "
+                           "check the terminal's clock")
+        if now_s - payload.issued_at > self.settings["qr_lifetime_s"]:
+            raise ApiError(410, "qr_expired", "this QR code has expired; ask the vendor for "
+                           "a new one")
+
+    def _find_or_create(self, payload: Any, device: sqlite3.Row, channel_name: str
+                        ) -> sqlite3.Row:
+        conn = self.db.conn
+        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
+        existing = conn.execute(select, (payload.device_id, payload.order_no)).fetchone()
+        if existing is not None:
+            self._check_existing(existing, payload)
+            self._check_age(payload)
+            return existing
+        self._check_age(payload)
+        now = now_ms()
+        payment_id = new_payment_id()
+        try:
+            with transaction(conn):
+                conn.execute(
+                    "INSERT INTO payments (payment_id, device_id, merchant_id, order_no, nonce,"
+                    " amount_fen, currency, qr_issued_at, status, channel, created_at_ms, "
+                    "updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)",
+                    (payment_id, payload.device_id, device["merchant_id"], payload.order_no,
+                     payload.nonce_hex, payload.amount_fen, payload.currency,
+                     payload.issued_at, channel_name, now, now))
+                self._event(conn, payment_id, "none", "created", "scan", True)
+        except sqlite3.IntegrityError:
+            existing = conn.execute(select, (payload.device_id, payload.order_no)).fetchone()
+            self._check_existing(existing, payload)
+            return existing
+        return self.get(payment_id)  # type: ignore[return-value]
+
+    def _create_at_channel(self, payment: sqlite3.Row) -> sqlite3.Row:
+        channel = self.channels.get(payment["channel"])
+        if channel is None:
+            raise ApiError(503, "channel_unavailable", f"channel {payment['channel']} is not "
+                           "configured")
+        base = self.settings["public_url"]
+        consumer = self.settings.get("consumer_url") or ""
+        return_url = (f"{consumer}/receipt/{payment['payment_id']}" if consumer
+                      else f"{base}/v1/payments/{payment['payment_id']}/return")
+        merchant = self.registry.get(payment["device_id"])
+        subject = f"{merchant['merchant_name'] if merchant else 'tracepay'} #{payment['order_no']}"
+        try:
+            created = channel.create_order(ChannelOrder(
+                out_trade_no=payment["payment_id"], amount_fen=payment["amount_fen"],
+                currency=payment["currency"], subject=subject[:120],
+                notify_url=f"{base}/v1/notify/{payment['channel']}", return_url=return_url,
+                expires_at_ms=(payment["qr_issued_at"] + self.settings["qr_lifetime_s"]) * 1000))
+        except ChannelSignatureError:
+            log.error("channel %s answered order creation with a bad signature",
+                      payment["channel"])
+            raise ApiError(502, "channel_error", "the payment platform's answer did not "
+                           "verify; try again") from None
+        except ChannelError as exc:
+            log.warning("channel %s refused order %s: %s", payment["channel"],
+                        payment["payment_id"], exc.code)
+            raise ApiError(502, "channel_error", "the payment platform is unavailable; "
+                           "try again in a moment") from None
+        conn = self.db.conn
+        with transaction(conn):
+            conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? "
+                         "WHERE payment_id = ? AND checkout_url IS NULL",
+                         (created.channel_order_id, created.checkout_url,
+                          payment["payment_id"]))
+            self._apply(conn, payment["payment_id"], "pending", "create_order")
+        return self.get(payment["payment_id"])  # type: ignore[return-value]
+
+    # -- state changes --------------------------------------------------------------------
+    def _event(self, conn: sqlite3.Connection, payment_id: str, from_status: str,
+               to_status: str, source: str, accepted: bool, reason: str = "") -> None:
+        conn.execute("INSERT INTO payment_events (payment_id, from_status, to_status, source,"
+                     " accepted, reason, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (payment_id, from_status, to_status, source, int(accepted), reason,
+                      now_ms()))
+
+    def _apply(self, conn: sqlite3.Connection, payment_id: str, target: str, source: str,
+               **fields: Any) -> bool:
+        """Move a payment to ``target`` inside the caller's transaction; True if it moved.
+
+        The caller holds ``BEGIN IMMEDIATE``, so the read and the guarded update see the
+        same row; the guard still protects against any writer outside a transaction.
+        """
+        payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                               (payment_id,)).fetchone()
+        decision = decide(payment["status"], target)
+        if not decision.apply:
+            if decision.refused:
+                log.warning("payment %s: refused %s -> %s from %s", payment_id,
+                            payment["status"], target, source)
+                self._event(conn, payment_id, payment["status"], target, source, False,
+                            decision.reason)
+            return False
+        now = now_ms()
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        sql = (f"UPDATE payments SET status = ?, updated_at_ms = ?"
+               f"{', ' + assignments if assignments else ''} "
+               "WHERE payment_id = ? AND status = ?")
+        cursor = conn.execute(sql, (target, now, *fields.values(), payment_id,
+                                    payment["status"]))
+        if cursor.rowcount != 1:
+            return False
+        self._event(conn, payment_id, payment["status"], target, source, True)
+        updated = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                               (payment_id,)).fetchone()
+        self._enqueue_result(conn, updated, now)
+        if target == "paid":
+            self._enqueue_trade(conn, updated)
+        return True
+
+    def _enqueue_result(self, conn: sqlite3.Connection, payment: sqlite3.Row, now: int) -> None:
+        device = conn.execute("SELECT key_version FROM devices WHERE device_id = ?",
+                              (payment["device_id"],)).fetchone()
+        if device is None:
+            return
+        sale = conn.execute("SELECT sale_id FROM sales WHERE device_id = ? AND seq = ? LIMIT 1",
+                            (payment["device_id"], payment["order_no"])).fetchone()
+        key = self.registry.device_key(payment["device_id"], device["key_version"])
+        record = build_payment_result(payment, key, sale["sale_id"] if sale else None, now)
+        outbox.enqueue(conn, "payment_result",
+                       f"{payment['payment_id']}:{payment['status']}:{payment['refunded_fen']}",
+                       results_topic(payment["device_id"]), record)
+
+    def _enqueue_trade(self, conn: sqlite3.Connection, payment: sqlite3.Row) -> bool:
+        """Publish the confirmed trade when both the sale and the paid payment are known."""
+        if payment["status"] not in FINAL_PAID or payment["paid_at_ms"] is None:
+            return False
+        rows = conn.execute("SELECT record FROM sales WHERE device_id = ? AND seq = ?",
+                            (payment["device_id"], payment["order_no"])).fetchall()
+        seller = conn.execute("SELECT merchant_id, name, org FROM merchants WHERE "
+                              "merchant_id = ?", (payment["merchant_id"],)).fetchone()
+        for row in rows:
+            sale = orjson.loads(row["record"])
+            try:
+                trade = build_trade(sale, payment, seller, self.signing_key, now_ms())
+            except TradeMismatch as exc:
+                log.warning("sale %s does not match payment %s: %s", sale["sale_id"],
+                            payment["payment_id"], exc)
+                continue
+            return outbox.enqueue(conn, "trade", trade["trade_id"], TRADES_TOPIC, trade)
+        return False
+
+    def confirm_trade_for_sale(self, conn: sqlite3.Connection, device_id: str, seq: int) -> bool:
+        """Called when a sale arrives: its payment may already be paid."""
+        payment = conn.execute("SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
+                               (device_id, seq)).fetchone()
+        if payment is None:
+            return False
+        if payment["status"] in FINAL_PAID:
+            self._enqueue_result(conn, payment, now_ms())
+        return self._enqueue_trade(conn, payment)
+
+    def apply_channel_status(self, payment_id: str, status: ChannelOrderStatus,
+                             source: str) -> bool:
+        """Record what the channel says about an order; refuse a paid amount that differs."""
+        target = status_from_channel(status.status)
+        if target is None:
+            return False
+        conn = self.db.conn
+        with transaction(conn):
+            payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                                   (payment_id,)).fetchone()
+            if payment is None:
+                return False
+            if target == "paid":
+                if status.amount_fen != payment["amount_fen"]:
+                    log.error("payment %s: channel reports %s fen paid, expected %s",
+                              payment_id, status.amount_fen, payment["amount_fen"])
+                    self._event(conn, payment_id, payment["status"], "paid", source, False,
+                                "amount differs from the order")
+                    raise ApiError(400, "amount_mismatch", "the paid amount differs from "
+                                   "the order")
+                return self._apply(conn, payment_id, "paid", source,
+                                   channel_txn_id=status.channel_txn_id,
+                                   payer_id=status.payer_id,
+                                   paid_at_ms=status.paid_at_ms or now_ms())
+            if payment["status"] == "created" and target == "failed":
+                return False
+            return self._apply(conn, payment_id, target, source)
+
+    # -- notifications --------------------------------------------------------------------
+    def handle_notification(self, channel_name: str, headers: Mapping[str, str],
+                            body: bytes) -> tuple[int, bytes, Mapping[str, str]]:
+        channel = self.channels.get(channel_name)
+        if channel is None:
+            raise ApiError(404, "unknown_channel", f"no channel {channel_name}")
+        try:
+            note = channel.parse_notification(headers, body)
+        except ChannelSignatureError:
+            log.warning("notification on %s with a bad signature refused", channel_name)
+            raise ApiError(401, "bad_signature", "the notification's signature does not "
+                           "verify") from None
+        except ChannelError as exc:
+            raise ApiError(400, "malformed_notification", exc.message) from None
+        payment = self.get(note.out_trade_no)
+        if payment is None or payment["channel"] != channel_name:
+            raise ApiError(404, "unknown_order", "no such order at this gateway")
+        status = ChannelOrderStatus(note.out_trade_no, note.status, note.amount_fen,
+                                    note.channel_txn_id, note.payer_id, note.paid_at_ms)
+        self.apply_channel_status(payment["payment_id"], status, f"notify:{note.notify_id}")
+        conn = self.db.conn
+        conn.execute("INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?)",
+                     (channel_name, note.notify_id, payment["payment_id"], note.status,
+                      now_ms()))
+        return channel.acknowledge(True)
+
+    # -- active query, expiry -------------------------------------------------------------
+    def query(self, payment_id: str, source: str = "query") -> sqlite3.Row | None:
+        """Ask the channel about a pending order now and record its answer."""
+        payment = self.get(payment_id)
+        if payment is None or payment["status"] != "pending":
+            return payment
+        channel = self.channels.get(payment["channel"])
+        if channel is None:
+            return payment
+        self.db.conn.execute("UPDATE payments SET last_query_at_ms = ? WHERE payment_id = ?",
+                             (now_ms(), payment_id))
+        try:
+            status = channel.query_order(payment_id)
+        except ChannelError as exc:
+            log.info("query of %s at %s failed: %s", payment_id, payment["channel"], exc.code)
+            return payment
+        with contextlib.suppress(ApiError):
+            self.apply_channel_status(payment_id, status, source)
+        return self.get(payment_id)
+
+    def sweep(self) -> dict[str, int]:
+        """Query pending orders that had no news, expire those past their window."""
+        now = now_ms()
+        counts = {"queried": 0, "expired": 0}
+        settings = self.settings
+        query_before = now - settings["query_after_s"] * 1000
+        rows = self.db.conn.execute(
+            "SELECT payment_id, status, created_at_ms, qr_issued_at, last_query_at_ms "
+            "FROM payments WHERE status IN ('created', 'pending') AND created_at_ms <= ? "
+            "ORDER BY created_at_ms LIMIT 500", (query_before,)).fetchall()
+        for row in rows:
+            qr_dead = (row["qr_issued_at"] + settings["qr_lifetime_s"]) * 1000 <= now
+            window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
+            if row["status"] == "created":
+                if qr_dead:
+                    counts["expired"] += self._expire(row["payment_id"], close=False)
+                continue
+            if qr_dead and window_over:
+                counts["expired"] += self._expire(row["payment_id"], close=True)
+                continue
+            last = row["last_query_at_ms"] or 0
+            if last <= now - settings["query_interval_s"] * 1000:
+                self.query(row["payment_id"], "sweeper")
+                counts["queried"] += 1
+        return counts
+
+    def _expire(self, payment_id: str, close: bool) -> int:
+        """Close at the channel first, then ask once more: a payment that raced the close
+        is recorded as paid, never expired."""
+        payment = self.get(payment_id)
+        if payment is None:
+            return 0
+        channel = self.channels.get(payment["channel"])
+        if close and channel is not None:
+            try:
+                channel.close_order(payment_id)
+            except ChannelError as exc:
+                log.info("close of %s at %s: %s", payment_id, payment["channel"], exc.code)
+            try:
+                status = channel.query_order(payment_id)
+            except ChannelError:
+                return 0  # cannot be sure it was not paid: try again next sweep
+            if status.status not in ("closed", "failed"):
+                if status.status == "paid":
+                    self.apply_channel_status(payment_id, status, "sweeper")
+                return 0
+        conn = self.db.conn
+        with transaction(conn):
+            return int(self._apply(conn, payment_id, "expired", "sweeper"))
+
+    # -- refunds --------------------------------------------------------------------------
+    def find_for_refund(self, payment_id: str | None, sale_id: str | None) -> sqlite3.Row | None:
+        if payment_id:
+            return self.get(payment_id)
+        row = self.db.conn.execute("SELECT device_id, seq FROM sales WHERE sale_id = ?",
+                                   (sale_id,)).fetchone()
+        if row is None:
+            return None
+        return self.db.conn.execute(
+            "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
+            (row["device_id"], row["seq"])).fetchone()
+
+    def refund(self, payment: sqlite3.Row, amount_fen: int, reason: str, refund_no: str,
+               requested_by: str) -> dict[str, Any]:
+        """Refund part or all of a paid payment, once per (merchant, refund_no)."""
+        if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+            raise ApiError(400, "invalid_request", "amount_fen must be a positive integer")
+        conn = self.db.conn
+        refund_id = "r" + secrets.token_hex(12)
+        with transaction(conn):
+            existing = conn.execute("SELECT * FROM refunds WHERE merchant_id = ? AND "
+                                    "refund_no = ?", (payment["merchant_id"],
+                                                      refund_no)).fetchone()
+            if existing is not None:
+                if (existing["payment_id"], existing["amount_fen"]) != (
+                        payment["payment_id"], amount_fen):
+                    raise ApiError(409, "refund_no_conflict", "this refund number was used "
+                                   "for another payment or amount")
+                return _refund_view(existing)
+            current = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                                   (payment["payment_id"],)).fetchone()
+            if current["status"] not in ("paid", "partially_refunded"):
+                raise ApiError(409, "not_refundable", f"payment is {current['status']}")
+            committed = conn.execute(
+                "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ? "
+                "AND status != 'failed'", (payment["payment_id"],)).fetchone()[0]
+            if committed + amount_fen > current["amount_fen"]:
+                raise ApiError(409, "refund_exceeds_payment", f"at most "
+                               f"{current['amount_fen'] - committed} fen can still be refunded")
+            conn.execute("INSERT INTO refunds (refund_id, merchant_id, refund_no, payment_id, "
+                         "amount_fen, reason, status, requested_by, created_at_ms) VALUES "
+                         "(?, ?, ?, ?, ?, ?, 'processing', ?, ?)",
+                         (refund_id, payment["merchant_id"], refund_no, payment["payment_id"],
+                          amount_fen, reason, requested_by, now_ms()))
+        channel = self.channels.get(payment["channel"])
+        try:
+            if channel is None:
+                raise ChannelError("channel_unavailable", "channel not configured")
+            result = channel.refund(payment["payment_id"], refund_id, amount_fen,
+                                    payment["amount_fen"], reason)
+        except ChannelError as exc:
+            log.warning("refund %s of %s failed: %s", refund_id, payment["payment_id"], exc.code)
+            conn.execute("UPDATE refunds SET status = 'failed' WHERE refund_id = ?",
+                         (refund_id,))
+            raise ApiError(502, "refund_failed", "the payment platform refused the refund"
+                           ) from None
+        return self._record_refund(refund_id, result.status, result.channel_refund_id)
+
+    def _record_refund(self, refund_id: str, status: str, channel_refund_id: str | None
+                       ) -> dict[str, Any]:
+        conn = self.db.conn
+        with transaction(conn):
+            refund = conn.execute("SELECT * FROM refunds WHERE refund_id = ?",
+                                  (refund_id,)).fetchone()
+            cursor = conn.execute("UPDATE refunds SET status = ?, channel_refund_id = ? "
+                                  "WHERE refund_id = ? AND status = 'processing'",
+                                  (status, channel_refund_id, refund_id))
+            if cursor.rowcount == 1 and status == "success":
+                payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
+                                       (refund["payment_id"],)).fetchone()
+                refunded = payment["refunded_fen"] + refund["amount_fen"]
+                self._apply(conn, payment["payment_id"],
+                            refund_status(payment["amount_fen"], refunded),
+                            f"refund:{refund_id}", refunded_fen=refunded)
+            refund = conn.execute("SELECT * FROM refunds WHERE refund_id = ?",
+                                  (refund_id,)).fetchone()
+        return _refund_view(refund)
+
+
+def _refund_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in ("refund_id", "refund_no", "payment_id", "amount_fen",
+                                      "reason", "status", "created_at_ms")}
+
+
+def _public_line(line: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: line.get(key) for key in ("product_code", "name", "unit", "unit_price_fen",
+                                           "weight_g", "quantity", "amount_fen", "lot",
+                                           "origin")}

@@ -1,0 +1,51 @@
+"""Reading HTTP input strictly: JSON objects, manager credentials, the caller's address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import current_app, request
+
+from market_protocol import ApiError
+
+from .manager_accounts import verify_manager
+from .wiring import Gateway
+
+__all__ = ["gateway", "json_object", "require_manager", "client_key", "rate_limit"]
+
+
+def gateway() -> Gateway:
+    return current_app.extensions["gateway"]
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/415 that says what is wrong."""
+    if not request.mimetype or request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+    try:
+        body = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "expected a JSON object")
+    return body
+
+
+def require_manager() -> str:
+    """HTTP Basic as a manager; returns the user name or answers 401."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
+        raise ApiError(401, "unauthorized", "manager credentials required (HTTP Basic)")
+    if not verify_manager(gateway().db, auth.username, auth.password):
+        raise ApiError(401, "unauthorized", "wrong manager user name or password")
+    return auth.username
+
+
+def client_key() -> str:
+    return request.remote_addr or "unknown"
+
+
+def rate_limit(name: str) -> None:
+    if not current_app.extensions[name].allow(client_key()):
+        raise ApiError(429, "rate_limited", "too many requests; slow down")

@@ -1,0 +1,78 @@
+"""Sales arriving from terminals over MQTT: checked, verified, stored once.
+
+A sale is accepted only when its schema holds, it came in on its own device's topic, the
+device is known and not revoked, and its MAC verifies with the device key of the version
+it names. It is stored idempotently by (device_id, seq, sale_id): the broker redelivers
+QoS 1 messages, so duplicates are normal and must change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from market_protocol import SchemaError, canonical_json, check_sale, verify_record_mac
+from market_protocol.topics import device_from_topic
+
+from .database import now_ms, transaction
+from .payments import PaymentService
+
+__all__ = ["SaleRejected", "accept_sale"]
+
+log = logging.getLogger(__name__)
+
+
+class SaleRejected(ValueError):
+    """Why a sale message was not stored."""
+
+
+def _verified(service: PaymentService, topic: str, payload: bytes) -> dict:
+    try:
+        topic_device = device_from_topic(topic)
+    except ValueError as exc:
+        raise SaleRejected(str(exc)) from None
+    try:
+        sale = check_sale(orjson.loads(payload))
+    except orjson.JSONDecodeError:
+        raise SaleRejected("payload is not JSON") from None
+    except SchemaError as exc:
+        raise SaleRejected(f"schema: {exc}") from None
+    if sale["device_id"] != topic_device:
+        raise SaleRejected(f"sale of {sale['device_id']} published on {topic_device}'s topic")
+    device = service.registry.get(sale["device_id"])
+    if device is None:
+        raise SaleRejected(f"unknown device {sale['device_id']}")
+    if device["status"] == "revoked":
+        raise SaleRejected(f"device {sale['device_id']} is revoked")
+    if sale["key_version"] > device["key_version"]:
+        raise SaleRejected("sale names a key version the gateway never issued")
+    key = service.registry.device_key(sale["device_id"], sale["key_version"])
+    if not verify_record_mac(sale, key):
+        raise SaleRejected("MAC does not verify")
+    return sale
+
+
+def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
+    """Store a sale; returns ``"stored"`` or ``"duplicate"``; raises SaleRejected.
+
+    A rejected message is logged and counted, never retried: redelivery would not make
+    a forged or malformed sale valid.
+    """
+    conn = service.db.conn
+    try:
+        sale = _verified(service, topic, payload)
+    except SaleRejected as exc:
+        log.warning("sale on %s rejected: %s", topic, exc)
+        conn.execute("INSERT INTO rejected_messages (topic, reason, at_ms) VALUES (?, ?, ?)",
+                     (topic[:200], str(exc)[:500], now_ms()))
+        raise
+    with transaction(conn):
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO sales (device_id, seq, sale_id, record, received_at_ms) "
+            "VALUES (?, ?, ?, ?, ?)", (sale["device_id"], sale["seq"], sale["sale_id"],
+                                       canonical_json.dumps(sale).decode(), now_ms()))
+        if cursor.rowcount == 0:
+            return "duplicate"
+        service.confirm_trade_for_sale(conn, sale["device_id"], sale["seq"])
+    return "stored"

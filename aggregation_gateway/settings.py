@@ -1,0 +1,108 @@
+"""The gateway's settings, declared once as data (name, default, help).
+
+Resolved by ``market_protocol.load_settings``: defaults < ``--config`` TOML file <
+``TRACEPAY_GATEWAY_<NAME>`` environment variables < command-line flags. Secrets are marked
+so that nothing prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from market_protocol.settings import Setting, load_settings, parse_bool
+
+__all__ = ["GATEWAY_SETTINGS", "load_gateway_settings", "public_view"]
+
+
+def _url(text: str) -> str:
+    text = str(text).strip().rstrip("/")
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text
+
+
+GATEWAY_SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address to listen on (loopback only in development)."),
+    Setting("port", 8300, "TCP port to listen on.", int),
+    Setting("data_dir", "var/gateway", "Directory for the SQLite database and key files."),
+    Setting("public_url", "", "Base URL shoppers' phones reach; QR MACs cover it. "
+            "Defaults to http://<host>:<port>.", _url),
+    Setting("platform_url", "", "Base URL of the sandbox payment platform.", _url),
+    Setting("platform_app_id", "tracepay-gateway", "Our app id at the payment platform."),
+    Setting("platform_public_key", "", "PEM file of the platform's public key (written at "
+            "auto-registration when empty)."),
+    Setting("platform_auto_register", True, "Register our app id and public key at the "
+            "sandbox platform (POST /sandbox/apps) on start-up.", parse_bool),
+    Setting("consumer_url", "", "Consumer app base URL: scan landing hands off there and "
+            "the platform returns the shopper to its receipt page.", _url),
+    Setting("mqtt_host", "", "MQTT broker host; empty disables the MQTT link."),
+    Setting("mqtt_port", 1883, "MQTT broker port.", int),
+    Setting("mqtt_username", "", "The gateway's MQTT user name."),
+    Setting("mqtt_password", "", "The gateway's MQTT password.", secret=True),
+    Setting("mqtt_bridge_username", "", "The ledger bridge's MQTT user (written to the "
+            "Mosquitto files with read access to trades)."),
+    Setting("mqtt_bridge_password", "", "Its password.", secret=True),
+    Setting("mqtt_public_host", "", "Broker host as terminals see it (defaults to mqtt_host)."),
+    Setting("mqtt_public_port", 0, "Broker port as terminals see it (defaults to mqtt_port).",
+            int),
+    Setting("mosquitto_password_file", "", "Mosquitto password file the gateway writes "
+            "(device users); empty disables."),
+    Setting("mosquitto_acl_file", "", "Mosquitto ACL file the gateway writes; empty disables."),
+    Setting("mosquitto_pid_file", "", "Mosquitto's pid file: SIGHUP makes it re-read the files."),
+    Setting("manager_user", "manager", "Manager account created or updated at start-up."),
+    Setting("manager_password", "", "Its password; when empty a random one is written to "
+            "<data_dir>/manager.password (mode 0600).", secret=True),
+    Setting("workers", 1, "HTTP worker processes (gunicorn when > 1, else waitress).", int),
+    Setting("threads", 8, "Threads per HTTP worker.", int),
+    Setting("qr_lifetime_s", 300, "How long a dynamic QR may be paid after it was issued.", int),
+    Setting("qr_clock_skew_s", 60, "How far in the future a QR's issue time may be.", int),
+    Setting("enrolment_code_ttl_s", 900, "Lifetime of a one-time enrolment code.", int),
+    Setting("query_after_s", 5, "Ask the channel about a pending order after this long "
+            "without a notification.", int),
+    Setting("query_interval_s", 5, "Then ask again this often.", int),
+    Setting("pay_window_s", 60, "After this long pending (and past the QR's lifetime) the "
+            "order is closed at the channel and expired.", int),
+    Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders.", float),
+    Setting("scan_rate_per_s", 50.0, "Scan landings per second allowed per client address "
+            "(token bucket; 0 disables).", float),
+    Setting("notify_rate_per_s", 200.0, "Notifications per second allowed per client "
+            "address (0 disables).", float),
+    Setting("session_lifetime_s", 8 * 3600, "Manager web session lifetime.", int),
+    Setting("fee_rate_ppm", 6000, "Channel fee in parts per million of the amount (0.6%), "
+            "used in settlement when the channel reports none.", int),
+    Setting("alipay_app_id", "", "Alipay app id; the Alipay channel is on when set."),
+    Setting("alipay_private_key", "", "PEM file of our Alipay RSA private key.", secret=True),
+    Setting("alipay_public_key", "", "PEM file of Alipay's RSA public key."),
+    Setting("alipay_gateway_url", "", "Alipay's gateway URL.", _url),
+    Setting("wechatpay_mch_id", "", "WeChat Pay merchant id; the channel is on when set."),
+    Setting("wechatpay_app_id", "", "WeChat Pay app id."),
+    Setting("wechatpay_private_key", "", "PEM file of our WeChat Pay merchant private key.",
+            secret=True),
+    Setting("wechatpay_serial_no", "", "Serial number of our WeChat Pay merchant certificate."),
+    Setting("wechatpay_api_v3_key", "", "WeChat Pay API v3 key (notification decryption).",
+            secret=True),
+    Setting("wechatpay_platform_public_key", "", "PEM file of WeChat Pay's platform key."),
+    Setting("wechatpay_base_url", "", "WeChat Pay API base URL.", _url),
+)
+
+_SECRETS = {setting.name for setting in GATEWAY_SETTINGS if setting.secret}
+
+
+def load_gateway_settings(config_file: str | None = None,
+                          overrides: Mapping[str, Any] | None = None,
+                          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every gateway setting and fill the defaults that depend on others."""
+    settings = load_settings(GATEWAY_SETTINGS, "gateway", config_file=config_file,
+                             overrides=overrides, environ=environ)
+    if not settings["public_url"]:
+        settings["public_url"] = f"http://{settings['host']}:{settings['port']}"
+    settings["mqtt_public_host"] = settings["mqtt_public_host"] or settings["mqtt_host"]
+    settings["mqtt_public_port"] = settings["mqtt_public_port"] or settings["mqtt_port"]
+    return settings
+
+
+def public_view(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings safe to log or show: secrets replaced by a marker."""
+    return {name: ("***" if name in _SECRETS and value else value)
+            for name, value in settings.items()}

@@ -1,0 +1,64 @@
+"""Builds the gateway's parts from its settings: one place, used by the HTTP app, the
+background process and the command line alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .channels.base import PaymentChannel, Transport
+from .channels.http_transport import RequestsTransport
+from .channels.registry import build_channels
+from .database import Database
+from .devices import DeviceRegistry
+from .key_files import load_or_create_master_key, load_or_create_signing_key
+from .manager_accounts import ensure_manager
+from .mosquitto_auth import write_auth_files
+from .payments import PaymentService
+
+__all__ = ["Gateway", "build_gateway"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Mapping[str, Any]
+    db: Database
+    master_key: bytes
+    signing_key: Ed25519PrivateKey
+    registry: DeviceRegistry
+    channels: dict[str, PaymentChannel]
+    payments: PaymentService
+
+    def write_mqtt_auth(self) -> bool:
+        return write_auth_files(self.settings, self.registry.mqtt_users())
+
+
+def build_gateway(settings: Mapping[str, Any],
+                  transport_factory: Callable[[], Transport] = RequestsTransport) -> Gateway:
+    data_dir = Path(settings["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir)
+    master_key = load_or_create_master_key(data_dir)
+    signing_key = load_or_create_signing_key(data_dir)
+
+    def audit(snapshot: dict[str, Any]) -> None:
+        db.conn.execute(
+            "INSERT INTO channel_calls (channel, method, url, request, status, response, error,"
+            " at_ms, elapsed_ms) VALUES (:channel, :method, :url, :request, :status, "
+            ":response, :error, :at_ms, :elapsed_ms)", snapshot)
+
+    channels = build_channels(settings, signing_key, audit, transport_factory)
+    registry = DeviceRegistry(db, master_key, dict(settings))
+    payments = PaymentService(db, registry, channels, signing_key, settings)
+    gateway = Gateway(settings, db, master_key, signing_key, registry, channels, payments)
+    registry.on_change = gateway.write_mqtt_auth
+    if settings.get("manager_user") and settings.get("manager_password"):
+        ensure_manager(db, settings["manager_user"], settings["manager_password"])
+    return gateway

@@ -28,6 +28,7 @@ from market_protocol import (
     mac_record,
     new_nonce,
 )
+from market_protocol.signing import load_or_create_private_key, sign
 from tracepay.testing import ServiceProcess, free_port, tracepay_command
 
 MANAGER = ("manager", "correct horse battery")
@@ -37,6 +38,13 @@ MANAGER = ("manager", "correct horse battery")
 class Platform:
     url: str
     process: ServiceProcess
+    data_dir: Path
+
+    def sign(self, body: bytes) -> str:
+        """Sign as the platform does (its key file): crafted duplicate or out-of-order
+        notifications that must verify."""
+        key = load_or_create_private_key(self.data_dir / "platform_key.pem")
+        return sign(key, body)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +57,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                          "--data-dir", str(data), "--notify-schedule", "0,0.3,0.6,1,2"),
         log_path=data / "platform.log", health_url=f"{url}/healthz")
     with process:
-        yield Platform(url, process)
+        yield Platform(url, process, data)
 
 
 class ServedGateway:

@@ -18,9 +18,13 @@ from typing import Any
 __all__ = ["Lot", "Draw", "LineAllocation", "allocate_line", "check_allocation", "lot_id_for"]
 
 
-def lot_id_for(trade_id: str, line_index: int) -> str:
-    """A buyer's lot is one line of one purchase: ``<trade_id>:<line index>``."""
-    return f"{trade_id}:{line_index}"
+def lot_id_for(trace_code: str, line_index: int) -> str:
+    """A lot is one line of one trade: ``<trace code>-<line index>``.
+
+    Short and printable (at most 20 characters, so it also fits GS1's batch/lot field) and
+    it leads straight back to the trade through the trace code.
+    """
+    return f"{trace_code}-{line_index}"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def public_record(trade: Mapping[str, Any], *, salt: bytes,
     for index, line in enumerate(sale["lines"]):
         lines.append({
             "line": index,
-            "lot_id": lot_id_for(trade["trade_id"], index),
+            "lot_id": lot_id_for(trade["trace_code"], index),
             "product_code": line["product_code"],
             "product": resolve_product(line["product_code"], line.get("name")),
             "name": line["name"],

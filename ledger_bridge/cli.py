@@ -1,0 +1,172 @@
+"""``tracepay bridge`` (serve) and ``tracepay ledger verify|head|show``: thin shells over
+``BridgeService`` and the ledger."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from market_protocol import SettingsError, load_settings, signing
+
+from .settings import SERVICE, SETTINGS
+
+__all__ = ["bridge", "ledger"]
+
+log = logging.getLogger(__name__)
+
+
+@click.command("bridge")
+@click.option("--host", default=None, help="Listen address [127.0.0.1].")
+@click.option("--port", type=int, default=None, help="HTTP port [8300].")
+@click.option("--data-dir", default=None, help="Ledger nodes and index [var/bridge].")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="TOML settings file ([bridge] section).")
+@click.option("--mqtt-host", default=None, help="MQTT broker host (omit: HTTP intake only).")
+@click.option("--mqtt-port", type=int, default=None, help="MQTT broker port [1883].")
+@click.option("--mqtt-username", default=None, help="MQTT user name.")
+@click.option("--mqtt-password", default=None, help="MQTT password.")
+@click.option("--gateway-url", default=None,
+              help="Gateway base URL; its key is fetched from GET <url>/v1/keys, retrying.")
+@click.option("--gateway-public-key", "gateway_public_key", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="PEM file of the gateway's public key (instead of --gateway-url).")
+@click.option("--workers", type=int, default=None, help="HTTP worker processes [1].")
+@click.option("--public-url", default=None, help="Base URL for GS1 Digital Link lot URLs.")
+def bridge(config_file: str | None, **flags: Any) -> None:
+    """Run the ledger bridge: MQTT trade consumer, ledger writer and trace API.
+
+    \b
+    Example:
+        tracepay bridge --port 8300 --data-dir var/bridge \\
+            --mqtt-host 127.0.0.1 --mqtt-port 1883 --gateway-url http://127.0.0.1:8200
+    """
+    try:
+        settings = load_settings(SETTINGS, SERVICE, config_file=config_file, overrides=flags)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    key = _gateway_key(settings)
+    from tracepay.serving import serve_wsgi
+
+    from .app import create_app
+    from .service import BridgeService
+
+    if settings["workers"] > 1:
+        log.warning("the bridge keeps one writer in one process; serving with %d threads "
+                    "instead of %d worker processes", settings["threads"] * settings["workers"],
+                    settings["workers"])
+    service = BridgeService(settings["data_dir"], gateway_key=key,
+                            block_max=settings["block_max"],
+                            block_timeout_s=settings["block_timeout_s"],
+                            enrol_unknown_devices=settings["enrol_unknown_devices"],
+                            public_url=settings["public_url"],
+                            admin_token=settings["admin_token"])
+    if settings["mqtt_host"]:
+        service.start_mqtt(settings["mqtt_host"], settings["mqtt_port"],
+                           settings["mqtt_username"], settings["mqtt_password"])
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    click.echo(f"bridge listening on http://{settings['host']}:{settings['port']}", err=True)
+    try:
+        serve_wsgi(lambda: create_app(service), settings["host"], settings["port"],
+                   workers=1, threads=settings["threads"] * max(1, settings["workers"]))
+    finally:
+        service.close()
+
+
+def _gateway_key(settings: dict[str, Any]) -> Any:
+    from .service import fetch_gateway_key
+
+    if settings["gateway_public_key"]:
+        try:
+            return signing.load_public_key(Path(settings["gateway_public_key"]))
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--gateway-public-key: {exc}") from exc
+    if settings["gateway_url"]:
+        try:
+            return fetch_gateway_key(settings["gateway_url"], settings["gateway_key_timeout_s"])
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from exc
+    raise click.UsageError("give --gateway-url or --gateway-public-key: trades are checked "
+                           "against the gateway's signature")
+
+
+def _open_ledger(data_dir: str) -> Any:
+    from .ledger import Ledger
+
+    path = Path(data_dir) / "ledger"
+    if not path.is_dir():
+        raise click.UsageError(f"no ledger under {data_dir} (expected {path})")
+    return Ledger.open(path)
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """Verify and inspect the ledger of a bridge's data directory.
+
+    \b
+    Example:
+        tracepay ledger verify --data-dir var/bridge
+        tracepay ledger show --data-dir var/bridge dev-1.7.abc
+    """
+
+
+@ledger.command("verify")
+@click.option("--data-dir", required=True, help="The bridge's data directory.")
+def verify(data_dir: str) -> None:
+    """Check every node: hash chain, signatures, Merkle roots, off-chain records, copies.
+
+    Prints JSON; exits 1 and names the first bad block or record when anything is wrong.
+
+    \b
+    Example:
+        tracepay ledger verify --data-dir var/bridge
+    """
+    with _open_ledger(data_dir) as opened:
+        report = opened.verify()
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    if not report.ok:
+        click.echo(f"ledger verification FAILED: {report.first}", err=True)
+        sys.exit(1)
+
+
+@ledger.command("head")
+@click.option("--data-dir", required=True, help="The bridge's data directory.")
+def head(data_dir: str) -> None:
+    """Print the ledger's head (height, block hash, entries) as JSON.
+
+    \b
+    Example:
+        tracepay ledger head --data-dir var/bridge
+    """
+    with _open_ledger(data_dir) as opened:
+        click.echo(json.dumps(opened.head()))
+
+
+@ledger.command("show")
+@click.option("--data-dir", required=True, help="The bridge's data directory.")
+@click.option("--block", "height", type=int, default=None, help="Show a block instead.")
+@click.argument("record_id", required=False)
+def show(data_dir: str, height: int | None, record_id: str | None) -> None:
+    """Print a record (with its proof) or a block as JSON.
+
+    \b
+    Example:
+        tracepay ledger show --data-dir var/bridge dev-1.7.abc
+        tracepay ledger show --data-dir var/bridge --block 3
+    """
+    if (height is None) == (record_id is None):
+        raise click.UsageError("give a RECORD_ID or --block HEIGHT")
+    with _open_ledger(data_dir) as opened:
+        found = opened.block(height) if height is not None else opened.proof(record_id)
+    if found is None:
+        raise click.ClickException("not on the ledger")
+    click.echo(json.dumps(found, ensure_ascii=False))

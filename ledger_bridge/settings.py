@@ -1,0 +1,39 @@
+"""The bridge's settings, declared once: defaults < ``--config`` TOML < environment
+(``TRACEPAY_BRIDGE_<NAME>``) < command-line flags."""
+
+from __future__ import annotations
+
+from market_protocol.settings import Setting, parse_bool
+
+__all__ = ["SETTINGS", "SERVICE"]
+
+SERVICE = "bridge"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address the HTTP API listens on."),
+    Setting("port", 8300, "Port of the HTTP API.", int),
+    Setting("data_dir", "var/bridge", "Directory of the ledger nodes and the bridge index."),
+    Setting("mqtt_host", None, "MQTT broker host; without it the bridge takes trades over "
+            "HTTP only."),
+    Setting("mqtt_port", 1883, "MQTT broker port.", int),
+    Setting("mqtt_username", None, "MQTT user name."),
+    Setting("mqtt_password", None, "MQTT password.", secret=True),
+    Setting("gateway_url", None, "Gateway base URL; its public key is fetched from "
+            "GET <gateway>/v1/keys at start, with retries."),
+    Setting("gateway_public_key", None, "Path of the gateway's PEM public key (instead of "
+            "fetching it)."),
+    Setting("gateway_key_timeout_s", 60.0, "How long to keep trying to fetch the gateway's "
+            "key.", float),
+    Setting("workers", 1, "HTTP worker processes.", int),
+    Setting("threads", 8, "HTTP threads per worker.", int),
+    Setting("block_max", 500, "Entries per block at most.", int),
+    Setting("block_timeout_s", 0.2, "Cut a block when its oldest entry waited this long.",
+            float),
+    Setting("public_url", "https://trace.example.invalid", "Public base URL printed in "
+            "GS1 Digital Link lot URLs."),
+    Setting("admin_token", None, "Bearer token required by the registration, catalogue and "
+            "rapid-test endpoints (none: open, for loopback set-ups).", secret=True),
+    Setting("enrol_unknown_devices", True, "Register a device from its first gateway-signed "
+            "trade; off: trades from devices not enrolled through the admin API are "
+            "rejected.", parse_bool),
+)

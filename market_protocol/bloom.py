@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Collection, Iterable
 
 from .signing import b64u, unb64u
@@ -29,6 +30,7 @@ __all__ = ["BloomFilter", "BloomError", "key_digest", "positions", "size_for",
 DEFAULT_FP_RATE = 0.01
 MIN_BITS = 64
 _MASK64 = (1 << 64) - 1
+_B64U = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class BloomError(ValueError):
@@ -92,10 +94,9 @@ class BloomFilter:
     @classmethod
     def from_b64u(cls, text: str, k: int) -> BloomFilter:
         """Parse the serialised form; raises BloomError when it is not a valid filter."""
-        try:
-            raw = unb64u(text)
-        except ValueError as exc:
-            raise BloomError(f"bloom is not base64url: {exc}") from exc
+        if not isinstance(text, str) or not _B64U.fullmatch(text):
+            raise BloomError("bloom is not unpadded base64url text")
+        raw = unb64u(text)
         return cls(len(raw) * 8, k, raw)
 
     def add(self, key: str) -> None:

@@ -118,7 +118,7 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
             status = 400 if verdict and verdict.code == "malformed_trade" else 422
             raise ApiError(status, verdict.code if verdict else "rejected",
                            verdict.reason if verdict else "rejected",
-                           trade_id=result.trade_id, status="rejected",
+                           trade_id=result.trade_id, outcome="rejected",
                            record_id=result.record_id)
         return jsonify(result.to_dict())
 

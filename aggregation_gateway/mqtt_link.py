@@ -47,6 +47,7 @@ class MqttLink:
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}   # mqtt mid -> outbox row id
@@ -54,7 +55,7 @@ class MqttLink:
         self._sent: set[int] = set()            # outbox ids published in this run
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once the sales subscription is granted
         self.stats = {"sales_stored": 0, "sales_duplicate": 0, "sales_rejected": 0,
                       "published": 0}
 
@@ -65,8 +66,14 @@ class MqttLink:
             log.error("MQTT connection refused: %s", reason)
             return
         client.subscribe(SALES_WILDCARD, qos=1)
-        self.connected.set()
         log.info("MQTT link connected (session present: %s)", flags.session_present)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        if any(reason.is_failure for reason in reasons):
+            log.error("subscription to %s refused: %s", SALES_WILDCARD, reasons)
+            return
+        self.connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
                     ) -> None:

@@ -65,13 +65,13 @@ def test_backward_trace_merges_two_farms_and_adds_up(market):
     body = client.get(f"/v1/trace/{trades['s2_a']['trace_code']}").json
     cabbage_lot = body["record"]["lines"][0]["lot_id"]
     depth1 = [link for link in body["chain"] if link["depth"] == 1]
-    assert [(l["for_lot_id"], l["drawn"], l["seller"]["merchant_id"]) for l in depth1] == [
+    assert [(k["for_lot_id"], k["drawn"], k["seller"]["merchant_id"]) for k in depth1] == [
         (cabbage_lot, 3_000, "whole-1")]
     depth2 = [link for link in body["chain"] if link["depth"] == 2]
-    assert sorted((l["seller"]["merchant_id"], l["drawn"], l["lot"]) for l in depth2) == [
+    assert sorted((k["seller"]["merchant_id"], k["drawn"], k["lot"]) for k in depth2) == [
         ("farm-a", 30_000, "FA-CAB-1"), ("farm-b", 20_000, "FB-CAB-7")]
     # the wholesale lot the stall bought (50 kg) was drawn entirely from the two farms
-    assert sum(l["drawn"] for l in depth2) == depth1[0]["amount"] == 50_000
+    assert sum(k["drawn"] for k in depth2) == depth1[0]["amount"] == 50_000
     assert {o["origin"] for o in body["origins"]} == {"Shouguang", "Dingxi"}
     assert {p["leaf"]["record_id"] for p in body["proofs"]} == {
         trades[k]["trade_id"] for k in ("s2_a", "w_to_s2", "a_to_w", "b_to_w")}

@@ -105,6 +105,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "drawn": ("本单取自此批", "in this purchase"),
     "place": ("地点", "Place"),
     "buyer": ("买方", "Buyer"),
+    "supplier": ("进货自", "Bought from"),
 }
 
 

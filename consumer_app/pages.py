@@ -18,10 +18,10 @@ from .qr_svg import qr_svg
 from .trace_view import (
     build_timeline,
     collect_recalls,
-    collect_tests,
     proof_rows,
     published_keys,
     record_lines,
+    stock_rows,
 )
 from .upstream import Upstream, UpstreamNotFound, UpstreamUnavailable
 
@@ -156,7 +156,7 @@ def trace(code: str) -> Any:
     record = answer.get("record") if isinstance(answer.get("record"), dict) else {}
     return render_template(
         "trace.html", code=code, record=record, timeline=build_timeline(answer),
-        recalls=collect_recalls(answer), tests=collect_tests([answer]), proofs=rows,
+        recalls=collect_recalls(answer), proofs=rows,
         proof_data={"proofs": proofs, "keys": keys,
                     "labels": [f"{r['kind']} {r['record_id']}".strip() for r in rows]})
 
@@ -172,7 +172,7 @@ def stall(merchant_id: str) -> Any:
     except UpstreamUnavailable as exc:
         raise _unavailable(exc) from None
     page_url = f"{_public_base()}/stall/{quote(merchant_id, safe='')}"
-    return render_template("stall.html", merchant_id=merchant_id, stock=_stock_rows(stock),
+    return render_template("stall.html", merchant_id=merchant_id, stock=stock_rows(stock),
                            merchant=_stall_merchant(stock, merchant_id),
                            qr=qr_svg(page_url, module_px=5, title=merchant_id),
                            page_url=page_url)
@@ -184,34 +184,6 @@ def _stall_merchant(stock: Any, merchant_id: str) -> dict[str, Any]:
         return merchant
     name = stock.get("name") if isinstance(stock, dict) else None
     return {"merchant_id": merchant_id, "name": name or merchant_id}
-
-
-def _stock_rows(stock: Any) -> list[dict[str, Any]]:
-    from .trace_view import format_quantity
-
-    if isinstance(stock, dict):
-        lots = stock.get("lots") or stock.get("stock") or stock.get("items") or []
-    else:
-        lots = stock if isinstance(stock, list) else []
-    rows = []
-    for lot in lots:
-        if not isinstance(lot, dict):
-            continue
-        amount = lot.get("remaining", lot.get("remaining_g", lot.get("amount")))
-        rows.append({
-            "product": lot.get("product_name") or lot.get("name") or lot.get("product") or "",
-            "quantity_text": (format_quantity(pieces=amount) if lot.get("measure") == "piece"
-                              else format_quantity(grams=amount)),
-            "origin": lot.get("origin") or lot.get("place") or "",
-            "supplier": (lot.get("supplier") or {}).get("name", "") if isinstance(
-                lot.get("supplier"), dict) else (lot.get("supplier") or ""),
-            "lot": lot.get("lot_id") or lot.get("lot") or lot.get("label") or "",
-            "received_at_ms": lot.get("received_at_ms"),
-            "trace_code": lot.get("trace_code") or "",
-            "tests": collect_tests([lot]),
-            "recalled": bool(lot.get("recalled")),
-        })
-    return rows
 
 
 @blueprint.get("/scan")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["STAGES", "build_timeline", "collect_recalls", "collect_tests", "proof_rows",
-           "published_keys", "format_quantity", "record_lines"]
+           "published_keys", "format_quantity", "record_lines", "stock_rows"]
 
 #: Supply-chain order of the organisations that sign the ledger.
 STAGES = ("production_base", "wholesale_market", "retail_market")
@@ -59,7 +59,8 @@ def record_lines(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         "quantity_text": format_quantity(_first(line, "weight_g", "grams"),
                                          _first(line, "quantity", "pieces")),
         "origin": _first(line, "origin", "place", default=""),
-        "lot": _first(line, "lot", "lot_id", "lot_code", default=""),
+        # The vendor's own lot label; the bridge's internal lot ids mean nothing to a shopper.
+        "lot": _first(line, "lot", "lot_code", default=""),
         "amount_fen": _first(line, "amount_fen"),
     } for line in lines]
 
@@ -71,7 +72,14 @@ def _measure_text(item: Mapping[str, Any], field: str = "amount") -> str:
     return format_quantity(grams=amount)
 
 
-def _step(item: Mapping[str, Any], fallback_stage: str) -> dict[str, Any]:
+def _tests_of(tests: list[dict[str, Any]], lot_ids: list[Any]) -> list[dict[str, Any]]:
+    wanted = {lot_id for lot_id in lot_ids if lot_id}
+    return [test for test in tests if test.get("lot_id") in wanted
+            or wanted & set(test.get("lot_ids") or ())]
+
+
+def _step(item: Mapping[str, Any], fallback_stage: str,
+          extra_tests: list[dict[str, Any]] = ()) -> dict[str, Any]:
     seller = _seller(item)
     stage = _first(item, "org", "stage", default=None) or _first(seller, "org",
                                                                  default=fallback_stage)
@@ -92,19 +100,38 @@ def _step(item: Mapping[str, Any], fallback_stage: str) -> dict[str, Any]:
         "date_ms": _first(item, "sold_at_ms", "confirmed_at_ms", "at_ms", "time_ms",
                           "paid_at_ms", "received_at_ms", "created_at_ms"),
         "trace_code": _first(item, "trace_code", default=""),
+        "trade_id": _first(item, "trade_id", default=None),
         "lines": lines,
-        "tests": collect_tests([item]),
+        "tests": collect_tests([item, {"rapid_tests": list(extra_tests)}]),
     }
 
 
 def build_timeline(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Upstream links first (farm, then wholesale), the traced record itself last."""
-    steps = [_step(link, "unknown") for link in _dicts(trace.get("chain"))]
+    tests = _dicts(trace.get("rapid_tests"))
+    steps = [_step(link, "unknown", _tests_of(tests, [link.get("lot_id")]))
+             for link in _dicts(trace.get("chain"))]
     record = trace.get("record")
     if isinstance(record, Mapping):
-        steps.append(_step(record, "retail_market"))
+        own = [line.get("lot_id") for line in _dicts(record.get("lines"))]
+        steps.append(_step(record, "retail_market", _tests_of(tests, own)))
     rank = {stage: index for index, stage in enumerate(STAGES)}
-    return sorted(steps, key=lambda s: (rank.get(s["stage"], len(STAGES)), s["date_ms"] or 0))
+    return sorted(_merge_by_trade(steps),
+                  key=lambda s: (rank.get(s["stage"], len(STAGES)), s["date_ms"] or 0))
+
+
+def _merge_by_trade(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One step per upstream sale: a farm's cabbage and tomato lines sold together are one
+    event for the shopper, not two."""
+    merged: dict[Any, dict[str, Any]] = {}
+    for position, step in enumerate(steps):
+        key = step.pop("trade_id") or ("#", position)
+        if key in merged:
+            merged[key]["lines"].extend(step["lines"])
+            merged[key]["tests"].extend(t for t in step["tests"] if t not in merged[key]["tests"])
+        else:
+            merged[key] = step
+    return list(merged.values())
 
 
 def _test_row(test: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,13 +169,27 @@ def collect_tests(items: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def collect_recalls(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{
-        "lot": _first(recall, "lot", "lot_id", "lot_code", default=""),
-        "product": _first(recall, "product_name", "product", default=""),
+    """Recalls named as the shopper knows the goods: product name and the vendor's lot label
+    (looked up in the chain and the record), not the bridge's internal lot id."""
+    known: dict[str, Mapping[str, Any]] = {}
+    record = trace.get("record") if isinstance(trace.get("record"), Mapping) else {}
+    for item in [*_dicts(trace.get("chain")), *_dicts(record.get("lines"))]:
+        if isinstance(item.get("lot_id"), str):
+            known.setdefault(item["lot_id"], item)
+    rows = []
+    for recall in _dicts(trace.get("recalls")):
+        lot_id = _first(recall, "lot_id", default="")
+        source = known.get(lot_id, {})
+        rows.append({
+            "lot": _first(source, "lot", default="") or _first(recall, "lot", "lot_id",
+                                                                  "lot_code", default=""),
+            "product": _first(recall, "product_name", "product", default="")
+            or _first(source, "name", "product", default=""),
         "reason": _first(recall, "reason", "finding", "message", default="")
         or _values_text(_first(recall, "values", default="")),
         "date_ms": _first(recall, "tested_at_ms", "at_ms", "recalled_at_ms", "time_ms"),
-    } for recall in _dicts(trace.get("recalls"))]
+        })
+    return rows
 
 
 def proof_rows(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -193,3 +234,26 @@ def published_keys(keys: Any) -> dict[str, str]:
         if isinstance(raw, str) and len(raw) == 43 and not raw.startswith("-----"):
             found[str(signer)] = raw
     return found
+
+
+def stock_rows(stock: Any) -> list[dict[str, Any]]:
+    """Rows of ``GET /v1/stalls/<id>/stock``: each lot on hand, who sold it, which farm."""
+    lots = _first(stock, "lots", "stock", default=[]) if isinstance(stock, Mapping) else stock
+    rows = []
+    for lot in _dicts(lots):
+        origins = _dicts(lot.get("origins"))
+        farms = [_first(_first(o, "seller", default={}), "name", default="") for o in origins]
+        places = [o.get("origin") for o in origins if o.get("origin")]
+        rows.append({
+            "product": _first(lot, "name", "product_name", "product", default=""),
+            "quantity_text": _measure_text(lot, "remaining"),
+            "origin": ", ".join(dict.fromkeys(places)) or _first(lot, "origin", default=""),
+            "farm": ", ".join(dict.fromkeys(f for f in farms if f)),
+            "supplier": _first(_first(lot, "bought_from", "supplier", default={}), "name",
+                               default=""),
+            "lot": _first(lot, "label", "lot", "lot_id", default=""),
+            "received_at_ms": _first(lot, "received_at_ms"),
+            "tests": collect_tests([lot]),
+            "recalled": bool(_dicts(lot.get("recalls"))) or lot.get("recalled") is True,
+        })
+    return rows

@@ -133,7 +133,18 @@ def test_timeline_runs_farm_to_wholesale_to_stall():
     assert farm["tests"][0]["result"] == "pass" and "inhibition_pct 12" in farm["tests"][0]["value"]
     assert wholesale["date_ms"] == 1_763_600_000_000
     assert stall["lines"][0]["quantity_text"] == "1.25 kg"
-    assert stall["lines"][0]["lot"] == "abcdefghijkl:0"
+    assert stall["lines"][0]["lot"] == ""  # internal lot ids are not shown to shoppers
+
+
+def test_lines_of_one_upstream_sale_are_one_step_and_tests_attach_by_lot():
+    tomato = dict(CHAIN[1], lot_id="f1:1", name="西红柿", lot="F-T", rapid_tests=[])
+    steps = build_timeline({"record": RECORD, "chain": [*CHAIN, tomato], "rapid_tests": [
+        {"lot_id": "f1:1", "result": "fail", "values": {"x": 1}, "tested_at_ms": 5}]})
+    farm = steps[0]
+    assert len(steps) == 3
+    assert [line["name"] for line in farm["lines"]] == ["大白菜", "西红柿"]
+    assert sorted(test["result"] for test in farm["tests"]) == ["fail", "pass"]
+    assert steps[1]["tests"] == [] and steps[2]["tests"] == []
 
 
 def test_timeline_tolerates_missing_and_junk_fields():
@@ -148,6 +159,9 @@ def test_recalls_come_from_failed_tests():
          "inspector": "insp-1", "tested_at_ms": 1_763_500_200_000, "reason": None}]})
     assert recalls == [{"lot": "f1:0", "product": "", "reason": "inhibition_pct 62",
                         "date_ms": 1_763_500_200_000}]
+    named = collect_recalls({"chain": CHAIN, "recalls": [{"lot_id": "f1:0", "reason": "residue"}]})
+    assert named == [{"lot": "F-2026-11-19", "product": "大白菜", "reason": "residue",
+                      "date_ms": None}]
     assert collect_recalls({"recalls": None}) == []
 
 
@@ -156,6 +170,8 @@ def test_record_lines_read_nested_sale_lines():
                                               "origin": "Jinhua"}]}})
     assert lines == [{"name": "Pork", "quantity_text": "500 g", "origin": "Jinhua", "lot": "",
                       "amount_fen": 1800}]
+    assert record_lines({"lines": [{"name": "Egg", "quantity": 6, "lot": "E-1"}]})[0][
+        "quantity_text"] == "6 ×"
 
 
 def test_proof_rows_name_the_block():

@@ -1,0 +1,122 @@
+"""First paint of a trace page on loopback, in headless Chromium; prints one JSON object.
+
+Starts a real ledger bridge (gateway key from a file), loads a small market into it over
+HTTP, starts the consumer app, then opens the shopper's trace page ``--loads`` times in a
+fresh browser context each (no cache: the shopper's first visit) and reports first paint,
+first contentful paint, time until the proof check shows Verified, the bytes the page
+pulled, and how many requests left the consumer's origin (must be 0).
+
+Example:
+    .venv/bin/python bench/consumer_paint.py --loads 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from consumer_scenario import Market, write_gateway_key  # noqa: E402
+
+from tracepay.testing import ServiceProcess, free_port, tracepay_command  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TARGET_MS = 300
+WEIGHT_BUDGET = 200 * 1024
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def measure(trace_url: str, origin: str, loads: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    paints, contentful, verified, weights, foreign = [], [], [], [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=CHROMIUM_ARGS)
+        for _ in range(loads):
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            page = context.new_page()
+            outside: list[str] = []
+            page.on("request", lambda request, out=outside: out.append(request.url)
+                    if not request.url.startswith(origin) else None)
+            page.goto(trace_url, wait_until="load")
+            page.wait_for_function(
+                "() => ['verified','tampered','unavailable'].includes("
+                "document.getElementById('verify-status').dataset.state)", timeout=15_000)
+            timing = page.evaluate("""() => {
+                const paint = Object.fromEntries(performance.getEntriesByType('paint')
+                    .map(e => [e.name, e.startTime]));
+                const nav = performance.getEntriesByType('navigation')[0];
+                const bytes = [nav, ...performance.getEntriesByType('resource')]
+                    .reduce((sum, e) => sum + (e.encodedBodySize || 0), 0);
+                return {fp: paint['first-paint'], fcp: paint['first-contentful-paint'],
+                        now: performance.now(), bytes: bytes,
+                        state: document.getElementById('verify-status').dataset.state};
+            }""")
+            if timing["state"] != "verified":
+                raise RuntimeError(f"trace page did not verify: {timing['state']}")
+            paints.append(timing["fp"])
+            contentful.append(timing["fcp"])
+            verified.append(timing["now"])
+            weights.append(timing["bytes"])
+            foreign.extend(outside)
+            context.close()
+        browser.close()
+    return {
+        "loads": loads,
+        "first_paint_ms": {"p50": round(statistics.median(paints), 1),
+                           "p95": round(_percentile(paints, 0.95), 1),
+                           "max": round(max(paints), 1)},
+        "first_contentful_paint_ms": {"p50": round(statistics.median(contentful), 1),
+                                      "p95": round(_percentile(contentful, 0.95), 1)},
+        "verified_by_ms": {"p50": round(statistics.median(verified), 1),
+                           "max": round(max(verified), 1)},
+        "page_bytes": max(weights),
+        "page_weight_budget_bytes": WEIGHT_BUDGET,
+        "external_requests": len(foreign),
+        "target_first_paint_ms": TARGET_MS,
+        "meets_target": _percentile(paints, 0.95) <= TARGET_MS and max(weights) <= WEIGHT_BUDGET
+        and not foreign,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loads", type=int, default=20, help="page loads to time")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="consumer-paint-") as tmp:
+        root = Path(tmp)
+        key = Ed25519PrivateKey.generate()
+        pem = write_gateway_key(key, root / "gateway.pub.pem")
+        bridge_port, consumer_port = free_port(), free_port()
+        bridge_url = f"http://127.0.0.1:{bridge_port}"
+        consumer_url = f"http://127.0.0.1:{consumer_port}"
+        bridge = ServiceProcess(tracepay_command(
+            "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
+            "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
+            health_url=f"{bridge_url}/healthz", startup_timeout=60)
+        consumer = ServiceProcess(tracepay_command(
+            "consumer", "--port", str(consumer_port), "--gateway-url", bridge_url,
+            "--bridge-url", bridge_url), log_path=root / "consumer.log",
+            health_url=f"{consumer_url}/healthz")
+        with bridge, consumer:
+            (code,) = Market(key).load(bridge_url, shoppers=1)
+            result = measure(f"{consumer_url}/trace/{code}?lang=en", consumer_url, args.loads)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

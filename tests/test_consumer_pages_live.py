@@ -1,0 +1,227 @@
+"""Trace and stall pages against a real ledger bridge, opened in headless Chromium at phone size.
+
+The bridge runs as its own process with a gateway key from a file; a small market (farm →
+wholesale → stall → shoppers) is posted to it as gateway-signed trades. The pages are then
+checked as a shopper sees them: Verified, then Tampered after the off-chain record is edited
+in the bridge's SQLite behind the page's back, then a recall warning after an inspector fails
+the farm's lot. Screenshots go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tracepay.testing import ServiceProcess, free_port, tracepay_command
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from consumer_scenario import FARM, STALL, Market, wait_for_trace, write_gateway_key  # noqa: E402
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PHONE = {"width": 390, "height": 844}
+STATES = "['verified','tampered','unavailable','none']"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    root = tmp_path_factory.mktemp("consumer-live")
+    key = Ed25519PrivateKey.generate()
+    pem = write_gateway_key(key, root / "gateway.pub.pem")
+    bridge_port, consumer_port = free_port(), free_port()
+    bridge_url = f"http://127.0.0.1:{bridge_port}"
+    consumer_url = f"http://127.0.0.1:{consumer_port}"
+    bridge = ServiceProcess(tracepay_command(
+        "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
+        "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
+        health_url=f"{bridge_url}/healthz", startup_timeout=60)
+    consumer = ServiceProcess(tracepay_command(
+        "consumer", "--port", str(consumer_port), "--bridge-url", bridge_url,
+        "--gateway-url", f"http://127.0.0.1:{free_port()}"), log_path=root / "consumer.log",
+        health_url=f"{consumer_url}/healthz")
+    with bridge, consumer:
+        market = Market(key)
+        codes = market.load(bridge_url, shoppers=3)
+        yield {"bridge": bridge_url, "consumer": consumer_url, "codes": codes,
+               "data_dir": root / "bridge", "market": market}
+
+
+def _open(browser, url: str, *, lang: str = "en-US"):
+    """A fresh phone-sized page; returns it with the list of requests that left the origin."""
+    context = browser.new_context(viewport=PHONE, locale=lang,
+                                  extra_http_headers={"Accept-Language": lang})
+    page = context.new_page()
+    origin = url.split("/", 3)[:3]
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url)
+            if r.url.split("/", 3)[:3] != origin else None)
+    page.goto(url, wait_until="load")
+    return page, outside
+
+
+def _verify_state(page) -> str:
+    page.wait_for_function(f"() => {STATES}.includes("
+                           "document.getElementById('verify-status').dataset.state)",
+                           timeout=15_000)
+    return page.get_attribute("#verify-status", "data-state")
+
+
+def _page_bytes(page) -> int:
+    return page.evaluate("""() => [performance.getEntriesByType('navigation')[0],
+        ...performance.getEntriesByType('resource')]
+        .reduce((sum, e) => sum + (e.encodedBodySize || 0), 0)""")
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"consumer-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size <= 300 * 1024, f"{path} is larger than 300 KB"
+
+
+def test_trace_page_shows_verified_and_the_timeline(browser, system):
+    code = system["codes"][0]
+    page, outside = _open(browser, f"{system['consumer']}/trace/{code}")
+    assert _verify_state(page) == "verified"
+    assert page.inner_text("#verify-status .verify-title").strip() == "Verified"
+    assert page.locator("#verify-status .verify-problems li").count() == 0
+    stages = page.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.stage)")
+    assert stages == ["production_base", "wholesale_market", "retail_market"]
+    timeline = page.inner_text("#timeline")
+    assert "Green Field Co-op" in timeline and "Zhang's Wholesale" in timeline
+    assert "Auntie Li's Vegetables" in timeline
+    assert "1.25 kg" in timeline and "500 kg" in timeline and "20 kg" in timeline
+    assert "Shouguang" in timeline and "F-1119" in timeline
+    heights = page.eval_on_selector_all(".block-height", "els => els.map(e => e.textContent)")
+    assert len(heights) == 3 and all(h.strip().isdigit() for h in heights)
+    assert page.locator("[data-proof-index][data-state=verified]").count() == 3
+    assert outside == [], f"requests left the consumer: {outside}"
+    assert _page_bytes(page) <= 200 * 1024
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    _shot(page, "trace-verified")
+    page.context.close()
+
+
+def test_trace_page_speaks_chinese_to_a_chinese_phone(browser, system):
+    page, _ = _open(browser, f"{system['consumer']}/trace/{system['codes'][0]}", lang="zh-CN")
+    assert _verify_state(page) == "verified"
+    assert page.inner_text("#verify-status .verify-title").strip() == "已验证"
+    assert "生产基地" in page.inner_text("#timeline")
+    page.click("#lang-switch")
+    page.wait_for_load_state("load")
+    assert "lang=en" in page.url
+    assert _verify_state(page) == "verified"
+    assert "Farm" in page.inner_text("#timeline")
+    page.context.close()
+
+
+def test_unknown_trace_code_is_a_friendly_404(browser, system):
+    url = f"{system['consumer']}/trace/zzzzzzzzzzzz"
+    page, _ = _open(browser, url)
+    assert page.get_attribute("#error", "data-error") == "unknown_trace_code"
+    assert "no record for this trace code" in page.inner_text("#error")
+    page.context.close()
+    api = requests.get(url, headers={"Accept": "application/json"}, timeout=10)
+    assert api.status_code == 404 and api.json()["error"] == "unknown_trace_code"
+    assert requests.get(url, timeout=10).headers["Content-Type"].startswith("text/html")
+
+
+def _tamper(data_dir: Path, record_id: str) -> int:
+    """Edit the off-chain record in every node's SQLite file, as an insider would."""
+    changed = 0
+    for store in sorted((data_dir / "ledger").glob("*/ledger.sqlite")):
+        with sqlite3.connect(store) as db:
+            changed += db.execute(
+                "UPDATE records SET body = CAST(replace(CAST(body AS TEXT), "
+                "'\"weight_g\":1250', '\"weight_g\":2500') AS BLOB) "
+                "WHERE seq = (SELECT seq FROM leaves WHERE record_id = ?)",
+                (record_id,)).rowcount
+    return changed
+
+
+def test_tampered_record_shows_tampered(browser, system):
+    code = system["codes"][1]
+    record_id = wait_for_trace(system["bridge"], code)["record"]["trade_id"]
+    assert _tamper(system["data_dir"], record_id) >= 1
+    answer = requests.get(f"{system['bridge']}/v1/trace/{code}", timeout=10).json()
+    assert '"weight_g":2500' in answer["proofs"][0]["record_canonical"]
+    page, _ = _open(browser, f"{system['consumer']}/trace/{code}")
+    assert _verify_state(page) == "tampered"
+    assert page.inner_text("#verify-status .verify-title").strip() == "Tampered"
+    problems = page.inner_text("#verify-status .verify-problems")
+    assert "record does not match its on-chain hash" in problems
+    assert page.locator("[data-proof-index][data-state=tampered]").count() == 1
+    assert page.locator("[data-proof-index][data-state=verified]").count() == 2
+    _shot(page, "trace-tampered")
+    page.context.close()
+    untouched, _ = _open(browser, f"{system['consumer']}/trace/{system['codes'][0]}")
+    assert _verify_state(untouched) == "verified"
+    untouched.context.close()
+
+
+def test_stall_page_lists_todays_stock_and_its_qr_opens_the_page(browser, system):
+    url = f"{system['consumer']}/stall/{STALL.merchant_id}"
+    page, outside = _open(browser, url)
+    stock = page.inner_text("#stock")
+    assert "cabbage" in stock and "tomato" in stock
+    assert "Green Field Co-op" in stock and "Shouguang" in stock and "W-17" in stock
+    assert "16.25 kg" in stock  # 20 kg bought, three shoppers took 1.25 kg each
+    page.add_script_tag(url=f"{system['consumer']}/static/vendor/jsQR.min.js")
+    decoded = page.evaluate("""async () => {
+        const svg = document.querySelector('#stall-qr svg');
+        const img = new Image();
+        img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg.outerHTML);
+        await img.decode();
+        const canvas = document.createElement('canvas');
+        canvas.width = img.width; canvas.height = img.height;
+        const ctx = canvas.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
+        const found = jsQR(data.data, data.width, data.height);
+        return found && found.data; }""")
+    assert decoded == url
+    assert outside == []
+    _shot(page, "stall")
+    page.context.close()
+    empty = requests.get(f"{system['consumer']}/stall/nobody-here?lang=en", timeout=10)
+    assert empty.status_code == 200
+    assert 'id="no-stock"' in empty.text and "No stock on record today." in empty.text
+
+
+def test_recalled_lot_shows_the_warning_on_every_affected_trace(browser, system):
+    bridge = system["bridge"]
+    response = requests.post(f"{bridge}/v1/lots/F-1119/tests", json={
+        "result": "fail", "inspector": "inspector-07", "method": "enzyme inhibition",
+        "values": {"organophosphate_inhibition_pct": 62}, "note": "pesticide residue"},
+        timeout=10)
+    assert response.status_code == 201, response.text
+    for code in system["codes"]:
+        wait_for_trace(bridge, code, predicate=lambda a: bool(a.get("recalls")))
+    page, _ = _open(browser, f"{system['consumer']}/trace/{system['codes'][2]}")
+    warning = page.inner_text("#recall-warning")
+    assert "Recall warning" in warning and "pesticide residue" in warning
+    assert "F-1119" in warning and "大白菜" in warning
+    assert _verify_state(page) == "verified"
+    assert "Fail" in page.inner_text("#timeline")
+    _shot(page, "trace-recall")
+    page.context.close()
+    zh, _ = _open(browser, f"{system['consumer']}/trace/{system['codes'][0]}", lang="zh-CN")
+    assert "召回警告" in zh.inner_text("#recall-warning")
+    zh.context.close()
+    assert FARM.org == "production_base"

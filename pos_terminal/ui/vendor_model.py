@@ -36,7 +36,7 @@ QR_LIFETIME_MS = 300_000
 class ChargeSource(Protocol):
     """What the vendor screen needs from the terminal service to charge a cart."""
 
-    def charge(self, cart: Cart) -> Any: ...
+    def charge(self, cart: Cart, *, render_png: bool = True) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class VendorScreenModel:
     def press_key(self, key: str) -> bool:
         accepted = self.keypad.press(key)
         if not accepted:
-            self._tell("bad_number", error=True)
+            self.tell("bad_number", error=True)
         return accepted
 
     def set_mode(self, mode: str) -> None:
@@ -125,13 +125,13 @@ class VendorScreenModel:
         try:
             if product.weighed:
                 if amount is None:
-                    self._tell("need_weight", error=True)
+                    self.tell("need_weight", error=True)
                     return
                 self.cart.add(product, weight_g=amount, unit_price_fen=price)
             else:
                 self.cart.add(product, quantity=amount or 1, unit_price_fen=price)
         except CartError as exc:
-            self._tell("charge_failed", reason=str(exc), error=True)
+            self.tell("charge_failed", reason=str(exc), error=True)
             return
         self.keypad.set_mode(KeypadMode.WEIGHT)
         self.selected_line = None
@@ -151,11 +151,11 @@ class VendorScreenModel:
         if self._refuse_when_locked():
             return
         if self.selected_line is None:
-            self._tell("need_line", error=True)
+            self.tell("need_line", error=True)
             return
         value = self.keypad.take()
         if value is None:
-            self._tell("bad_number", error=True)
+            self.tell("bad_number", error=True)
             return
         line = self.cart.lines[self.selected_line]
         try:
@@ -166,7 +166,7 @@ class VendorScreenModel:
             else:
                 self.cart.update(self.selected_line, quantity=value)
         except CartError as exc:
-            self._tell("charge_failed", reason=str(exc), error=True)
+            self.tell("charge_failed", reason=str(exc), error=True)
             return
         self.notice = None
         self._cart_changed()
@@ -175,7 +175,7 @@ class VendorScreenModel:
         if self._refuse_when_locked():
             return
         if self.selected_line is None:
-            self._tell("need_line", error=True)
+            self.tell("need_line", error=True)
             return
         self.cart.remove(self.selected_line)
         self.selected_line = None
@@ -197,12 +197,12 @@ class VendorScreenModel:
     def _set_price(self, product: Product) -> None:
         value = self.keypad.take()
         if value is None:
-            self._tell("bad_number", error=True)
+            self.tell("bad_number", error=True)
             return
         updated = product.with_price(value)
         self.products = [updated if p.code == product.code else p for p in self.products]
         self._save_products(self.products)
-        self._tell("price_set", name=product_name(updated, self.lang),
+        self.tell("price_set", name=product_name(updated, self.lang),
                    price=price_text(value, updated.unit, self.lang))
 
     def toggle_language(self) -> None:
@@ -217,12 +217,12 @@ class VendorScreenModel:
         if self.locked:
             return self.pending
         if not self.cart:
-            self._tell("nothing_to_charge", error=True)
+            self.tell("nothing_to_charge", error=True)
             return None
         try:
-            charged = self.terminal.charge(self.cart)
+            charged = self.terminal.charge(self.cart, render_png=False)
         except (CartError, ValueError, TerminalError) as exc:
-            self._tell("charge_failed", reason=str(exc), error=True)
+            self.tell("charge_failed", reason=str(exc), error=True)
             return None
         self.pending = charged
         self.selected_line = None
@@ -275,10 +275,10 @@ class VendorScreenModel:
     # -- plumbing ------------------------------------------------------------------------
     def _refuse_when_locked(self) -> bool:
         if self.locked:
-            self._tell("waiting", error=True)
+            self.tell("waiting", error=True)
         return self.locked
 
-    def _tell(self, key: str, *, error: bool = False, **values: object) -> None:
+    def tell(self, key: str, *, error: bool = False, **values: object) -> None:
         self.notice = Notice(key, tuple(values.items()), error)
 
     def _cart_changed(self) -> None:

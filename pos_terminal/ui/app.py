@@ -1,0 +1,95 @@
+"""Start the vendor screen (and with it the customer display): what ``tracepay terminal``
+calls when it is not ``--headless``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .environment import LANG_ENV
+
+__all__ = ["run", "UI_OPTIONS"]
+
+#: Options ``run`` understands when given a mapping (CLI flags or a settings table).
+UI_OPTIONS: dict[str, tuple[Any, str]] = {
+    "data_dir": (None, "the enrolled terminal's data directory"),
+    "lang": (None, "first language of the screens: zh or en (switchable at run time)"),
+    "geometry": ("1024x700+0+0", "vendor window WIDTHxHEIGHT[+LEFT+TOP]"),
+    "display_geometry": ("800x600+1030+0", "customer display window geometry"),
+    "fullscreen": (False, "vendor window full screen"),
+    "customer_display": (True, "start the customer display process"),
+}
+
+
+def _options(config_or_data_dir: Any) -> dict[str, Any]:
+    if isinstance(config_or_data_dir, (str, os.PathLike)):
+        given: Mapping[str, Any] = {"data_dir": config_or_data_dir}
+    elif isinstance(config_or_data_dir, Mapping):
+        given = config_or_data_dir
+    else:  # a settings object with attributes
+        given = {name: getattr(config_or_data_dir, name) for name in UI_OPTIONS
+                 if hasattr(config_or_data_dir, name)}
+    unknown = sorted(set(given) - set(UI_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown terminal UI option(s) {unknown}; known: {sorted(UI_OPTIONS)}")
+    options = {name: default for name, (default, _) in UI_OPTIONS.items()}
+    options.update({k: v for k, v in given.items() if v is not None})
+    options["lang"] = options["lang"] or os.environ.get(LANG_ENV) or "zh"
+    if not options["data_dir"]:
+        raise ValueError("the terminal UI needs data_dir: the enrolled terminal's directory")
+    if options["lang"] not in ("zh", "en"):
+        raise ValueError(f"lang must be zh or en, not {options['lang']!r}")
+    return options
+
+
+def run(config_or_data_dir: Any) -> None:
+    """Open the terminal in ``data_dir`` and run its windows until the vendor closes them.
+
+    Accepts a data directory, a mapping of ``UI_OPTIONS`` or an object with those attributes.
+    Raises ``ProvisioningError`` when the directory holds no enrolment.
+    """
+    options = _options(config_or_data_dir)
+    from ..terminal import Terminal
+    from .window_setup import configure_window
+
+    terminal = Terminal.open(Path(options["data_dir"]))
+    has_cjk = configure_window(options["geometry"], fullscreen=options["fullscreen"])
+    from .vendor_app import VendorApp
+
+    app = VendorApp(terminal, lang=options["lang"], has_cjk_font=has_cjk,
+                    customer_display=options["customer_display"],
+                    display_geometry=options["display_geometry"])
+    _stop_on_sigterm(app)
+    try:
+        app.run()
+    finally:
+        terminal.close()
+
+
+def _stop_on_sigterm(app: Any) -> None:
+    """SIGTERM (a service manager, a test) closes the windows cleanly: on_stop runs, the
+    uplink disconnects and the customer display is told to go."""
+    import signal
+
+    from kivy.clock import Clock
+
+    signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: app.stop(), 0))
+
+
+def main() -> None:
+    """``python -m pos_terminal.ui.app DATA_DIR``: the screens without the CLI around them."""
+    import logging
+    import sys
+
+    logging.basicConfig(level=os.environ.get("TRACEPAY_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m pos_terminal.ui.app DATA_DIR")
+    run(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()

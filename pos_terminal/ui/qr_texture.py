@@ -1,0 +1,37 @@
+"""The QR as a texture with one texel per module, scaled up with nearest-neighbour filtering.
+
+A phone camera reads a QR by its module edges; a blurred (linearly filtered) QR on a cheap
+display fails at an angle. Drawing the module matrix itself, magnified with ``nearest``,
+keeps every edge sharp at any size, and needs no PNG decode on the charge path.
+"""
+
+from __future__ import annotations
+
+from ..qr_image import qr_matrix
+
+__all__ = ["qr_pixels", "qr_texture"]
+
+#: RGBA texels: four bytes each keeps every row 4-byte aligned for GL, whatever the side.
+_DARK, _LIGHT = b"\x00\x00\x00\xff", b"\xff\xff\xff\xff"
+
+
+def qr_pixels(data: str) -> tuple[int, bytes]:
+    """``(side, rgba)``: one opaque black or white texel per module, rows bottom-up for GL.
+
+    The matrix from ``qr_matrix`` already carries the 4-module quiet zone.
+    """
+    _, matrix = qr_matrix(data)
+    rows = [b"".join(_DARK if module else _LIGHT for module in row) for row in matrix]
+    return len(matrix), b"".join(reversed(rows))
+
+
+def qr_texture(data: str):  # -> kivy.graphics.texture.Texture
+    """A Kivy texture of the QR; needs a running Kivy window (a GL context)."""
+    from kivy.graphics.texture import Texture
+
+    side, pixels = qr_pixels(data)
+    texture = Texture.create(size=(side, side), colorfmt="rgba")
+    texture.mag_filter = "nearest"
+    texture.min_filter = "nearest"
+    texture.blit_buffer(pixels, colorfmt="rgba", bufferfmt="ubyte")
+    return texture

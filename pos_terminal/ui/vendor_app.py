@@ -1,0 +1,388 @@
+"""The vendor screen (Kivy): a thin shell that binds widgets to ``VendorScreenModel``.
+
+Every button calls one model action and then ``refresh`` copies the model into Kivy
+properties the .kv files bind to. Network events (payment results from the MQTT thread)
+hop onto the UI thread with ``Clock.schedule_once`` before they touch anything.
+Import this module only after ``pos_terminal.ui.app`` has configured the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.lang import Builder
+from kivy.properties import (
+    BooleanProperty,
+    ColorProperty,
+    DictProperty,
+    NumericProperty,
+    StringProperty,
+)
+from kivy.uix.behaviors import ButtonBehavior
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+
+from market_protocol import format_fen
+
+from ..terminal import Terminal, TerminalError
+from .day_model import sale_view, z_report, z_report_lines
+from .display_link import VendorLink
+from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
+from .keypad import KeypadMode
+from .line_text import line_detail, product_name
+from .strings import STRINGS, text
+from .ui_control import UIControl
+from .vendor_model import VendorScreenModel
+
+__all__ = ["VendorApp"]
+
+log = logging.getLogger(__name__)
+
+KV_DIR = Path(__file__).with_name("kv")
+
+
+def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
+    value = hex_colour.lstrip("#")
+    return (int(value[0:2], 16) / 255, int(value[2:4], 16) / 255, int(value[4:6], 16) / 255, 1)
+
+
+def _text_colour(background: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """Black on light keys, white on dark ones: readable in direct sun either way."""
+    red, green, blue = background[:3]
+    return (0, 0, 0, 1) if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else (1, 1, 1, 1)
+
+
+class QuickKey(Button):
+    tap_id = StringProperty()
+    code = StringProperty()
+    key_colour = ColorProperty((0.5, 0.5, 0.5, 1))
+    text_colour = ColorProperty((0, 0, 0, 1))
+
+
+class CartRow(ButtonBehavior, BoxLayout):
+    tap_id = StringProperty()
+    index = NumericProperty(0)
+    name = StringProperty()
+    detail = StringProperty()
+    amount = StringProperty()
+    selected = BooleanProperty(False)
+
+
+class SaleRow(ButtonBehavior, BoxLayout):
+    tap_id = StringProperty()
+    seq = NumericProperty(0)
+    sale_id = StringProperty()
+    summary = StringProperty()
+    status = StringProperty()
+    amount = StringProperty()
+    selected = BooleanProperty(False)
+
+
+class RingUpScreen(Screen):
+    pass
+
+
+class SalesScreen(Screen):
+    pass
+
+
+class ZReportScreen(Screen):
+    pass
+
+
+class VendorApp(App):
+    t = DictProperty()
+    merchant_name = StringProperty()
+    outbox_text = StringProperty()
+    outbox_queued = NumericProperty(0)
+    total_text = StringProperty()
+    entry_text = StringProperty()
+    keypad_mode = StringProperty(KeypadMode.WEIGHT)
+    notice_text = StringProperty()
+    notice_error = BooleanProperty(False)
+    price_edit = BooleanProperty(False)
+    locked = BooleanProperty(False)
+    pending_text = StringProperty()
+    has_cjk_font = BooleanProperty(False)
+    unsent_warning = StringProperty()
+    z_report_text = StringProperty()
+
+    def __init__(self, terminal: Terminal, *, lang: str = "zh", has_cjk_font: bool = False,
+                 customer_display: bool = True, display_geometry: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.terminal = terminal
+        self.has_cjk_font = has_cjk_font
+        self.title = "tracepay"
+        self.merchant_name = terminal.config.merchant_name
+        self.link = VendorLink(on_reply=self._display_reply)
+        self.model = VendorScreenModel(terminal.catalogue(), terminal,
+                                       send_to_display=self.link.send,
+                                       save_products=terminal.save_catalogue, lang=lang)
+        self.t = {key: table[lang] for key, table in STRINGS.items()}
+        self.display_shown: dict[str, Any] = {}
+        self.selected_sale: str | None = None
+        self._want_display = customer_display
+        self._display_geometry = display_geometry
+        self._display_process: subprocess.Popen | None = None
+        self._keys_drawn: tuple = ()
+        self._control: UIControl | None = None
+        self._unsubscribe = lambda: None
+
+    # -- life cycle ----------------------------------------------------------------------
+    def build(self) -> ScreenManager:
+        for name in ("theme", "ring_up", "sales", "z_report"):
+            Builder.load_file(str(KV_DIR / f"{name}.kv"))
+        self.manager = ScreenManager(transition=NoTransition())
+        for screen in (RingUpScreen(), SalesScreen(), ZReportScreen()):
+            self.manager.add_widget(screen)
+        self.refresh()
+        return self.manager
+
+    def on_start(self) -> None:
+        self._unsubscribe = self.terminal.on_result(self._result_from_network)
+        self.terminal.start()
+        if self._want_display:
+            self._start_display()
+        Clock.schedule_interval(self._tick, 0.5)
+        self._control = UIControl.from_environment(self.snapshot)
+
+    def on_stop(self) -> None:
+        self._unsubscribe()
+        self.terminal.stop()
+        if self._display_process and self._display_process.poll() is None:
+            self._display_process.terminate()
+            try:
+                self._display_process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._display_process.kill()
+        self.link.close()
+
+    def _start_display(self) -> None:
+        env = {**os.environ, **self.link.child_env()}
+        env.pop(CONTROL_ENV, None)
+        if os.environ.get(DISPLAY_CONTROL_ENV):
+            env[CONTROL_ENV] = os.environ[DISPLAY_CONTROL_ENV]
+        argv = [sys.executable, "-m", "pos_terminal.ui.display_app", "--address",
+                self.link.address, "--merchant", self.merchant_name]
+        if self._display_geometry:
+            argv += ["--geometry", self._display_geometry]
+        self._display_process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)
+
+    def _display_reply(self, reply: dict[str, Any]) -> None:
+        if reply.get("type") == "shown":
+            self.display_shown = reply
+
+    def _result_from_network(self, stored: Any, result: dict[str, Any]) -> None:
+        Clock.schedule_once(lambda dt: self._apply_result(result), 0)
+
+    def _apply_result(self, result: dict[str, Any]) -> None:
+        self.model.payment_result(result)
+        self.refresh()
+
+    def _tick(self, dt: float) -> None:
+        self.model.tick()
+        self.refresh()
+
+    # -- state for tests and benchmarks --------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        model = self.model
+        pending = model.pending
+        return {
+            "screen": self.manager.current, "lang": model.lang, "total_fen": model.total_fen,
+            "lines": [line.to_record() for line in model.cart.lines],
+            "keypad": model.keypad.buffer, "mode": model.keypad.mode,
+            "notice": model.notice_text(), "locked": model.locked,
+            "pending_sale_id": pending.sale_id if pending else None,
+            "pending_seq": pending.seq if pending else None,
+            "phase": model.display.state.phase, "display_connected": self.link.connected,
+            "display_shown": self.display_shown, "outbox": self.terminal.outbox_counts(),
+            "products": {p.code: p.unit_price_fen for p in model.products},
+            "z_report": self.z_report_text, "unsent_warning": self.unsent_warning,
+            "sales": [{"seq": v.seq, "sale_id": v.sale_id, "status": v.status,
+                       "total_fen": v.total_fen}
+                      for v in map(sale_view, self.terminal.today_sales())],
+            "selected_sale": self.selected_sale,
+        }
+
+    # -- drawing -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        model = self.model
+        lang = model.lang
+        self.t = {key: table[lang] for key, table in STRINGS.items()}
+        screen = self.manager.get_screen("ring_up")
+        self._draw_keys(screen.ids.quick_keys)
+        self._draw_cart(screen.ids.cart_rows)
+        self.total_text = format_fen(model.total_fen)
+        unit = {"weight": text("grams", lang), "quantity": text("pieces", lang),
+                "price": "¥"}[model.keypad.mode]
+        self.entry_text = f"{model.keypad.buffer or '0'} {unit}"
+        self.keypad_mode = model.keypad.mode
+        self.price_edit = model.price_edit
+        self.locked = model.locked
+        self.pending_text = self._pending_text()
+        self.notice_text = model.notice_text()
+        self.notice_error = bool(model.notice and model.notice.error)
+        counts = self.terminal.outbox_counts()
+        self.outbox_queued = counts["queued"]
+        self.outbox_text = text("outbox", lang, **counts)
+
+    def _pending_text(self) -> str:
+        state = self.model.display.state
+        left = state.seconds_left(int(time.time() * 1000))
+        if self.model.locked and left is not None:
+            return f"{text('waiting', self.model.lang)} {left}s"
+        if state.phase in ("paid", "failed", "expired", "cancelled"):
+            return text(state.phase, self.model.lang)
+        return ""
+
+    def _draw_keys(self, grid: Any) -> None:
+        model = self.model
+        drawn = (model.lang, tuple(model.products))
+        if drawn == self._keys_drawn:
+            return
+        self._keys_drawn = drawn
+        grid.clear_widgets()
+        for product in model.products:
+            colour = _rgba(product.colour)
+            grid.add_widget(QuickKey(text=model.key_label(product), code=product.code,
+                                     key_colour=colour, text_colour=_text_colour(colour),
+                                     tap_id=f"product-{product.code}"))
+
+    def _draw_cart(self, rows: Any) -> None:
+        model = self.model
+        rows.clear_widgets()
+        for index, line in enumerate(model.cart.lines):
+            row = CartRow(index=index, name=product_name(line.product, model.lang),
+                          detail=line_detail(line, model.lang),
+                          amount=format_fen(line.amount_fen),
+                          selected=index == model.selected_line, tap_id=f"line-{index}")
+            row.bind(on_release=lambda row: self.select_line(row.index))
+            rows.add_widget(row)
+
+    # -- ring-up actions (each is one tap) -----------------------------------------------
+    def _act(self, action: Any, *args: Any) -> None:
+        action(*args)
+        self.refresh()
+
+    def press_key(self, key: str) -> None:
+        self._act(self.model.press_key, key)
+
+    def set_mode(self, mode: str) -> None:
+        self._act(self.model.set_mode, mode)
+
+    def tap_product(self, code: str) -> None:
+        self._act(self.model.tap_product, code)
+
+    def select_line(self, index: int) -> None:
+        self._act(self.model.select_line, index)
+
+    def edit_line(self) -> None:
+        self._act(self.model.edit_line)
+
+    def delete_line(self) -> None:
+        self._act(self.model.delete_line)
+
+    def clear_cart(self) -> None:
+        self._act(self.model.clear_cart)
+
+    def toggle_price_edit(self) -> None:
+        self._act(self.model.toggle_price_edit)
+
+    def toggle_language(self) -> None:
+        self._act(self.model.toggle_language)
+
+    def charge(self) -> None:
+        self._act(self.model.charge)
+
+    def cancel_charge(self) -> None:
+        cancelled = self.model.cancel_charge()
+        if cancelled is not None:
+            try:
+                self.terminal.void(cancelled.sale_id)
+            except TerminalError as exc:  # paid in the meantime: the result will say so
+                log.warning("could not void cancelled sale %s: %s", cancelled.sale_id, exc)
+        self.refresh()
+
+    # -- day operations ------------------------------------------------------------------
+    def show_ring_up(self) -> None:
+        self.manager.current = "ring_up"
+        self.refresh()
+
+    def show_sales(self) -> None:
+        self.manager.current = "sales"
+        self._draw_sales()
+
+    def _draw_sales(self) -> None:
+        rows = self.manager.get_screen("sales").ids.sale_rows
+        rows.clear_widgets()
+        lang = self.model.lang
+        for stored in reversed(self.terminal.today_sales()):
+            view = sale_view(stored)
+            row = SaleRow(seq=view.seq, sale_id=view.sale_id,
+                          summary=f"#{view.seq}  {view.time}",
+                          status=text(f"status_{view.status}", lang),
+                          amount=format_fen(view.total_fen),
+                          selected=view.sale_id == self.selected_sale, tap_id=f"sale-{view.seq}")
+            row.bind(on_release=lambda row: self._select_sale(row.sale_id))
+            rows.add_widget(row)
+        self.refresh()
+
+    def _select_sale(self, sale_id: str) -> None:
+        self.selected_sale = None if sale_id == self.selected_sale else sale_id
+        self._draw_sales()
+
+    def void_selected(self) -> None:
+        if not self.selected_sale:
+            self.model.tell("need_sale", error=True)
+        else:
+            try:
+                self.terminal.void(self.selected_sale)
+                self.model.tell("voided")
+            except TerminalError as exc:
+                self.model.tell("void_failed", reason=str(exc), error=True)
+        self._draw_sales()
+
+    def refund_selected(self, reason: str) -> None:
+        stored = self.terminal.sale(self.selected_sale) if self.selected_sale else None
+        if stored is None:
+            self.model.tell("need_sale", error=True)
+        else:
+            try:
+                self.terminal.request_refund(stored.sale_id,
+                                             stored.total_fen - stored.refunded_fen, reason)
+                self.model.tell("refund_requested")
+            except (TerminalError, ValueError, OSError, ImportError) as exc:
+                self.model.tell("refund_failed", reason=str(exc), error=True)
+        self._draw_sales()
+
+    def show_z_report(self) -> None:
+        lang = self.model.lang
+        day = datetime.now().astimezone().strftime("%Y-%m-%d")
+        unsent = self.terminal.outbox_counts()["queued"]
+        report = z_report(self.terminal.today_sales(), unsent, day)
+        lines = z_report_lines(report, lang, self.merchant_name, self.terminal.device_id)
+        self.z_report_text = "[b]" + lines[0] + "[/b]\n\n" + "\n".join(lines[1:])
+        self.unsent_warning = text("unsent_warning", lang, count=unsent) if unsent else ""
+        self.manager.current = "z_report"
+        self.refresh()
+
+    def save_z_report(self, widget: Any) -> Path:
+        day = datetime.now().astimezone().strftime("%Y-%m-%d")
+        path = self.terminal.data_dir / "reports" / f"z-{day}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        widget.export_to_png(str(path))
+        self.model.tell("saved_to", path=str(path))
+        self.refresh()
+        return path
+

@@ -27,8 +27,8 @@ class Charger:
         self.terminal = Terminal.open(data_dir)
         self.sales: list[dict] = []
 
-    def charge(self, cart: Cart):
-        charged = self.terminal.charge(cart, render_png=False)
+    def charge(self, cart: Cart, *, render_png: bool = True):
+        charged = self.terminal.charge(cart, render_png=render_png)
         self.sales.append(charged.sale)
         return charged
 
@@ -318,7 +318,7 @@ def test_a_cart_the_sale_schema_refuses_is_reported_not_raised(rig):
     model, *_ = rig
 
     class Refusing:
-        def charge(self, cart):
+        def charge(self, cart, **options):
             raise SchemaError("$.lines", "too many")
 
     model.terminal = Refusing()

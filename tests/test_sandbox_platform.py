@@ -599,3 +599,24 @@ def test_statement_day_must_be_a_date(merchant: Merchant, day: str) -> None:
     response = merchant.get(f"/v1/statements/{day}")
     assert response.status_code == 400
     assert response.json()["error"] == "bad_date"
+
+
+def test_several_http_workers_share_one_notifier(tmp_path: Path) -> None:
+    port = free_port()
+    platform = start_platform(tmp_path / "data", port, "--workers", "2")
+    try:
+        with NotifyReceiver() as acking:
+            merchant = Merchant(f"http://127.0.0.1:{port}")
+            merchant.register()
+            trades = []
+            for _ in range(4):
+                order = merchant.order(acking.url)
+                created = merchant.verified(merchant.post("/v1/orders", order))
+                assert pay(merchant, created["order_id"]).status_code == 200
+                trades.append(order["out_trade_no"])
+            for out_trade_no in trades:
+                wait_until(lambda n=out_trade_no: _notifications(merchant, n)[0]["status"]
+                           == "delivered")
+            assert all(len(acking.for_trade(n)) == 1 for n in trades)
+    finally:
+        platform.stop()

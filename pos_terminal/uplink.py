@@ -31,6 +31,9 @@ __all__ = ["Uplink", "ResultCallback"]
 
 log = logging.getLogger(__name__)
 
+#: How long the sender lets PUBACKs accumulate before it records them.
+ACK_GATHER_S = 0.02
+
 ResultCallback = Callable[[StoredSale, dict[str, Any]], None]
 
 
@@ -153,6 +156,9 @@ class Uplink:
         while not self._stopping.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
+            if self._mid_to_seq and len(self._acked) < self._batch:
+                # Let acknowledgements gather: one commit (one fsync) per batch, not per sale.
+                self._stopping.wait(ACK_GATHER_S)
             self._flush_acks()
             if self._connected.is_set():
                 self._publish_more()
@@ -189,7 +195,6 @@ class Uplink:
                 self._mid_to_seq[info.mid] = seq
                 self._cursor = seq
                 room -= 1
-            self._flush_acks()
 
     def resend_from(self, seq: int) -> None:
         """Publish queued rows again from ``seq`` (a voided sale that was already sent)."""

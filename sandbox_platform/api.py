@@ -16,7 +16,7 @@ from .fees import refund_fee_fen
 from .order_views import created_view, order_view, refund_view
 from .request_auth import authenticate_app, signed_response
 from .state import platform_state
-from .store import StoreConflict
+from .store import StoreConflict, now_ms
 
 __all__ = ["blueprint", "read_json", "conflict_error"]
 
@@ -84,7 +84,7 @@ def create_order():  # type: ignore[no-untyped-def]
     app = authenticate_app()
     state = platform_state()
     body = _checked(validation.check_order_request, read_json(),
-                    state.settings["allowed_notify_hosts"])
+                    state.settings["allowed_notify_hosts"], now_ms())
     try:
         order, is_new = state.store.create_order(
             app["app_id"], body, state.settings["order_ttl_seconds"] * 1000)

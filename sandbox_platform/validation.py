@@ -48,9 +48,14 @@ APP_REQUEST = {
 }
 
 
-def check_order_request(body: Any, allowed_hosts: tuple[str, ...]) -> dict[str, Any]:
-    """Raise SchemaError naming the field; notify_url must stay on an allowed host."""
+def check_order_request(body: Any, allowed_hosts: tuple[str, ...],
+                        now_ms: int | None = None) -> dict[str, Any]:
+    """Raise SchemaError naming the field; notify_url must stay on an allowed host and an
+    explicit expiry must lie in the future (when ``now_ms`` is given)."""
     check(ORDER_REQUEST, body)
+    expires = body.get("expires_at_ms")
+    if expires is not None and now_ms is not None and expires <= now_ms:
+        raise SchemaError("$.expires_at_ms", f"{expires} is not in the future (now {now_ms})")
     host = urlsplit(body["notify_url"]).hostname
     if host not in allowed_hosts:
         raise SchemaError("$.notify_url", f"host {host!r} is not one of the allowed notify "

@@ -274,6 +274,7 @@ def test_malformed_json_is_400(merchant: Merchant) -> None:
     ({"notify_url": "ftp://127.0.0.1/x"}, "$.notify_url"),
     ({"notify_url": "http://example.com/notify"}, "$.notify_url"),
     ({"subject": "  "}, "$.subject"),
+    ({"expires_at_ms": 1_000}, "$.expires_at_ms"),
     ({"surprise": 1}, "$.surprise"),
 ])
 def test_invalid_order_fields_are_named(merchant: Merchant, receiver: NotifyReceiver,
@@ -284,6 +285,30 @@ def test_invalid_order_fields_are_named(merchant: Merchant, receiver: NotifyRece
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
     assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize("raw, status, error", [
+    (b"[1, 2]", 400, "invalid_request"),
+    (b"null", 400, "invalid_request"),
+    (b"", 400, "malformed_json"),
+    (b"\xff\xfe{", 400, "malformed_json"),
+    (b'{"pad": "' + b"x" * 70_000 + b'"}', 413, "request_entity_too_large"),
+])
+def test_bodies_that_are_not_an_order(merchant: Merchant, raw: bytes, status: int,
+                                      error: str) -> None:
+    response = merchant.post("/v1/orders", raw=raw)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+
+
+def test_checkout_pay_with_broken_json_is_400(merchant: Merchant,
+                                              receiver: NotifyReceiver) -> None:
+    created = merchant.verified(merchant.post("/v1/orders", merchant.order(receiver.url)))
+    response = requests.post(f"{merchant.base_url}/checkout/{created['order_id']}/pay",
+                             data=b"{nope", headers={"Content-Type": "application/json",
+                                                     "Accept": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
 
 
 def test_missing_field_is_named(merchant: Merchant, receiver: NotifyReceiver) -> None:

@@ -103,7 +103,8 @@ def test_flow_carries_trades_to_the_ledger(node_red, bridge):
     assert [f["unmatched"] for f in body["findings"]] == [1_800]
     again = requests.post(f"{url}/tracepay/trades", json=trade, timeout=30)
     assert again.json()["status"] == "duplicate"
-    forged = requests.post(f"{url}/tracepay/trades", json={**trade, "gateway_sig": "A" * 86},
+    other = make_trade(KEY, STALL, 2, [line("tomato", 700)])
+    forged = requests.post(f"{url}/tracepay/trades", json={**other, "gateway_sig": "A" * 86},
                            timeout=30)
     assert forged.status_code == 422 and forged.json()["error"] == "bad_signature"
     not_json = requests.post(f"{url}/tracepay/trades", data="hello", timeout=30,

@@ -1,9 +1,196 @@
-"""Manager web pages (login, devices, payments, settlement, reconciliation)."""
+"""Manager web pages: login, terminals (enrol, revoke, rotate), live payments, per-vendor
+daily settlement with CSV and chart, T+1 reconciliation.
+
+Sessions are server-side (``web_sessions``); every state-changing form carries the
+session's CSRF token, and the login form a double-submit token of its own.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+
+from market_protocol import ApiError, format_fen
+
+from .channels.base import ChannelError
+from .manager_accounts import verify_manager
+from .requests_in import gateway
+from .settlement import MISMATCH_KINDS, settlement_csv, settlement_svg
+from .settlement_store import open_items, parse_day, run_reconciliation, vendor_day
+from .web_sessions import COOKIE, create_session, csrf_ok, end_session, load_session
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("manager", __name__, url_prefix="/manager")
+
+_LOGIN_CSRF = "tracepay_login_csrf"
+
+
+def _session() -> dict[str, Any] | None:
+    return load_session(gateway().db, request.cookies.get(COOKIE))
+
+
+@blueprint.before_request
+def _require_login() -> Any:
+    if request.endpoint in ("manager.login", "manager.login_post"):
+        return None
+    session = _session()
+    if session is None:
+        if request.path.endswith(".json") or request.path.endswith(".csv"):
+            raise ApiError(401, "unauthorized", "log in at /manager/login")
+        return redirect(url_for("manager.login"))
+    g.manager = session
+    if request.method == "POST" and not csrf_ok(session, request.form.get("csrf_token")):
+        raise ApiError(403, "csrf_failed", "the form's CSRF token is missing or wrong; "
+                       "reload the page")
+    return None
+
+
+@blueprint.after_request
+def _no_cache(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _render(template: str, **context: Any) -> str:
+    return render_template(template, manager=g.get("manager"), format_fen=format_fen,
+                           **context)
+
+
+# -- login --------------------------------------------------------------------------------
+@blueprint.get("/login")
+def login() -> Any:
+    token = secrets.token_urlsafe(24)
+    response = Response(render_template("manager_login.html", csrf_token=token, error=None,
+                                        manager=None))
+    response.set_cookie(_LOGIN_CSRF, token, httponly=True, samesite="Strict",
+                        path="/manager/login")
+    return response
+
+
+@blueprint.post("/login")
+def login_post() -> Any:
+    cookie = request.cookies.get(_LOGIN_CSRF, "")
+    submitted = request.form.get("csrf_token", "")
+    if not cookie or not hmac.compare_digest(cookie, submitted):
+        raise ApiError(403, "csrf_failed", "the login form's CSRF token is missing or wrong")
+    username = request.form.get("username", "")[:64]
+    password = request.form.get("password", "")[:256]
+    gw = gateway()
+    if not username or not password or not verify_manager(gw.db, username, password):
+        token = secrets.token_urlsafe(24)
+        response = Response(render_template("manager_login.html", csrf_token=token,
+                                            error="Wrong user name or password.",
+                                            manager=None), status=401)
+        response.set_cookie(_LOGIN_CSRF, token, httponly=True, samesite="Strict",
+                            path="/manager/login")
+        return response
+    session_id, _ = create_session(gw.db, username, gw.settings["session_lifetime_s"])
+    response = redirect(url_for("manager.dashboard"), code=303)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/manager",
+                        secure=gw.settings["public_url"].startswith("https://"))
+    response.delete_cookie(_LOGIN_CSRF, path="/manager/login")
+    return response
+
+
+@blueprint.post("/logout")
+def logout() -> Any:
+    end_session(gateway().db, request.cookies.get(COOKIE))
+    response = redirect(url_for("manager.login"), code=303)
+    response.delete_cookie(COOKIE, path="/manager")
+    return response
+
+
+# -- terminals and payments ---------------------------------------------------------------
+@blueprint.get("/")
+def dashboard() -> Any:
+    return _render("manager_dashboard.html", devices=gateway().registry.all(),
+                   notice=request.args.get("notice"))
+
+
+@blueprint.post("/devices")
+def enrol() -> Any:
+    body = {key: request.form.get(key, "").strip() for key in
+            ("merchant_id", "merchant_name", "org", "device_id")}
+    if not body["device_id"]:
+        body.pop("device_id")
+    result = gateway().registry.enrol(body)
+    return _render("manager_code.html", result=result, action="Enrolled")
+
+
+@blueprint.post("/devices/<device_id>/revoke")
+def revoke(device_id: str) -> Any:
+    gateway().registry.revoke(device_id)
+    return redirect(url_for("manager.dashboard", notice=f"{device_id} revoked"), code=303)
+
+
+@blueprint.post("/devices/<device_id>/rotate")
+def rotate(device_id: str) -> Any:
+    result = gateway().registry.rotate(device_id)
+    return _render("manager_code.html", result=result, action="New key for")
+
+
+@blueprint.get("/payments.json")
+def payments_json() -> Any:
+    rows = gateway().db.conn.execute(
+        "SELECT p.payment_id, p.device_id, p.merchant_id, m.name AS merchant_name, p.order_no,"
+        " p.amount_fen, p.refunded_fen, p.status, p.channel, p.created_at_ms, p.paid_at_ms, "
+        "p.updated_at_ms FROM payments p LEFT JOIN merchants m USING (merchant_id) "
+        "ORDER BY p.updated_at_ms DESC LIMIT 50").fetchall()
+    return jsonify(payments=[dict(row) for row in rows])
+
+
+# -- settlement and reconciliation --------------------------------------------------------
+def _day() -> Any:
+    text = request.args.get("date") or request.form.get("date")
+    if not text:
+        return datetime.now(UTC).date()
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise ApiError(400, "bad_date", "date must be YYYY-MM-DD") from None
+
+
+@blueprint.get("/settlement")
+def settlement() -> Any:
+    day = _day()
+    rows = vendor_day(gateway(), day)
+    return _render("manager_settlement.html", day=day.isoformat(), rows=rows,
+                   chart=settlement_svg(rows), previous=(day - timedelta(days=1)).isoformat())
+
+
+@blueprint.get("/settlement.csv")
+def settlement_export() -> Any:
+    day = _day()
+    body = settlement_csv(day.isoformat(), vendor_day(gateway(), day))
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="settlement-{day.isoformat()}.csv"'})
+
+
+@blueprint.get("/reconciliation")
+def reconciliation() -> Any:
+    return _render("manager_reconciliation.html", day=_day().isoformat(), result=None,
+                   items=open_items(gateway()), kinds=MISMATCH_KINDS, error=None)
+
+
+@blueprint.post("/reconciliation")
+def reconciliation_run() -> Any:
+    day = _day()
+    try:
+        result = run_reconciliation(gateway(), day)
+        error = None
+    except ChannelError as exc:
+        result, error = None, f"The statement could not be fetched: {exc.code}"
+    if request.args.get("format") == "json":
+        if error:
+            raise ApiError(502, "statement_unavailable", error)
+        return jsonify(matched=result.matched, resolved=result.resolved,
+                       carried=result.carried, mismatches=[m.__dict__ for m in
+                                                           result.mismatches])
+    return _render("manager_reconciliation.html", day=day.isoformat(), result=result,
+                   items=open_items(gateway()), kinds=MISMATCH_KINDS, error=error)

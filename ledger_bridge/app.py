@@ -247,7 +247,12 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
             origins = [{"seller": link["seller"], "origin": link["origin"], "lot": link["lot"]}
                        for link in upstream if link["seller"].get("org") == "production_base"]
             seller = store.trade(row.get("trade_id", "")) or {}
-            out.append({**lot.to_dict(), "origin": row.get("origin"),
+            bought = seller.get("lines", [])
+            name = bought[row["line"]]["name"] if row.get("line") is not None and bought \
+                else lot.product
+            involved = [lot.lot_id, *(link["lot_id"] for link in upstream)]
+            out.append({**lot.to_dict(), "name": name, "origin": row.get("origin"),
+                        "rapid_tests": store.rapid_tests(involved),
                         "bought_from": seller.get("seller"),
                         "origins": origins or ([{"seller": seller.get("seller"),
                                                  "origin": row.get("origin"),

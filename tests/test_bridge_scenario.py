@@ -157,6 +157,7 @@ def test_stall_stock_shows_lots_on_hand_with_origins(market):
     assert body["name"] == "Li's vegetables"
     [lot] = body["lots"]
     assert (lot["product"], lot["amount"], lot["remaining"]) == ("cabbage", 70_000, 65_500)
+    assert lot["name"] == "CAB-01" and lot["rapid_tests"] == []
     assert lot["bought_from"]["merchant_id"] == "whole-1"
     assert [o["origin"] for o in lot["origins"]] == ["Shouguang"]
     assert client.get("/v1/stalls/stall-1/stock?since_ms=99999999999999").json["lots"] == []

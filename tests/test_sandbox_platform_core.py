@@ -80,3 +80,20 @@ def test_statement_net_column_sums_to_settlement() -> None:
     assert lines[0] == ("kind,time_ms,order_id,out_trade_no,out_refund_no,channel_txn_id,"
                         "payer_id,amount_fen,fee_fen,net_fen")
     assert lines[1:] == ["payment,2,o1,t1,,x,b,500,3,497", "refund,3,o1,t1,r1,,,-200,-1,-199"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--notify-schedule", "fast"], "notify schedule"),
+    (["--fee-rate", "1.5"], "fee rate"),
+    (["--order-ttl", "0"], "positive"),
+])
+def test_cli_refuses_bad_settings_before_starting(tmp_path, args: list[str],
+                                                  message: str) -> None:
+    from click.testing import CliRunner
+
+    from sandbox_platform.cli import command
+
+    result = CliRunner().invoke(command, ["--data-dir", str(tmp_path / "d"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "d").exists()

@@ -75,6 +75,8 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("alipay_private_key", "", "PEM file of our Alipay RSA private key.", secret=True),
     Setting("alipay_public_key", "", "PEM file of Alipay's RSA public key."),
     Setting("alipay_gateway_url", "", "Alipay's gateway URL.", _url),
+    Setting("alipay_product", "wap", "Alipay product: wap (phone browser) or page."),
+    Setting("alipay_seller_id", "", "Alipay seller id (optional check on notifications)."),
     Setting("wechatpay_mch_id", "", "WeChat Pay merchant id; the channel is on when set."),
     Setting("wechatpay_app_id", "", "WeChat Pay app id."),
     Setting("wechatpay_private_key", "", "PEM file of our WeChat Pay merchant private key.",
@@ -83,7 +85,10 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("wechatpay_api_v3_key", "", "WeChat Pay API v3 key (notification decryption).",
             secret=True),
     Setting("wechatpay_platform_public_key", "", "PEM file of WeChat Pay's platform key."),
+    Setting("wechatpay_platform_serial_no", "", "Serial number of WeChat Pay's platform "
+            "certificate (checked on responses when set)."),
     Setting("wechatpay_base_url", "", "WeChat Pay API base URL.", _url),
+    Setting("wechatpay_product", "native", "WeChat Pay product: native, jsapi or h5."),
 )
 
 _SECRETS = {setting.name for setting in GATEWAY_SETTINGS if setting.secret}

@@ -6,9 +6,9 @@ in ``pos_terminal.ui`` sit on top of them and only call this public surface.
 
 from .cart import Cart, CartError, CartLine
 from .catalogue import DEFAULT_PRODUCTS, Product, load_catalogue, save_catalogue
-from .terminal import ChargedSale, Terminal, TerminalError
+from .terminal import ChargedSale, Terminal, TerminalError, UnsentSales, ZReport
 
 __all__ = [
     "Cart", "CartError", "CartLine", "DEFAULT_PRODUCTS", "Product", "load_catalogue",
-    "save_catalogue", "ChargedSale", "Terminal", "TerminalError",
+    "save_catalogue", "ChargedSale", "Terminal", "TerminalError", "UnsentSales", "ZReport",
 ]

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,41 @@ from market_protocol import new_nonce, trace_code_for_sale
 
 from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
+from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
 from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, qr_png
+from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
 from .uplink import ResultCallback, Uplink
 
-__all__ = ["Terminal", "TerminalError", "ChargedSale"]
+__all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
+
+#: Seconds between attempts to send queued refund requests to the gateway.
+REQUEST_RETRY_S = 15.0
 
 log = logging.getLogger(__name__)
 
 
 class TerminalError(RuntimeError):
     """An operation the terminal refuses; the message is fit to show the vendor."""
+
+
+class UnsentSales(TerminalError):
+    """Closing the day while sales are still waiting in the outbox."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} sale(s) of today are not uploaded yet: keep the terminal "
+                         "online until they are sent, or close anyway")
+        self.count = count
+
+
+@dataclass(frozen=True)
+class ZReport:
+    summary: dict[str, Any]
+    png: bytes
+    path: Path
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,8 @@ class Terminal:
         self._callbacks_lock = threading.Lock()
         self.uplink = Uplink(self.outbox, config, device_key, on_result=self._dispatch)
         self._clock: Callable[[], int] = _now_ms
+        self._stopping = threading.Event()
+        self._requests_thread: threading.Thread | None = None
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], **options: Any) -> Terminal:
@@ -166,14 +190,31 @@ class Terminal:
         return self.outbox.by_sale_id(sale_id)  # type: ignore[return-value]
 
     def request_refund(self, sale_id: str, amount_fen: int, reason: str) -> dict[str, Any]:
-        from .refunds import request_refund
+        """Refund (part of) a paid sale through the gateway; queued while it is away.
 
+        Returns ``{"refund_no", "state": "sent"|"queued"|"refused", "answer"}``."""
         return request_refund(self, sale_id, amount_fen, reason)
 
     def today_sales(self, now_ms: int | None = None) -> list[StoredSale]:
-        from .day_report import day_start_ms
-
         return self.outbox.since(day_start_ms(self._clock() if now_ms is None else now_ms))
+
+    def close_day(self, *, force: bool = False, now_ms: int | None = None) -> ZReport:
+        """The Z report of today, saved as ``reports/z-<day>-<device>.png``.
+
+        Raises UnsentSales while today's sales are not all uploaded, unless ``force``: the
+        screen shows that warning and asks the vendor to confirm."""
+        now_ms = self._clock() if now_ms is None else now_ms
+        start = day_start_ms(now_ms)
+        summary = day_summary(self.outbox.since(start), day_ms=start)
+        if summary["unsent"] and not force:
+            raise UnsentSales(summary["unsent"])
+        printed = datetime.fromtimestamp(now_ms // 1000).astimezone().strftime("%Y-%m-%d %H:%M")
+        png = render_z_report(summary, merchant=self.config.merchant_name,
+                              device_id=self.device_id, printed_at=printed)
+        path = self.data_dir / "reports" / f"z-{summary['day']}-{self.device_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+        return ZReport(summary, png, path)
 
     def outbox_counts(self) -> dict[str, int]:
         return self.outbox.counts()
@@ -185,10 +226,28 @@ class Terminal:
 
     # -- uplink --------------------------------------------------------------------------
     def start(self) -> None:
+        """Run the MQTT uplink and the retry loop for queued gateway requests (refunds)."""
         self.uplink.start()
+        if self._requests_thread is None:
+            self._stopping.clear()
+            self._requests_thread = threading.Thread(target=self._retry_requests,
+                                                     name="terminal-requests", daemon=True)
+            self._requests_thread.start()
 
     def stop(self) -> None:
         self.uplink.stop()
+        if self._requests_thread is not None:
+            self._stopping.set()
+            self._requests_thread.join(timeout=10)
+            self._requests_thread = None
+
+    def _retry_requests(self) -> None:
+        while not self._stopping.wait(REQUEST_RETRY_S):
+            try:
+                if self.outbox.queued_requests(limit=1):
+                    send_queued_requests(self)
+            except Exception:  # keep retrying; the next round may succeed
+                log.exception("sending queued gateway requests failed")
 
     def close(self) -> None:
         self.stop()

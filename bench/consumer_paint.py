@@ -41,7 +41,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 def measure(trace_url: str, origin: str, loads: int) -> dict:
     from playwright.sync_api import sync_playwright
 
-    paints, contentful, verified, weights, foreign = [], [], [], [], []
+    paints, contentful, verified, weights, foreign, ttfbs = [], [], [], [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=CHROMIUM_ARGS)
@@ -55,19 +55,29 @@ def measure(trace_url: str, origin: str, loads: int) -> dict:
             page.wait_for_function(
                 "() => ['verified','tampered','unavailable'].includes("
                 "document.getElementById('verify-status').dataset.state)", timeout=15_000)
-            timing = page.evaluate("""() => {
-                const paint = Object.fromEntries(performance.getEntriesByType('paint')
-                    .map(e => [e.name, e.startTime]));
+            timing = page.evaluate("""async () => {
+                // Paint entries are reported once the frame is presented: wait for both.
+                const paint = await new Promise(resolve => {
+                    const seen = {};
+                    new PerformanceObserver(list => {
+                        list.getEntries().forEach(e => { seen[e.name] = e.startTime; });
+                        if ('first-paint' in seen && 'first-contentful-paint' in seen) {
+                            resolve(seen);
+                        }
+                    }).observe({type: 'paint', buffered: true});
+                });
                 const nav = performance.getEntriesByType('navigation')[0];
                 const bytes = [nav, ...performance.getEntriesByType('resource')]
                     .reduce((sum, e) => sum + (e.encodedBodySize || 0), 0);
                 return {fp: paint['first-paint'], fcp: paint['first-contentful-paint'],
+                        ttfb: nav.responseStart,
                         now: performance.now(), bytes: bytes,
                         state: document.getElementById('verify-status').dataset.state};
             }""")
             if timing["state"] != "verified":
                 raise RuntimeError(f"trace page did not verify: {timing['state']}")
             paints.append(timing["fp"])
+            ttfbs.append(timing["ttfb"])
             contentful.append(timing["fcp"])
             verified.append(timing["now"])
             weights.append(timing["bytes"])
@@ -79,6 +89,8 @@ def measure(trace_url: str, origin: str, loads: int) -> dict:
         "first_paint_ms": {"p50": round(statistics.median(paints), 1),
                            "p95": round(_percentile(paints, 0.95), 1),
                            "max": round(max(paints), 1)},
+        "server_response_ms": {"p50": round(statistics.median(ttfbs), 1),
+                               "p95": round(_percentile(ttfbs, 0.95), 1)},
         "first_contentful_paint_ms": {"p50": round(statistics.median(contentful), 1),
                                       "p95": round(_percentile(contentful, 0.95), 1)},
         "verified_by_ms": {"p50": round(statistics.median(verified), 1),

@@ -22,7 +22,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "scan_title": ("扫码", "Scan"),
     "status": ("状态", "Status"),
     "status_created": ("待付款", "Awaiting payment"),
-    "status_pending": ("处理中", "Processing"),
+    "status_pending": ("待付款", "Awaiting payment"),
     "status_paid": ("已付款", "Paid"),
     "status_failed": ("付款失败", "Payment failed"),
     "status_expired": ("已过期", "Expired"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import qrcode
+from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
 __all__ = ["MAX_VERSION", "QRTooLargeError", "qr_matrix", "qr_png"]
@@ -38,10 +39,16 @@ def qr_matrix(data: str, max_version: int = MAX_VERSION) -> tuple[int, list[list
 
 
 def qr_png(data: str, box_size: int = 8, max_version: int = MAX_VERSION) -> bytes:
-    """PNG bytes of the QR, black on white, with the standard 4-module quiet zone."""
-    code = _build(data, max_version)
-    code.box_size = box_size
-    image = code.make_image(fill_color="black", back_color="white")
+    """PNG bytes of the QR, black on white, with the standard 4-module quiet zone.
+
+    Drawn as one module per pixel and scaled up with nearest-neighbour: exact module edges,
+    and several times faster than drawing each module as a rectangle.
+    """
+    matrix = _build(data, max_version).get_matrix()
+    size = len(matrix)
+    pixels = bytes(0 if dark else 255 for row in matrix for dark in row)
+    image = Image.frombytes("L", (size, size), pixels)
+    image = image.resize((size * box_size, size * box_size), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.convert("1").save(buffer, format="PNG")
     return buffer.getvalue()

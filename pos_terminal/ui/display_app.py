@@ -38,7 +38,6 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
     from kivy.lang import Builder
     from kivy.properties import ColorProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
-    from kivy.uix.floatlayout import FloatLayout
     from kivy.uix.widget import Widget
 
     from market_protocol import format_fen
@@ -69,10 +68,9 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
         detail = StringProperty()
         amount = StringProperty()
 
-    class DisplayRoot(FloatLayout):
+    class DisplayRoot(BoxLayout):
         phase = StringProperty("idle")
         merchant = StringProperty()
-        t_welcome = StringProperty()
         headline = StringProperty()
         total_text = StringProperty()
         detail_text = StringProperty()
@@ -113,8 +111,8 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                     "qr_modules": texture.size[0] if texture else None,
                     "qr_filter": texture.mag_filter if texture else None,
                     "qr_drawn_px": image.side if texture else None,
-                    "qr_rect": [*image.to_window(image.center_x - image.side / 2,
-                                                 image.center_y - image.side / 2),
+                    "qr_rect": [*image.to_window(int(image.center_x - image.side / 2),
+                                                 int(image.center_y - image.side / 2)),
                                 image.side] if texture else None,
                     "window": list(Window.size),
                     "qr_px_per_module": image.side // texture.width if texture else None}
@@ -148,7 +146,6 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             if state.qr_url and state.qr_url != self._qr_for:
                 root.qr_texture = qr_texture(state.qr_url)
                 self._qr_for = state.qr_url
-            root.t_welcome = text("welcome", lang)
             root.total_text = format_fen(state.total_fen) if state.phase != "idle" else ""
             root.background = _BACKGROUNDS.get(state.phase, (1, 1, 1, 1))
             root.status_text = text(state.phase, lang) if state.phase in _STATUS_COLOURS else ""
@@ -162,8 +159,11 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             elif state.phase == "paid" and state.trace_code:
                 root.headline = text("paid", lang)
                 root.detail_text = text("trace_code", lang, code=state.trace_code)
+            elif state.phase == "idle":
+                root.headline = text("welcome", lang)
+                root.detail_text = root.merchant
             else:
-                root.headline = text("total", lang) if state.phase != "idle" else ""
+                root.headline = text("total", lang)
                 root.detail_text = ""
             if state != self._drawn:
                 self._draw_lines(state)

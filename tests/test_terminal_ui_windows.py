@@ -1,0 +1,240 @@
+"""The real terminal windows under Xvfb: tap through a sale to Paid over a real Mosquitto.
+
+Taps go through Kivy's input-provider path (touch down, one frame, touch up) into the real
+widgets; the payment result arrives as a MACed ``tracepay.payment_result/1`` on the real
+broker. Screenshots of both windows land in the test's directory (and, when
+``TRACEPAY_SCREENSHOT_DIR`` is set, there too).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from PIL import Image
+
+from market_protocol import (
+    PAYMENT_RESULT_SCHEMA,
+    canonical_json,
+    derive_device_key,
+    mac_record,
+    split_qr_url,
+    verify_token,
+)
+from market_protocol.topics import results_topic
+from pos_terminal.qr_image import qr_matrix
+from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
+from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
+
+pytestmark = pytest.mark.timeout(240)
+
+GATEWAY = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def screen():
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is required for the UI tests (Debian package xvfb)")
+    with VirtualScreen() as virtual:
+        yield virtual
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory, mqtt_broker):
+    data_dir = tmp_path_factory.mktemp("terminal")
+    device_id = f"T-UI-{uuid.uuid4().hex[:6]}"
+    enrol_offline(data_dir, device_id, gateway_url=GATEWAY, mqtt_port=mqtt_broker.port)
+    return data_dir, device_id, derive_device_key(TEST_MASTER_KEY, device_id, 1)
+
+
+@pytest.fixture(scope="module")
+def windows(screen, device, tmp_path_factory):
+    data_dir, *_ = device
+    logs = tmp_path_factory.mktemp("ui-logs")
+    with TerminalWindows(data_dir, screen.display, log_path=logs / "app.log") as running:
+        running.vendor.wait_for(lambda s: s["display_connected"], what="customer display")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("screenshots")
+    extra = os.environ.get("TRACEPAY_SCREENSHOT_DIR")
+
+    def save(client, name: str) -> Path:
+        path = client.screenshot(directory / f"{name}.png")
+        assert path.stat().st_size > 1000
+        if extra:
+            Path(extra).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(extra) / path.name)
+        return path
+    return save
+
+
+def publish_result(port: int, record: dict) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        info = client.publish(results_topic(record["device_id"]), canonical_json.dumps(record),
+                              qos=1)
+        info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def result_for(device_id: str, seq: int, amount_fen: int, status: str, key: bytes,
+               updated_at_ms: int) -> dict:
+    record = {"schema": PAYMENT_RESULT_SCHEMA, "payment_id": f"pay-{seq}",
+              "device_id": device_id, "seq": seq, "status": status, "amount_fen": amount_fen,
+              "currency": "CNY", "channel": "sandbox", "channel_txn_id": None,
+              "trace_code": None, "updated_at_ms": updated_at_ms, "mac": "0" * 64}
+    record["mac"] = mac_record(record, key)
+    return record
+
+
+def tap_all(windows, *targets: str) -> int:
+    for target in targets:
+        windows.vendor.tap(target)
+    return len(targets)
+
+
+def charge(windows) -> dict:
+    windows.vendor.tap("charge")
+    state = windows.vendor.wait_for(lambda s: s["pending_sale_id"], what="a pending sale")
+    windows.customer.wait_for(lambda s: s["phase"] == "qr"
+                              and s["sale_id"] == state["pending_sale_id"], what="the QR")
+    return state
+
+
+def assert_qr_on_screen_is_exact(screenshot: Path, display: dict) -> None:
+    """Every module of the drawn QR is solid black or white and matches the matrix."""
+    _, matrix = qr_matrix(display["qr_url"])
+    modules = len(matrix)
+    x, y, side = display["qr_rect"]
+    per = display["qr_px_per_module"]
+    assert side == per * modules and per >= 8
+    image = Image.open(screenshot).convert("L")
+    top = image.height - (y + side)
+    for row in range(modules):
+        for col in range(modules):
+            box = (int(x) + col * per, int(top) + row * per,
+                   int(x) + (col + 1) * per, int(top) + (row + 1) * per)
+            low, high = image.crop(box).getextrema()
+            expected = 0 if matrix[row][col] else 255
+            assert low == high == expected, (row, col, low, high)
+
+
+def test_tap_through_a_five_line_sale_to_paid(windows, device, mqtt_broker, shots):
+    _, device_id, key = device
+    taps = tap_all(windows, "key-5", "key-0", "key-0", "product-cabbage",   # 500 g
+                   "key-3", "key-5", "key-0", "product-tomato",             # 350 g
+                   "product-tofu",                                          # 1 piece
+                   "key-1", "key-2", "key-0", "key-0", "product-chicken",   # 1200 g
+                   "key-2", "product-tofu")                                 # 2 pieces
+    state = windows.vendor.state()
+    assert [(line["product_code"], line["weight_g"], line["quantity"]) for line in
+            state["lines"]] == [("cabbage", 500, None), ("tomato", 350, None),
+                                ("tofu", None, 1), ("chicken", 1200, None), ("tofu", None, 2)]
+    total = 150 + 280 + 350 + 3840 + 700
+    assert state["total_fen"] == total
+    items = windows.customer.wait_for(lambda s: s["phase"] == "items" and s["total_fen"] == total,
+                                      what="the items on the customer display")
+    assert items["lines"] == ["大白菜", "西红柿", "豆腐", "整鸡", "豆腐"]
+    shots(windows.vendor, "terminal-vendor-cart")
+
+    state = charge(windows)
+    taps += 1
+    assert taps == 17
+    display = windows.customer.state()
+    base, token = split_qr_url(display["qr_url"])
+    payload = verify_token(token, key, GATEWAY)
+    assert (base, payload.amount_fen, payload.order_no) == (GATEWAY, total, state["pending_seq"])
+    assert display["qr_filter"] == "nearest"
+    assert_qr_on_screen_is_exact(shots(windows.customer, "terminal-customer-qr"), display)
+    shots(windows.vendor, "terminal-vendor-waiting")
+    windows.vendor.wait_for(lambda s: s["outbox"]["sent"] >= 1, what="the sale's PUBACK")
+
+    publish_result(mqtt_broker.port, result_for(device_id, state["pending_seq"], total, "paid",
+                                                key, updated_at_ms=1))
+    windows.customer.wait_for(lambda s: s["phase"] == "paid", what="Paid on the display")
+    after = windows.vendor.wait_for(lambda s: not s["locked"], what="the vendor screen unlocked")
+    assert after["lines"] == [] and after["total_fen"] == 0
+    assert {"seq": state["pending_seq"], "status": "paid"}.items() <= next(
+        sale for sale in after["sales"] if sale["seq"] == state["pending_seq"]).items()
+    shots(windows.customer, "terminal-customer-paid")
+
+
+def test_forged_result_is_ignored_and_failure_keeps_the_cart(windows, device, mqtt_broker):
+    _, device_id, key = device
+    tap_all(windows, "product-tofu")
+    state = charge(windows)
+    forged = result_for(device_id, state["pending_seq"], 350, "paid", b"\x01" * 32, 10)
+    publish_result(mqtt_broker.port, forged)
+    publish_result(mqtt_broker.port, result_for(device_id, state["pending_seq"], 350, "failed",
+                                                key, updated_at_ms=20))
+    windows.customer.wait_for(lambda s: s["phase"] == "failed", what="Failed on the display")
+    after = windows.vendor.wait_for(lambda s: not s["locked"], what="unlocked")
+    assert [line["product_code"] for line in after["lines"]] == ["tofu"]
+    assert next(s for s in after["sales"] if s["seq"] == state["pending_seq"])["status"] \
+        == "failed"
+    tap_all(windows, "clear-cart")
+    assert windows.vendor.state()["lines"] == []
+
+
+def test_cancel_takes_the_qr_down_and_voids_the_sale(windows):
+    tap_all(windows, "key-3", "product-tofu")
+    state = charge(windows)
+    tap_all(windows, "cancel")
+    windows.customer.wait_for(lambda s: s["phase"] == "cancelled", what="Cancelled")
+    after = windows.vendor.state()
+    assert not after["locked"] and after["lines"][0]["quantity"] == 3
+    assert next(s for s in after["sales"] if s["seq"] == state["pending_seq"])["status"] == "void"
+    tap_all(windows, "clear-cart")
+
+
+def test_language_switches_both_windows_at_run_time(windows):
+    tap_all(windows, "product-tofu", "language")
+    assert windows.vendor.state()["lang"] == "en"
+    windows.customer.wait_for(lambda s: s["lang"] == "en" and s["lines"] == ["Tofu"],
+                              what="English on the customer display")
+    tap_all(windows, "language", "clear-cart")
+    assert windows.vendor.state()["lang"] == "zh"
+
+
+def test_price_edit_mode_changes_a_quick_key(windows, device):
+    tap_all(windows, "edit-prices", "key-1", "key-dot", "key-8", "product-cabbage",
+            "edit-prices")
+    state = windows.vendor.state()
+    assert state["products"]["cabbage"] == 180 and state["mode"] == "weight"
+    data_dir, *_ = device
+    assert '"unit_price_fen": 180' in (data_dir / "catalogue.json").read_text()
+
+
+def test_day_screens_void_and_z_report(windows, device, shots):
+    tap_all(windows, "product-tofu")
+    state = charge(windows)
+    seq = state["pending_seq"]
+    tap_all(windows, "open-sales")
+    assert windows.vendor.state()["screen"] == "sales"
+    tap_all(windows, "void")
+    assert windows.vendor.state()["notice"] == "请先选中一笔"
+    tap_all(windows, f"sale-{seq}", "void")
+    after = windows.vendor.state()
+    assert next(s for s in after["sales"] if s["seq"] == seq)["status"] == "void"
+    tap_all(windows, "open-z-report")
+    report = windows.vendor.state()
+    assert report["screen"] == "z_report" and "日结报表" in report["z_report"]
+    assert "已付金额: ¥53.20 (1)" in report["z_report"]
+    shots(windows.vendor, "terminal-vendor-z-report")
+    tap_all(windows, "save-z-report")
+    data_dir, *_ = device
+    saved = list((data_dir / "reports").glob("z-*.png"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 1000
+    tap_all(windows, "back", "back")
+    assert windows.vendor.state()["screen"] == "ring_up"

@@ -8,20 +8,59 @@ slip an inconsistent entry onto the chain unnoticed.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .allocation import LineAllocation, Lot, check_allocation
-from .contract import check_trade_contract
+from .contract import DeviceRecord, Verdict, check_trade_contract
 from .ledger import LedgerEntry
 from .public_view import PRIVATE_SCHEMA, PUBLIC_SCHEMA
 from .trace_store import TraceStore
 
-__all__ = ["make_endorse"]
+__all__ = ["make_endorse", "ContractRunner"]
 
 
-def make_endorse(store: TraceStore, gateway_key: Ed25519PublicKey
+class ContractRunner:
+    """Runs the contract, remembering recent verdicts.
+
+    The contract is a pure function of the trade's bytes and the device record, so a verdict
+    computed once holds for every node that runs the rule on the same input. The three
+    nodes of one bridge process share this memory; nodes in separate processes would each
+    compute their own.
+    """
+
+    def __init__(self, gateway_key: Ed25519PublicKey, size: int = 4096) -> None:
+        self.gateway_key = gateway_key
+        self.size = size
+        self._seen: OrderedDict[tuple[bytes, DeviceRecord | None], Verdict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, trade: Any, device: DeviceRecord | None) -> Verdict:
+        try:
+            key = (hashlib.sha256(orjson.dumps(trade, option=orjson.OPT_SORT_KEYS)).digest(),
+                   device)
+        except TypeError:
+            return check_trade_contract(trade, self.gateway_key, device)
+        with self._lock:
+            verdict = self._seen.get(key)
+            if verdict is not None:
+                self._seen.move_to_end(key)
+                return verdict
+        verdict = check_trade_contract(trade, self.gateway_key, device)
+        with self._lock:
+            self._seen[key] = verdict
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return verdict
+
+
+def make_endorse(store: TraceStore, contract: ContractRunner
                  ) -> Callable[[LedgerEntry], str | None]:
     def endorse(entry: LedgerEntry) -> str | None:
         record = entry.record
@@ -30,7 +69,7 @@ def make_endorse(store: TraceStore, gateway_key: Ed25519PublicKey
                 return "private trade record has the wrong schema"
             trade = record["trade"]
             device = store.device(trade["sale"]["device_id"])
-            verdict = check_trade_contract(trade, gateway_key, device)
+            verdict = contract(trade, device)
             return None if verdict.ok else f"{verdict.code}: {verdict.reason}"
         if entry.kind == "trade":
             if record.get("schema") != PUBLIC_SCHEMA or entry.record_id != record["trade_id"]:

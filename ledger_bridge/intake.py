@@ -22,13 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from market_protocol import ORGS, canonical_json
 
 from .allocation import LineAllocation, Lot, allocate_line
 from .catalogue import Catalogue
-from .contract import DeviceRecord, Verdict, check_trade_contract
+from .contract import DeviceRecord, Verdict
 from .ledger import LedgerEntry
 from .public_view import payer_salt, private_record, public_record
 from .trace_store import TraceStore
@@ -73,13 +71,14 @@ def allocation_record_id(lot_id: str) -> str:
 
 
 class Intake:
-    def __init__(self, ledger: Any, store: TraceStore, *, gateway_key: Ed25519PublicKey,
+    def __init__(self, ledger: Any, store: TraceStore, *,
+                 contract: Callable[[Any, DeviceRecord | None], Verdict],
                  secret: bytes, catalogue: Callable[[], Catalogue],
                  enrol_unknown_devices: bool = True,
                  clock: Callable[[], int] = _now_ms) -> None:
         self.ledger = ledger
         self.store = store
-        self.gateway_key = gateway_key
+        self.contract = contract
         self.secret = secret
         self.catalogue = catalogue
         self.enrol_unknown_devices = enrol_unknown_devices
@@ -94,7 +93,7 @@ class Intake:
             self._reindex(trade_id)
             return IntakeResult(trade_id, "duplicate", trade_id)
         device, provisional = self._device_for(trade)
-        verdict = check_trade_contract(trade, self.gateway_key, device)
+        verdict = self.contract(trade, device)
         if not verdict.ok:
             return self._reject(trade, verdict)
         if provisional:
@@ -102,7 +101,10 @@ class Intake:
         return self._accept(trade)
 
     def _on_ledger(self, record_id: str) -> bool:
-        return self.ledger.get(record_id) is not None
+        """Committed already? Every entry carries its record id as a trace key, so the
+        blocks' Bloom filters answer "no" for a new record without touching storage."""
+        return any(location.record_id == record_id
+                   for location in self.ledger.locate(record_id))
 
     def _device_for(self, trade: Any) -> tuple[DeviceRecord | None, bool]:
         try:
@@ -140,7 +142,7 @@ class Intake:
         at = self.clock()
         record = {"schema": "tracepay.rejected/1", "trade_id": trade_id, "code": verdict.code,
                   "reason": verdict.reason, "received": received, "received_at_ms": at}
-        keys = [f"rejected:{verdict.code}"] + ([trade_id] if trade_id else [])
+        keys = [record_id, f"rejected:{verdict.code}"] + ([trade_id] if trade_id else [])
         org = _seller_org(trade)
         receipts = self.ledger.submit([LedgerEntry("rejected", record_id, record, keys,
                                                    (org,) if org else None)])
@@ -162,10 +164,12 @@ class Intake:
         finds = seller["org"] != "production_base"
         entries = [LedgerEntry("trade", trade_id, public, _trade_keys(public)),
                    LedgerEntry("trade_private", private_record_id(trade_id),
-                               private_record(trade, salt), [trade_id],
+                               private_record(trade, salt),
+                               [private_record_id(trade_id), trade_id],
                                _parties_orgs(seller, buyer))]
         entries += [LedgerEntry("allocation", allocation_record_id(lot_id), a.to_record(),
-                                [lot_id, *(d.lot_id for d in a.draws)])
+                                [allocation_record_id(lot_id), lot_id,
+                                 *(d.lot_id for d in a.draws)][:64])
                     for lot_id, a in allocations]
         _expect_ok(self.ledger.submit(entries))
         self.store.record_trade(public, [a for _, a in allocations], changed.values(), finds)
@@ -233,7 +237,8 @@ class Intake:
         record_id = "device:" + hashlib.sha256(canonical_json.dumps(record)).hexdigest()[:32]
         if not self._on_ledger(record_id):
             _expect_ok(self.ledger.submit([LedgerEntry(
-                "device", record_id, record, [device.device_id, device.merchant_id])]))
+                "device", record_id, record,
+                [record_id, device.device_id, device.merchant_id])]))
         self._put_device(device, "admin")
         return record
 
@@ -251,7 +256,7 @@ class Intake:
         record_id = f"test:{record['test_id']}"
         if self.store.has_rapid_test(record["test_id"]):
             return record, False
-        keys = list(dict.fromkeys([lot_key, *lot_ids]))[:64]
+        keys = list(dict.fromkeys([record_id, lot_key, *lot_ids]))[:64]
         _expect_ok(self.ledger.submit([LedgerEntry("rapid_test", record_id, record, keys)]))
         self.store.add_rapid_test(record)
         return record, True

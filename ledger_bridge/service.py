@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from market_protocol import signing
 
 from .catalogue import DEFAULT_ENTRIES, Catalogue, CatalogueEntry
-from .endorsement import make_endorse
+from .endorsement import ContractRunner, make_endorse
 from .intake import Intake
 from .ledger import Ledger
 from .trace_store import STORE_FILE, TraceStore
@@ -73,12 +73,13 @@ class BridgeService:
         self.admin_token = admin_token
         self.gateway_key = gateway_key
         self.store = TraceStore(self.data_dir / STORE_FILE)
+        contract = ContractRunner(gateway_key)
         self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
                                   block_timeout_s=block_timeout_s,
-                                  endorse=make_endorse(self.store, gateway_key))
+                                  endorse=make_endorse(self.store, contract))
         self._catalogue_lock = threading.Lock()
         self._catalogue = self._load_catalogue()
-        self.intake = Intake(self.ledger, self.store, gateway_key=gateway_key,
+        self.intake = Intake(self.ledger, self.store, contract=contract,
                              secret=_load_or_create_secret(self.data_dir / SECRET_FILE),
                              catalogue=self.catalogue,
                              enrol_unknown_devices=enrol_unknown_devices)

@@ -231,6 +231,7 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     report = windows.vendor.state()
     assert report["screen"] == "z_report" and "日结报表" in report["z_report"]
     assert "已付金额: ¥53.20 (1)" in report["z_report"]
+    assert "作废笔数: 2" in report["z_report"]
     shots(windows.vendor, "terminal-vendor-z-report")
     tap_all(windows, "save-z-report")
     data_dir, *_ = device
@@ -238,3 +239,28 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     assert len(saved) == 1 and saved[0].stat().st_size > 1000
     tap_all(windows, "back", "back")
     assert windows.vendor.state()["screen"] == "ring_up"
+
+
+def test_with_the_simulated_scale_a_five_line_sale_takes_six_taps(screen, tmp_path,
+                                                                  mqtt_broker):
+    device_id = f"T-UI-{uuid.uuid4().hex[:6]}"
+    enrol_offline(tmp_path / "t", device_id, gateway_url=GATEWAY, mqtt_port=mqtt_broker.port)
+    with TerminalWindows(tmp_path / "t", screen.display, log_path=tmp_path / "app.log",
+                         scale="simulated") as running:
+        vendor = running.vendor
+        vendor.request(op="scale_place", grams=803, settle=False)
+        vendor.tap("product-cabbage")
+        assert "still moving" in vendor.state()["notice"] and vendor.state()["lines"] == []
+        taps = 0
+        for grams, target in ((803, "product-cabbage"), (350, "product-tomato"),
+                              (1200, "product-chicken"), (0, "product-tofu"),
+                              (0, "product-eggs")):
+            vendor.request(op="scale_place", grams=grams or 500)
+            taps += tap_all(running, target)
+        state = charge(running)
+        taps += 1
+        assert taps == 6
+        assert [(line["product_code"], line["weight_g"]) for line in state["lines"]] == [
+            ("cabbage", 804), ("tomato", 350), ("chicken", 1200), ("tofu", None),
+            ("eggs", 500)]
+        vendor.wait_for(lambda s: s["scale_text"].startswith("秤 500"), what="live weight")

@@ -21,6 +21,7 @@ UI_OPTIONS: dict[str, tuple[Any, str]] = {
     "display_geometry": ("800x600+1030+0", "customer display window geometry"),
     "fullscreen": (False, "vendor window full screen"),
     "customer_display": (True, "start the customer display process"),
+    "scale": ("manual", "'manual' (keypad), 'simulated' or 'mettler:/dev/ttyUSB0'"),
 }
 
 
@@ -56,10 +57,11 @@ def run(config_or_data_dir: Any) -> None:
     from .window_setup import configure_window
 
     terminal = Terminal.open(Path(options["data_dir"]))
+    scale = _open_scale(options["scale"])
     has_cjk = configure_window(options["geometry"], fullscreen=options["fullscreen"])
     from .vendor_app import VendorApp
 
-    app = VendorApp(terminal, lang=options["lang"], has_cjk_font=has_cjk,
+    app = VendorApp(terminal, lang=options["lang"], has_cjk_font=has_cjk, scale=scale,
                     customer_display=options["customer_display"],
                     display_geometry=options["display_geometry"])
     _stop_on_sigterm(app)
@@ -67,6 +69,17 @@ def run(config_or_data_dir: Any) -> None:
         app.run()
     finally:
         terminal.close()
+        if scale is not None:
+            scale.close()
+
+
+def _open_scale(spec: str) -> Any:
+    """None for manual entry: the keypad is the manual scale, one tap per digit."""
+    if spec == "manual":
+        return None
+    from ..scales import open_scale
+
+    return open_scale(spec)
 
 
 def _stop_on_sigterm(app: Any) -> None:
@@ -79,16 +92,19 @@ def _stop_on_sigterm(app: Any) -> None:
     signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: app.stop(), 0))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """``python -m pos_terminal.ui.app DATA_DIR``: the screens without the CLI around them."""
+    import argparse
     import logging
-    import sys
 
+    parser = argparse.ArgumentParser(description="Run the vendor screen and customer display.")
+    parser.add_argument("data_dir", help="the enrolled terminal's data directory")
+    parser.add_argument("--scale", default="manual", help=UI_OPTIONS["scale"][1])
+    parser.add_argument("--lang", choices=("zh", "en"), default=None)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TRACEPAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m pos_terminal.ui.app DATA_DIR")
-    run(sys.argv[1])
+    run({"data_dir": args.data_dir, "scale": args.scale, "lang": args.lang})
 
 
 if __name__ == "__main__":

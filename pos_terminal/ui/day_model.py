@@ -1,8 +1,8 @@
-"""Today's sales and the Z report as plain values, for the day screens and their tests.
+"""Today's sales as rows for the day screen, and the Z report as lines of text.
 
-The figures come from the terminal's own outbox (what it charged and what the gateway said
-about each payment), so the vendor can close the day with the network down; the unsent
-count is what makes closing it early worth a warning.
+The figures come from the terminal's own outbox (``pos_terminal.day_report.day_summary``),
+so the vendor can close the day with the network down; the unsent count is what makes
+closing it early worth a warning.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from market_protocol import format_fen
 
 from .strings import text
 
-__all__ = ["SaleView", "ZReport", "sale_view", "z_report", "z_report_lines"]
+__all__ = ["SaleView", "sale_view", "z_report_lines"]
 
 _REFUNDED = ("refunded", "partially_refunded")
 
@@ -50,41 +50,17 @@ def sale_view(stored: Any) -> SaleView:
                     refundable=status == "paid")
 
 
-@dataclass(frozen=True, slots=True)
-class ZReport:
-    day: str
-    sales: int
-    paid_count: int
-    paid_fen: int
-    unpaid_fen: int
-    void_count: int
-    refunded_fen: int
-    unsent: int
-
-
-def z_report(sales: list[Any], unsent: int, day: str) -> ZReport:
-    """Totals of one day; ``unsent`` is the outbox's queued count."""
-    views = [sale_view(stored) for stored in sales]
-    paid = [v for v in views if v.status in ("paid", "refunded")]
-    return ZReport(
-        day=day, sales=len(views), paid_count=len(paid),
-        paid_fen=sum(v.total_fen for v in paid),
-        unpaid_fen=sum(v.total_fen for v in views if v.status in ("open", "failed", "expired")),
-        void_count=sum(1 for v in views if v.status == "void"),
-        refunded_fen=sum(stored.refunded_fen for stored in sales),
-        unsent=unsent)
-
-
-def z_report_lines(report: ZReport, lang: str, merchant: str, device_id: str) -> list[str]:
-    """The report as the lines printed on screen and in the saved PNG."""
+def z_report_lines(summary: dict[str, Any], lang: str, merchant: str,
+                   device_id: str) -> list[str]:
+    """A ``day_summary`` as the lines shown on the Z report screen."""
     return [
-        text("z_title", lang, day=report.day),
+        text("z_title", lang, day=summary["day"]),
         f"{text('z_merchant', lang)}: {merchant}",
         f"{text('z_device', lang)}: {device_id}",
-        f"{text('z_sales', lang)}: {report.sales}",
-        f"{text('z_paid', lang)}: {format_fen(report.paid_fen)} ({report.paid_count})",
-        f"{text('z_unpaid', lang)}: {format_fen(report.unpaid_fen)}",
-        f"{text('z_void', lang)}: {report.void_count}",
-        f"{text('z_refunded', lang)}: {format_fen(report.refunded_fen)}",
-        f"{text('z_unsent', lang)}: {report.unsent}",
+        f"{text('z_sales', lang)}: {summary['sales']}",
+        f"{text('z_paid', lang)}: {format_fen(summary['paid_fen'])} ({summary['paid']})",
+        f"{text('z_unpaid', lang)}: {format_fen(summary['unpaid_fen'])} ({summary['unpaid']})",
+        f"{text('z_void', lang)}: {summary['void']}",
+        f"{text('z_refunded', lang)}: {format_fen(summary['refunded_fen'])}",
+        f"{text('z_unsent', lang)}: {summary['unsent']}",
     ]

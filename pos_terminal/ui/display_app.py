@@ -157,7 +157,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                     parts.append(text("trace_code", lang, code=state.trace_code))
                 root.detail_text = "\n".join(parts)
             elif state.phase == "paid" and state.trace_code:
-                root.headline = text("paid", lang)
+                root.headline = text("total", lang)
                 root.detail_text = text("trace_code", lang, code=state.trace_code)
             elif state.phase == "idle":
                 root.headline = text("welcome", lang)

@@ -123,8 +123,9 @@ class TerminalWindows:
     """The vendor screen and customer display of the terminal in ``data_dir``."""
 
     def __init__(self, data_dir: str | os.PathLike[str], display: str, *,
-                 log_path: str | os.PathLike[str], lang: str = "zh",
+                 log_path: str | os.PathLike[str], lang: str = "zh", scale: str = "manual",
                  startup_timeout: float = 60.0) -> None:
+        self.scale = scale
         self.data_dir, self.display, self.lang = Path(data_dir), display, lang
         self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
@@ -143,7 +144,8 @@ class TerminalWindows:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pos_terminal.ui.app", str(self.data_dir)], env=env,
+                [sys.executable, "-m", "pos_terminal.ui.app", str(self.data_dir),
+                 "--scale", self.scale], env=env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         try:

@@ -89,20 +89,25 @@ def find_tap_target(root: Widget, tap_id: str) -> Widget:
 class UIControl:
     """Serves control requests; ``state`` is the app's own snapshot function."""
 
-    def __init__(self, address: str, authkey: bytes, state: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, address: str, authkey: bytes, state: Callable[[], dict[str, Any]],
+                 extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+                 ) -> None:
         self._listener = Listener(address, family="AF_UNIX", authkey=authkey)
         self._state = state
+        self._extra_ops = extra_ops or {}
         self._provider = InjectedTouchProvider()
         EventLoop.add_input_provider(self._provider)
         threading.Thread(target=self._serve, name="ui-control", daemon=True).start()
 
     @classmethod
-    def from_environment(cls, state: Callable[[], dict[str, Any]]) -> UIControl | None:
+    def from_environment(cls, state: Callable[[], dict[str, Any]],
+                         extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]
+                         | None = None) -> UIControl | None:
         address, key = os.environ.get(CONTROL_ENV), os.environ.get(CONTROL_KEY_ENV)
         if not address or not key:
             return None
         log.info("UI control listening on %s", address)
-        return cls(address, bytes.fromhex(key), state)
+        return cls(address, bytes.fromhex(key), state, extra_ops)
 
     def _serve(self) -> None:
         while True:
@@ -141,9 +146,11 @@ class UIControl:
                 reply({"ok": True, "path": self._screenshot(str(request["path"]))})
             elif op == "window":
                 reply({"ok": True, "size": list(Window.size), "pos": [Window.left, Window.top]})
+            elif op in self._extra_ops:
+                reply(self._extra_ops[op](request))
             else:
                 reply({"error": f"unknown op {op!r}"})
-        except (LookupError, ValueError, OSError) as exc:
+        except (LookupError, ValueError, TypeError, OSError) as exc:
             reply({"error": str(exc)})
 
     def _tap(self, tap_id: str, reply: Callable[[dict[str, Any]], None]) -> None:

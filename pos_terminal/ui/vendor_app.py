@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +35,10 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from market_protocol import format_fen
 
+from ..day_report import day_start_ms, day_summary, render_z_report
+from ..scales import Scale, ScaleError, SimulatedScale, take_weight
 from ..terminal import Terminal, TerminalError
-from .day_model import sale_view, z_report, z_report_lines
+from .day_model import sale_view, z_report_lines
 from .display_link import VendorLink
 from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
 from .keypad import KeypadMode
@@ -116,8 +119,11 @@ class VendorApp(App):
     has_cjk_font = BooleanProperty(False)
     unsent_warning = StringProperty()
     z_report_text = StringProperty()
+    has_scale = BooleanProperty(False)
+    scale_text = StringProperty()
 
     def __init__(self, terminal: Terminal, *, lang: str = "zh", has_cjk_font: bool = False,
+                 scale: Scale | None = None,
                  customer_display: bool = True, display_geometry: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -126,9 +132,13 @@ class VendorApp(App):
         self.title = "tracepay"
         self.merchant_name = terminal.config.merchant_name
         self.link = VendorLink(on_reply=self._display_reply)
+        self.scale = scale
+        self.has_scale = scale is not None
+        self._scale_lock = threading.Lock()
         self.model = VendorScreenModel(terminal.catalogue(), terminal,
                                        send_to_display=self.link.send,
-                                       save_products=terminal.save_catalogue, lang=lang)
+                                       save_products=terminal.save_catalogue,
+                                       scale_weight_g=self._scale_weight, lang=lang)
         self.t = {key: table[lang] for key, table in STRINGS.items()}
         self.display_shown: dict[str, Any] = {}
         self.selected_sale: str | None = None
@@ -155,7 +165,55 @@ class VendorApp(App):
         if self._want_display:
             self._start_display()
         Clock.schedule_interval(self._tick, 0.5)
-        self._control = UIControl.from_environment(self.snapshot)
+        if self.scale is not None:
+            threading.Thread(target=self._watch_scale, name="scale", daemon=True).start()
+        self._control = UIControl.from_environment(
+            self.snapshot, extra_ops={"scale_place": self._scale_place})
+
+    # -- scale ---------------------------------------------------------------------------
+    def _scale_weight(self) -> int | None:
+        """Grams for a tapped key; ScaleError (a RuntimeError) says why a reading is refused."""
+        if self.scale is None:
+            return None
+        with self._scale_lock:
+            return take_weight(self.scale)
+
+    def _watch_scale(self) -> None:
+        """Read the scale off the UI thread (a serial scale can take tens of ms to answer)."""
+        while self.scale is not None:
+            try:
+                with self._scale_lock:
+                    reading = self.scale.read()
+                key = "scale_weight" if reading.stable else "scale_moving"
+                label = text(key, self.model.lang, grams=reading.weight_g)
+            except ScaleError as exc:
+                label = text("scale_refused", self.model.lang, reason=str(exc))
+            Clock.schedule_once(lambda dt, label=label: setattr(self, "scale_text", label), 0)
+            time.sleep(0.3)
+
+    def scale_zero(self) -> None:
+        self._scale_button("zero")
+
+    def scale_tare(self) -> None:
+        self._scale_button("tare")
+
+    def _scale_button(self, action: str) -> None:
+        if self.scale is None:
+            return
+        try:
+            with self._scale_lock:
+                getattr(self.scale, action)()
+            self.model.notice = None
+        except ScaleError as exc:
+            self.model.tell("scale_refused", reason=str(exc), error=True)
+        self.refresh()
+
+    def _scale_place(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Control op for the simulated scale: put goods on the platter."""
+        if not isinstance(self.scale, SimulatedScale):
+            raise ValueError("scale_place needs the simulated scale (--scale simulated)")
+        self.scale.place(int(request["grams"]), settle=bool(request.get("settle", True)))
+        return {"ok": True}
 
     def on_stop(self) -> None:
         self._unsubscribe()
@@ -208,7 +266,7 @@ class VendorApp(App):
             "phase": model.display.state.phase, "display_connected": self.link.connected,
             "display_shown": self.display_shown, "outbox": self.terminal.outbox_counts(),
             "products": {p.code: p.unit_price_fen for p in model.products},
-            "z_report": self.z_report_text, "unsent_warning": self.unsent_warning,
+            "z_report": self.z_report_text, "scale_text": self.scale_text, "unsent_warning": self.unsent_warning,
             "sales": [{"seq": v.seq, "sale_id": v.sale_id, "status": v.status,
                        "total_fen": v.total_fen}
                       for v in map(sale_view, self.terminal.today_sales())],
@@ -366,23 +424,29 @@ class VendorApp(App):
                 self.model.tell("refund_failed", reason=str(exc), error=True)
         self._draw_sales()
 
+    def _day_summary(self) -> dict[str, Any]:
+        day_ms = day_start_ms(int(time.time() * 1000))
+        return day_summary(self.terminal.today_sales(), day_ms=day_ms)
+
     def show_z_report(self) -> None:
         lang = self.model.lang
-        day = datetime.now().astimezone().strftime("%Y-%m-%d")
+        summary = self._day_summary()
+        lines = z_report_lines(summary, lang, self.merchant_name, self.terminal.device_id)
+        self.z_report_text = lines[0] + "\n\n" + "\n".join(lines[1:])
         unsent = self.terminal.outbox_counts()["queued"]
-        report = z_report(self.terminal.today_sales(), unsent, day)
-        lines = z_report_lines(report, lang, self.merchant_name, self.terminal.device_id)
-        self.z_report_text = "[b]" + lines[0] + "[/b]\n\n" + "\n".join(lines[1:])
         self.unsent_warning = text("unsent_warning", lang, count=unsent) if unsent else ""
         self.manager.current = "z_report"
         self.refresh()
 
-    def save_z_report(self, widget: Any) -> Path:
-        day = datetime.now().astimezone().strftime("%Y-%m-%d")
-        path = self.terminal.data_dir / "reports" / f"z-{day}.png"
+    def save_z_report(self) -> Path:
+        """The day's Z report as a receipt-width PNG in ``<data-dir>/reports/``."""
+        summary = self._day_summary()
+        png = render_z_report(summary, merchant=self.merchant_name,
+                              device_id=self.terminal.device_id,
+                              printed_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+        path = self.terminal.data_dir / "reports" / f"z-{summary['day']}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        widget.export_to_png(str(path))
+        path.write_bytes(png)
         self.model.tell("saved_to", path=str(path))
         self.refresh()
         return path
-

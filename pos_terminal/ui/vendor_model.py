@@ -58,6 +58,7 @@ class VendorScreenModel:
                  send_to_display: Callable[[dict[str, Any]], None] = lambda message: None,
                  save_products: Callable[[list[Product]], None] = lambda products: None,
                  scale_weight_g: Callable[[], int | None] = lambda: None,
+                 # returns grams, None when no scale is attached, or raises RuntimeError
                  clock_ms: Callable[[], int] | None = None, lang: str = "zh") -> None:
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
@@ -121,7 +122,11 @@ class VendorScreenModel:
         price = self.keypad.take() if self.keypad.mode == KeypadMode.PRICE else None
         amount = None if self.keypad.mode == KeypadMode.PRICE else self.keypad.take()
         if product.weighed and amount is None:
-            amount = self._scale_weight_g()
+            try:
+                amount = self._scale_weight_g()
+            except RuntimeError as exc:  # a scale's refusal: in motion, below minimum, ...
+                self.tell("scale_refused", reason=str(exc), error=True)
+                return
         try:
             if product.weighed:
                 if amount is None:

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS sales (
 );
 CREATE INDEX IF NOT EXISTS sales_queued ON sales(seq) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS sales_created ON sales(created_at_ms);
+CREATE INDEX IF NOT EXISTS sales_sent_at ON sales(sent_at_ms) WHERE sent_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -184,6 +185,21 @@ class Outbox:
             self._queued -= changed
             self._sent += changed
             return changed
+
+    def requeue_sent_since(self, since_ms: int) -> int | None:
+        """Queue again every sale acknowledged at or after ``since_ms``; returns the lowest
+        seq queued again (None if none).
+
+        A broker that crashes loses what it acknowledged but had neither saved nor passed
+        on; re-sending that window after a reconnect closes the gap (consumers dedup)."""
+        with self._lock:
+            low = self._scalar("SELECT MIN(seq) FROM sales WHERE sent_at_ms >= ?", since_ms)
+            if low is None:
+                return None
+            self._db.execute("UPDATE sales SET state = 'queued', sent_at_ms = NULL"
+                             " WHERE sent_at_ms >= ?", (since_ms,))
+            self._queued, self._sent = self._recount()
+            return low
 
     def requeue(self, seq: int, record: dict[str, Any]) -> None:
         """Replace a sale's record (a void) and queue it to be sent again."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 #: How long the sender lets PUBACKs accumulate before it records them.
 ACK_GATHER_S = 0.02
+#: After a lost connection, sales the broker acknowledged this long before the loss are
+#: sent again: a broker that crashed may have acknowledged them without saving them
+#: (Mosquitto saves its state every second). Consumers dedup by sale id and seq.
+RESEND_WINDOW_MS = 5_000
 
 ResultCallback = Callable[[StoredSale, dict[str, Any]], None]
 
@@ -56,6 +61,8 @@ class Uplink:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost_at_ms: int | None = None
+        self._rewind_from_ms: int | None = None
         self.rejected_results = 0
         self.client = self._make_client()
 
@@ -113,14 +120,20 @@ class Uplink:
             log.warning("broker refused the connection: %s", reason)
             return
         client.subscribe(self._results_topic, qos=1)
+        if self._lost_at_ms is not None:
+            self._rewind_from_ms = self._lost_at_ms - RESEND_WINDOW_MS
+            self._lost_at_ms = None
         self._connected.set()
         self._wake.set()
         log.info("uplink connected (session present: %s)", flags.session_present)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
         if not self._stopping.is_set():
+            if was_connected:
+                self._lost_at_ms = time.time_ns() // 1_000_000
             log.info("uplink disconnected (%s); sales keep queueing", reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
@@ -161,7 +174,17 @@ class Uplink:
                 self._stopping.wait(ACK_GATHER_S)
             self._flush_acks()
             if self._connected.is_set():
+                self._rewind()
                 self._publish_more()
+
+    def _rewind(self) -> None:
+        since, self._rewind_from_ms = self._rewind_from_ms, None
+        if since is None:
+            return
+        low = self.outbox.requeue_sent_since(since)
+        if low is not None:
+            log.info("re-sending sales acknowledged since %s (broker may have lost them)", since)
+            self._cursor = min(self._cursor, low - 1)
 
     def _flush_acks(self) -> None:
         mids: list[int] = []

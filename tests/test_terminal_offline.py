@@ -129,3 +129,30 @@ def test_broker_stopped_mid_drain_loses_and_duplicates_nothing(fresh_broker, tmp
                           " FROM sales").fetchone() == (5050, 5050, 1, 5050)
     # Re-deliveries are allowed by QoS 1 but stay rare: only what was in flight at the stop.
     assert len(gateway.keys) - len(expected) <= 1000
+
+
+def test_broker_killed_mid_drain_of_10000_sales_loses_nothing(fresh_broker, tmp_path):
+    """SIGKILL: the broker loses what it acknowledged but had not saved; the terminal
+    re-sends the window before the loss, so the gateway still gets every sale."""
+    device_id = f"T-KILL-{uuid.uuid4().hex[:6]}"
+    enrol_offline(tmp_path, device_id, mqtt_port=fresh_broker.port)
+    gateway = Gateway(fresh_broker.port, device_id)
+    cart = Cart()
+    cart.add(DEFAULT_PRODUCTS[4], weight_g=650)
+    lines = cart.to_records()
+    with Terminal.open(tmp_path) as term:
+        now = time.time_ns() // 1_000_000
+        term.outbox.add_many(
+            build_sale(device_id=device_id, key_version=1, device_key=term.device_key, seq=seq,
+                       sale_id=f"{device_id}.{seq}.k", lines=lines, created_at_ms=now,
+                       nonce=new_nonce())
+            for seq in range(1, 10_001))
+        term.start()
+        wait_until(lambda: term.outbox_counts()["sent"] >= 2000, 60, "drain to begin")
+        fresh_broker.kill()
+        fresh_broker.start()
+        wait_until(lambda: term.outbox_counts() == {"queued": 0, "sent": 10_000}, 180,
+                   "outbox drained after the crash")
+        expected = {(f"{device_id}.{seq}.k", seq) for seq in range(1, 10_001)}
+        wait_until(lambda: gateway.distinct() == expected, 60, "gateway has every sale")
+    gateway.close()

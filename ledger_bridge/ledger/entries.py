@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_protocol import ORGS, canonical_json
+import orjson
+
+from market_protocol import ORGS
 
 __all__ = ["LedgerEntry", "Receipt", "Location", "StoredEntry", "LedgerEntryError",
-           "leaf_data", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
+           "leaf_data", "canonical_record", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
 
 MAX_TRACE_KEYS = 64
 MAX_KEY_LENGTH = 256
@@ -50,9 +52,40 @@ class LedgerEntry:
         if not isinstance(self.record, dict):
             raise LedgerEntryError(f"{self.record_id}: record must be a JSON object")
         try:
-            return canonical_json.dumps(self.record)
-        except (canonical_json.CanonicalJSONError, TypeError) as exc:
+            return canonical_record(self.record)
+        except (ValueError, TypeError) as exc:
             raise LedgerEntryError(f"{self.record_id}: record is not canonical JSON: {exc}") from exc
+
+
+_NOT_FLOAT = frozenset({str, int, bool, type(None)})
+
+
+def _contains_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind in _NOT_FLOAT:
+            continue
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, float):
+            return True
+    return False
+
+
+def canonical_record(record: dict[str, Any]) -> bytes:
+    """The same bytes as ``market_protocol.canonical_json.dumps``, checked faster.
+
+    Every entry's record is encoded once on the commit path, and the shared encoder's
+    recursive float check cost more than everything else per record put together; this
+    loop over a stack finds floats at a fraction of the cost (tests pin the equality).
+    """
+    if _contains_float(record):
+        raise ValueError("float in record: use integer minor units or grams")
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
 
 
 def _check_keys(record_id: str, keys: Any) -> None:
@@ -67,10 +100,10 @@ def _check_keys(record_id: str, keys: Any) -> None:
 
 def leaf_data(kind: str, record_id: str, record_hash_hex: str, trace_keys: list[str]) -> bytes:
     """The exact bytes a leaf commits to (docs/protocol.md §7): keys sorted, duplicates kept
-    out, so the same entry always yields the same leaf."""
-    return canonical_json.dumps({"kind": kind, "record_id": record_id,
-                                 "record_hash": record_hash_hex,
-                                 "trace_keys": sorted(set(trace_keys))})
+    out, so the same entry always yields the same leaf. Every value is a string (checked by
+    :meth:`LedgerEntry.check`), so no float check is needed for canonical form."""
+    return orjson.dumps({"kind": kind, "record_id": record_id, "record_hash": record_hash_hex,
+                         "trace_keys": sorted(set(trace_keys))}, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,12 @@ from market_protocol.bloom import BloomFilter, key_digest
 from .blocks import GENESIS_PREV_HASH, block_hash, build_header, sign_header
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
-from .node_store import STORE_NAME, LeafRow, NodeStore
+from .key_index import KeyIndex, build_key_index, key_id
+from .node_store import STORE_NAME, LeafInsert, NodeStore
 from .signers import ORDERER, load_signers, public_keys
 from .verification import VerifyReport, verify_nodes
 
-__all__ = ["Ledger", "Endorse", "key_id"]
+__all__ = ["Ledger", "Endorse", "record_id_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,10 @@ log = logging.getLogger(__name__)
 Endorse = Callable[[LedgerEntry], "str | None"]
 
 
-def key_id(digest: bytes) -> int:
-    """The trace index's 64-bit key: the first 8 bytes of the key's SHA-256, signed."""
-    return int.from_bytes(digest[:8], "big", signed=True)
+def record_id_digest(record_id: str) -> int:
+    """64-bit digest of a record id: a small, fixed-size index key (ids are compared too).
+    Signed, because SQLite integers are."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big", signed=True)
 
 
 @dataclass(slots=True)
@@ -59,6 +61,29 @@ class _Head:
     height: int = 0
     block_hash: str = GENESIS_PREV_HASH
     trades: int = 0
+
+
+class _BlockBuild:
+    """Everything one block's writes need, computed once for all nodes."""
+
+    def __init__(self, batch: list[_Queued], height: int, first_seq: int, prev_hash: str) -> None:
+        hashes = [hashlib.sha256(q.body).digest() for q in batch]
+        keys = [sorted(set(q.entry.trace_keys)) for q in batch]
+        self.leaf_hashes = [merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id,
+                                                       h.hex(), k))
+                            for q, h, k in zip(batch, hashes, keys, strict=True)]
+        digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
+        self.bloom = BloomFilter.for_digests(set(digests.values()))
+        self.header = build_header(height, prev_hash, self.leaf_hashes, self.bloom,
+                                   int(time.time() * 1000))
+        self.hash = block_hash(self.header)
+        key_ids = {key: key_id(digest) for key, digest in digests.items()}
+        self.key_index = build_key_index((key_ids[key], i) for i, entry_keys in enumerate(keys)
+                                         for key in entry_keys)
+        self.leaf_rows: list[LeafInsert] = [
+            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h,
+             orjson.dumps(k).decode(), record_id_digest(q.entry.record_id))
+            for i, (q, h, k) in enumerate(zip(batch, hashes, keys, strict=True))]
 
 
 class Ledger:
@@ -82,6 +107,7 @@ class Ledger:
         self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
         self._load()
         self._levels = lru_cache(maxsize=32)(self._tree_levels)
+        self._block_keys = lru_cache(maxsize=64)(self._read_block_keys)
         self._timer = threading.Thread(target=self._cut_on_timeout, name="ledger-orderer",
                                        daemon=True)
         self._timer.start()
@@ -134,7 +160,8 @@ class Ledger:
         checked = [_Queued(entry, entry.check()) for entry in entries]
         receipts = []
         with self._changed:
-            known = self.nodes[self.orgs[0]].known_record_ids([q.entry.record_id for q in checked])
+            known = self._reference.known_record_ids(
+                [record_id_digest(q.entry.record_id) for q in checked])
             for queued in checked:
                 record_id = queued.entry.record_id
                 if record_id in known or record_id in self._pending:
@@ -198,35 +225,23 @@ class Ledger:
         """Order, sign and store one block from the oldest queued entries. Caller holds the lock."""
         batch = [self._pending[rid] for rid in list(self._pending)[:self.block_max]]
         height, first_seq = self._head.height + 1, self._head.trades
-        hashes = [hashlib.sha256(q.body).digest() for q in batch]
-        keys = [sorted(set(q.entry.trace_keys)) for q in batch]
-        leaves = [merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id, h.hex(), k))
-                  for q, h, k in zip(batch, hashes, keys, strict=True)]
-        digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
-        bloom = BloomFilter.for_digests(set(digests.values()))
-        header = build_header(height, self._head.block_hash, leaves, bloom,
-                              int(time.time() * 1000))
-        signatures = [sign_header(signer, key, header) for signer, key in self._signers.items()]
-        this_hash = block_hash(header)
-        block_row = (height, this_hash, canonical_json.dumps(header).decode(),
-                     orjson.dumps(signatures).decode(), first_seq, b"".join(leaves))
-        leaf_rows: list[LeafRow] = [
-            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h,
-             orjson.dumps(k).decode())
-            for i, (q, h, k) in enumerate(zip(batch, hashes, keys, strict=True))]
-        index_rows = [(key_id(digests[key]), first_seq + i)
-                      for i, entry_keys in enumerate(keys) for key in entry_keys]
-        writes = [self._pool.submit(node.write_block, block_row, leaf_rows,
-                                    self._visible_records(org, batch, first_seq), index_rows)
+        block = _BlockBuild(batch, height, first_seq, self._head.block_hash)
+        signatures = [sign_header(signer, key, block.header)
+                      for signer, key in self._signers.items()]
+        block_row = (height, block.hash, canonical_json.dumps(block.header).decode(),
+                     orjson.dumps(signatures).decode(), first_seq, b"".join(block.leaf_hashes),
+                     block.key_index)
+        writes = [self._pool.submit(node.write_block, block_row, block.leaf_rows,
+                                    self._visible_records(org, batch, first_seq))
                   for org, node in self.nodes.items()]
         for write in writes:
             write.result()
-        for q in batch:
-            del self._pending[q.entry.record_id]
+        for queued in batch:
+            del self._pending[queued.entry.record_id]
         self._oldest = time.monotonic()
-        self._head = _Head(height, this_hash, first_seq + len(batch))
-        self._block_hashes.append(bytes.fromhex(this_hash))
-        self._blooms.add(height, bloom)
+        self._head = _Head(height, block.hash, first_seq + len(batch))
+        self._block_hashes.append(bytes.fromhex(block.hash))
+        self._blooms.add(height, block.bloom)
 
     @staticmethod
     def _visible_records(org: str, batch: list[_Queued], first_seq: int) -> list[tuple[int, bytes]]:
@@ -243,33 +258,26 @@ class Ledger:
     def locate(self, trace_key: str, *, bloom: bool = True) -> list[Location]:
         """Every committed entry carrying ``trace_key``, in chain order.
 
-        With ``bloom`` (the default) the blocks' filters are asked first and storage is not
-        touched when none of them may hold the key; ``bloom=False`` goes to the index
-        directly (kept for measurement).
+        Each block's Bloom filter is asked first; only blocks it admits are searched, and
+        an absent key touches no storage at all. ``bloom=False`` searches every block
+        (what a lookup costs without the filters; kept for measurement).
         """
         digest = key_digest(trace_key)
-        if bloom and not self._blooms.candidates(digest):
+        with self._changed:
+            top = self._head.height
+        heights = self._blooms.candidates(digest) if bloom else range(1, top + 1)
+        if not heights:
             return []
-        return [Location(row[1], row[2], row[3], row[4])
-                for row in self._reference.seqs_for_key(key_id(digest))
-                if trace_key in orjson.loads(row[6])]
-
-    def locate_by_block_search(self, trace_key: str, *, bloom: bool = True) -> list[int]:
-        """Heights of blocks holding ``trace_key``, searching block by block (B-Merkle style).
-
-        Without ``bloom`` every block is searched; with it only those its filter admits.
-        Exists to measure what the filters save; :meth:`locate` is the query to use.
-        """
-        digest = key_digest(trace_key)
-        ident, reference = key_id(digest), self._reference
-        heights = self._blooms.candidates(digest) if bloom else range(1, self._head.height + 1)
-        found = []
+        ident, seqs = key_id(digest), []
         for height in heights:
-            row = reference.block(height)
-            count = orjson.loads(row[2])["count"]
-            if reference.key_in_block(ident, row[4], row[4] + count):
-                found.append(height)
-        return found
+            first_seq, keys = self._block_keys(height)
+            seqs += [first_seq + index for index in keys.lookup(ident)]
+        return [Location(row[1], row[2], row[3], row[4])
+                for row in self._reference.leaves_at(seqs) if trace_key in orjson.loads(row[6])]
+
+    def _read_block_keys(self, height: int) -> tuple[int, KeyIndex]:
+        [(_, first_seq, blob)] = self._reference.key_indexes([height])
+        return first_seq, KeyIndex(blob)
 
     def _holder(self, seq: int, org: str | None) -> tuple[bytes | None, tuple[str, ...]]:
         bodies = {name: self.nodes[name].record(seq) for name in self.orgs}
@@ -280,7 +288,7 @@ class Ledger:
 
     def get(self, record_id: str, org: str | None = None) -> StoredEntry | None:
         """A committed entry; its full record as ``org``'s node holds it (any node if None)."""
-        row = self._reference.leaf(record_id)
+        row = self._reference.leaf(record_id, record_id_digest(record_id))
         if row is None:
             return None
         seq, _, kind, height, index, record_hash, keys_json = row

@@ -5,20 +5,29 @@ never sees half a block) and answers the few queries the ledger needs. It decide
 nothing; building, signing and checking blocks happens elsewhere.
 
 Tables: ``blocks`` (header, signatures, the leaf hashes for fast proofs), ``leaves`` (the
-on-chain part of each entry, by global position ``seq``), ``records`` (off-chain canonical
-record bytes, only for entries this organisation may see) and ``trace_index`` (64-bit key
-digest -> seq).
+on-chain part of each entry, by global position ``seq``, found by record id through the
+64-bit ``rid``), ``records`` (off-chain canonical record bytes, only for entries this
+organisation may see). Each block row also holds its trace-key index (``key_index``, see
+:mod:`.key_index`): one blob per block instead of a row per key per leaf, which keeps
+commits fast. The price is that a lookup must name the blocks to search, and the blocks'
+Bloom filters are what name them (the B-Merkle idea).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["NodeStore", "LeafRow", "BlockRow", "STORE_NAME"]
+__all__ = ["NodeStore", "LeafRow", "LeafInsert", "BlockRow", "STORE_NAME"]
 
+#: The writer's page cache, KiB: room for the record-id index of about a million leaves
+#: (readers keep SQLite's default, so many reading threads do not multiply it).
+CACHE_KIB = 16_384
+#: Pages of WAL before a checkpoint. Each checkpoint syncs the file; a 2,000-leaf block is
+#: about 700 pages, so SQLite's default (1,000) would sync after nearly every block.
+WAL_CHECKPOINT_PAGES = 16_000
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 
@@ -29,32 +38,34 @@ CREATE TABLE IF NOT EXISTS blocks (
     header TEXT NOT NULL,
     signatures TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
-    leaf_hashes BLOB NOT NULL
+    leaf_hashes BLOB NOT NULL,
+    key_index BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leaves (
     seq INTEGER PRIMARY KEY,
-    record_id TEXT NOT NULL UNIQUE,
+    record_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     height INTEGER NOT NULL,
     idx INTEGER NOT NULL,
     record_hash BLOB NOT NULL,
-    trace_keys TEXT NOT NULL
+    trace_keys TEXT NOT NULL,
+    rid INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS leaves_by_rid ON leaves (rid);
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
     body BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS trace_index (
-    key_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (key_id, seq)
-) WITHOUT ROWID;
 """
 
 #: (seq, record_id, kind, height, idx, record_hash, trace_keys JSON)
 LeafRow = tuple[int, str, str, int, int, bytes, str]
+#: a LeafRow followed by the record id's 64-bit digest (``rid``)
+LeafInsert = tuple[int, str, str, int, int, bytes, str, int]
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
 BlockRow = tuple[int, str, str, str, int, bytes]
+#: a BlockRow followed by the block's key index
+BlockInsert = tuple[int, str, str, str, int, bytes, bytes]
 
 _LEAF_COLUMNS = "seq, record_id, kind, height, idx, record_hash, trace_keys"
 _BLOCK_COLUMNS = "height, block_hash, header, signatures, first_seq, leaf_hashes"
@@ -67,16 +78,19 @@ class NodeStore:
     def __init__(self, org: str, path: Path) -> None:
         self.org, self.path = org, path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
+        self._writer = self._connect(cache_kib=CACHE_KIB)
         self._writer.executescript(SCHEMA)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = [self._writer]
         self._all_lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        if cache_kib:
+            conn.execute(f"PRAGMA cache_size=-{cache_kib}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -95,19 +109,17 @@ class NodeStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def write_block(self, block: BlockRow, leaves: Sequence[LeafRow],
-                    records: Iterable[tuple[int, bytes]],
-                    index: Iterable[tuple[int, int]]) -> None:
+    def write_block(self, block: BlockInsert, leaves: Sequence[LeafInsert],
+                    records: Iterable[tuple[int, bytes]]) -> None:
         """Store a whole block in one transaction: all of it or none of it."""
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?)", block)
-            conn.executemany(f"INSERT INTO leaves ({_LEAF_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-                             leaves)
+            conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index) "
+                         "VALUES (?,?,?,?,?,?,?)", block)
+            conn.executemany(f"INSERT INTO leaves ({_LEAF_COLUMNS}, rid) "
+                             "VALUES (?,?,?,?,?,?,?,?)", leaves)
             conn.executemany("INSERT INTO records (seq, body) VALUES (?,?)", records)
-            conn.executemany("INSERT OR IGNORE INTO trace_index (key_id, seq) VALUES (?,?)",
-                             index)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -123,25 +135,13 @@ class NodeStore:
         return self._reader().execute(
             f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE height = ?", (height,)).fetchone()
 
-    def blocks(self) -> Iterator[BlockRow]:
-        """Every block in height order, streamed (the file may hold millions of leaves)."""
-        conn = self._connect()
-        try:
-            yield from conn.execute(f"SELECT {_BLOCK_COLUMNS} FROM blocks ORDER BY height")
-        finally:
-            conn.close()
-
     def block_headers(self) -> list[tuple[int, str]]:
         return self._reader().execute("SELECT height, header FROM blocks ORDER BY height").fetchall()
 
-    def block_hashes(self, limit: int) -> list[str]:
-        rows = self._reader().execute(
-            "SELECT block_hash FROM blocks ORDER BY height LIMIT ?", (limit,)).fetchall()
-        return [row[0] for row in rows]
-
-    def leaf(self, record_id: str) -> LeafRow | None:
+    def leaf(self, record_id: str, rid: int) -> LeafRow | None:
         return self._reader().execute(
-            f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE record_id = ?", (record_id,)).fetchone()
+            f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE rid = ? AND record_id = ?",
+            (rid, record_id)).fetchone()
 
     def leaves_between(self, first_seq: int, end_seq: int,
                        conn: sqlite3.Connection | None = None) -> list[LeafRow]:
@@ -159,25 +159,39 @@ class NodeStore:
         row = self._reader().execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else row[0]
 
-    def known_record_ids(self, record_ids: Sequence[str]) -> set[str]:
-        """Those of ``record_ids`` already on this node (checked in chunks of 500)."""
+    def known_record_ids(self, rids: Sequence[int]) -> set[str]:
+        """Record ids already on this node among those with these ``rid`` digests."""
         found: set[str] = set()
         conn = self._reader()
-        for start in range(0, len(record_ids), 500):
-            chunk = record_ids[start:start + 500]
+        for start in range(0, len(rids), 500):
+            chunk = rids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(row[0] for row in conn.execute(
-                f"SELECT record_id FROM leaves WHERE record_id IN ({marks})", chunk))
+                f"SELECT record_id FROM leaves WHERE rid IN ({marks})", chunk))
         return found
 
-    def seqs_for_key(self, key_id: int) -> list[LeafRow]:
-        return self._reader().execute(
-            f"SELECT {', '.join('l.' + c for c in _LEAF_COLUMNS.split(', '))} "
-            "FROM trace_index t JOIN leaves l ON l.seq = t.seq WHERE t.key_id = ? ORDER BY t.seq",
-            (key_id,)).fetchall()
+    def key_indexes(self, heights: Sequence[int]) -> list[tuple[int, int, bytes]]:
+        """``(height, first_seq, key_index)`` of each of ``heights`` that exists."""
+        found: list[tuple[int, int, bytes]] = []
+        conn = self._reader()
+        for start in range(0, len(heights), 500):
+            chunk = list(heights[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            found += conn.execute(f"SELECT height, first_seq, key_index FROM blocks "
+                                  f"WHERE height IN ({marks}) ORDER BY height", chunk).fetchall()
+        return found
 
-    def key_in_block(self, key_id: int, first_seq: int, end_seq: int) -> bool:
-        """One block's search for a key: what each block costs without a Bloom pre-check."""
-        return self._reader().execute(
-            "SELECT 1 FROM trace_index WHERE key_id = ? AND seq >= ? AND seq < ? LIMIT 1",
-            (key_id, first_seq, end_seq)).fetchone() is not None
+    def key_index(self, height: int) -> bytes | None:
+        row = self._reader().execute("SELECT key_index FROM blocks WHERE height = ?",
+                                     (height,)).fetchone()
+        return None if row is None else row[0]
+
+    def leaves_at(self, seqs: Sequence[int]) -> list[LeafRow]:
+        found: list[LeafRow] = []
+        conn = self._reader()
+        for start in range(0, len(seqs), 500):
+            chunk = list(seqs[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            found += conn.execute(f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE seq IN ({marks}) "
+                                  "ORDER BY seq", chunk).fetchall()
+        return found

@@ -1,0 +1,66 @@
+"""Ledger commit throughput: trades/s committed to all three nodes, signed and Merkle-rooted.
+
+Builds trade-shaped entries first (the bridge's work, not timed), then times submitting
+them in batches and cutting blocks until the last block is on every node. Prints one JSON
+object. Example:
+
+    .venv/bin/python bench/ledger_commit.py --trades 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ledger_records import trade_entries  # noqa: E402
+
+from ledger_bridge.ledger import Ledger  # noqa: E402
+
+FABRIC_TPS = 250
+
+
+def run(trades: int, block_max: int, batch: int, data_dir: Path) -> dict:
+    entries = list(trade_entries(0, trades))
+    with Ledger.open(data_dir, block_max=block_max, block_timeout_s=60) as ledger:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for start in range(0, trades, batch):
+            ledger.submit(entries[start:start + batch])
+        ledger.flush()
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+        head = ledger.head()
+    rate = trades / seconds
+    return {"bench": "ledger_commit", "trades": trades, "committed": head["trades"],
+            "blocks": head["height"], "block_max": block_max, "nodes": 3,
+            "signatures_per_block": 4, "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
+            "trades_per_s": round(rate), "ratio_vs_fabric_250": round(rate / FABRIC_TPS, 1),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--block-max", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=2000, help="entries per submit call")
+    parser.add_argument("--data-dir", type=Path, help="default: a temporary directory")
+    args = parser.parse_args(argv)
+    if args.data_dir:
+        result = run(args.trades, args.block_max, args.batch, args.data_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ledger-commit-") as tmp:
+            result = run(args.trades, args.block_max, args.batch, Path(tmp))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,7 @@ docs/terminal.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -36,17 +37,22 @@ log = logging.getLogger(__name__)
 @click.option("--seed", type=int, default=None, help="Headless: random seed for the sales.")
 @click.option("--qr-format", type=click.Choice(["url", "emv"]), default=None,
               help="Store this terminal's QR format (URL on the gateway, or EMVCo).")
+@click.option("--close-day", is_flag=True,
+              help="Headless: afterwards, write today's Z report (PNG) and print its summary.")
+@click.option("--force", is_flag=True, help="With --close-day: close even with unsent sales.")
 @click.option("--scale", default="manual", show_default=True,
               help="Window: 'manual', 'simulated' or 'mettler:/dev/ttyUSB0'.")
 def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
              simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
-             seed: int | None, qr_format: str | None, scale: str) -> None:
+             seed: int | None, qr_format: str | None, close_day: bool, force: bool,
+             scale: str) -> None:
     """Run a vendor terminal.
 
     \b
     Example:
         tracepay terminal --headless --data-dir var/t1 --enrol-code K7Q2 --gateway-url http://127.0.0.1:8000
         tracepay terminal --headless --data-dir var/t1 --simulate-sales 20 --wait-results 60
+        tracepay terminal --headless --data-dir var/t1 --close-day
         tracepay terminal --data-dir var/t1 --scale simulated
     """
     try:
@@ -62,6 +68,8 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
             return
         # With no sales to simulate, a headless run drains whatever the outbox still holds.
         _simulate(data_dir, simulate_sales, interval_ms, wait_results, drain_timeout, seed)
+        if close_day:
+            _close_day(data_dir, force)
     except ProvisioningError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -90,3 +98,17 @@ def _simulate(data_dir: Path, count: int, interval_ms: int, wait_results: float,
     with Terminal.open(data_dir) as term:
         simulate_sales(term, count, out=sys.stdout, interval_ms=interval_ms,
                        wait_results=wait_results, drain_timeout=drain_timeout, seed=seed)
+
+
+def _close_day(data_dir: Path, force: bool) -> None:
+    from .terminal import Terminal, UnsentSales
+
+    with Terminal.open(data_dir) as term:
+        try:
+            report = term.close_day(force=force)
+        except UnsentSales as exc:
+            click.echo(json.dumps({"event": "close_day_refused", "unsent": exc.count,
+                                   "message": str(exc)}, ensure_ascii=False))
+            sys.exit(3)
+    click.echo(json.dumps({"event": "z_report", "path": str(report.path), **report.summary},
+                          ensure_ascii=False))

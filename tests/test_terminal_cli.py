@@ -170,3 +170,20 @@ def test_simulator_with_broker_down_reports_queued_sales(fresh_broker, tmp_path)
     last = json.loads(done.stdout.splitlines()[-1])
     assert {k: last[k] for k in ("event", "charged", "paid", "queued")} == \
         {"event": "done", "charged": 3, "paid": 0, "queued": 3}
+
+
+def test_close_day_refuses_with_unsent_sales_then_forced(fresh_broker, tmp_path):
+    enrol_offline(tmp_path, "T-Z", mqtt_port=fresh_broker.port)
+    fresh_broker.stop()
+    args = ["--headless", "--data-dir", str(tmp_path), "--drain-timeout", "0"]
+    runner = CliRunner()
+    assert runner.invoke(terminal, [*args, "--simulate-sales", "2"]).exit_code == 0
+    refused = runner.invoke(terminal, [*args, "--close-day"])
+    assert refused.exit_code == 3
+    event = json.loads(refused.output.splitlines()[-1])
+    assert event["event"] == "close_day_refused" and event["unsent"] == 2
+    forced = runner.invoke(terminal, [*args, "--close-day", "--force"])
+    assert forced.exit_code == 0, forced.output
+    report = json.loads(forced.output.splitlines()[-1])
+    assert report["event"] == "z_report" and report["sales"] == 2 and report["unsent"] == 2
+    assert (tmp_path / "reports").is_dir() and report["path"].endswith(".png")

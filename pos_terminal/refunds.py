@@ -28,10 +28,11 @@ _REFUNDABLE = {"paid", "partially_refunded"}
 
 
 def build_refund_request(*, device_id: str, key_version: int, device_key: bytes, sale_id: str,
-                         seq: int, refund_no: str, amount_fen: int, reason: str,
+                         refund_no: str, amount_fen: int, reason: str,
                          requested_at_ms: int) -> dict[str, Any]:
+    """The gateway's ``tracepay.refund_request/1`` (it refuses unknown fields)."""
     record = {"schema": REFUND_SCHEMA, "refund_no": refund_no, "device_id": device_id,
-              "sale_id": sale_id, "seq": seq, "amount_fen": amount_fen, "reason": reason,
+              "sale_id": sale_id, "amount_fen": amount_fen, "reason": reason,
               "requested_at_ms": requested_at_ms, "key_version": key_version, "mac": ""}
     record["mac"] = mac_record(record, device_key)
     return record
@@ -64,7 +65,7 @@ def request_refund(terminal: Terminal, sale_id: str, amount_fen: int,
     refund_no = f"{sale_id}.r{now}"[:64]
     record = build_refund_request(
         device_id=terminal.device_id, key_version=terminal.config.key_version,
-        device_key=terminal.device_key, sale_id=sale_id, seq=sale.seq, refund_no=refund_no,
+        device_key=terminal.device_key, sale_id=sale_id, refund_no=refund_no,
         amount_fen=amount_fen, reason=reason, requested_at_ms=now)
     terminal.outbox.add_request("refund", refund_no, record)
     send_queued_requests(terminal)

@@ -89,6 +89,9 @@ class Uplink:
         if self._thread is not None:
             return
         self._stopping.clear()
+        if not self.config.mqtt_host:
+            log.warning("the enrolment names no MQTT broker: sales stay queued in the outbox")
+            return
         self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=20)
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, name="terminal-uplink", daemon=True)

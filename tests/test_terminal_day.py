@@ -138,8 +138,10 @@ def test_refund_goes_to_the_gateway_with_a_valid_mac(tmp_path, refund_gateway):
         answer = term.request_refund(sale["sale_id"], 100, "bruised tomatoes")
     assert answer["state"] == "sent"
     (body,) = refund_gateway["received"]
-    assert {k: body[k] for k in ("refund_no", "sale_id", "seq", "amount_fen", "reason")} == {
-        "refund_no": answer["refund_no"], "sale_id": sale["sale_id"], "seq": sale["seq"],
+    assert set(body) == {"schema", "refund_no", "device_id", "sale_id", "amount_fen", "reason",
+                         "requested_at_ms", "key_version", "mac"}
+    assert {k: body[k] for k in ("refund_no", "sale_id", "amount_fen", "reason")} == {
+        "refund_no": answer["refund_no"], "sale_id": sale["sale_id"],
         "amount_fen": 100, "reason": "bruised tomatoes"}
 
 

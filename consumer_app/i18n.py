@@ -88,6 +88,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                        "The camera cannot be opened here; use the phone's own camera app."),
     "scan_found": ("已识别：", "Found:"),
     "scan_open": ("打开", "Open"),
+    "scan_foreign": ("这不是本市场的二维码，打开前请确认网址。",
+                     "This is not a code of this market: check the address before opening it."),
     "scan_enter": ("或输入溯源码", "Or type a trace code"),
     "go": ("查看", "Go"),
     "not_found_title": ("找不到", "Not found"),

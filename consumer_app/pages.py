@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
@@ -188,4 +188,13 @@ def _stall_merchant(stock: Any, merchant_id: str) -> dict[str, Any]:
 
 @blueprint.get("/scan")
 def scan() -> Any:
-    return render_template("scan.html")
+    settings = current_app.config["TRACEPAY"]
+    origins = [_origin(settings["gateway_url"])]
+    if settings["public_url"]:
+        origins.append(_origin(settings["public_url"]))
+    return render_template("scan.html", open_origins=origins)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

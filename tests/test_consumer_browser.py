@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -192,3 +193,74 @@ def test_js_refuses_a_key_that_is_not_the_published_one(verifier, signers, keys)
     wrong = dict(keys, orderer=signing.public_key_raw_b64(Ed25519PrivateKey.generate()))
     result = _verify(verifier, proof, wrong)
     assert result == {"ok": False, "problems": ["bad signature by orderer"]}
+
+
+def _y4m_of_qr(text: str, path, size: int = 480) -> None:
+    """A still camera feed showing a QR code, in the YUV4MPEG2 form Chromium's fake camera
+    plays (grey Y plane, neutral chroma)."""
+    import qrcode
+    from PIL import Image
+
+    image = qrcode.make(text, border=4).get_image().convert("L")
+    frame = Image.new("L", (size, size), 255)
+    side = int(size * 0.8)
+    frame.paste(image.resize((side, side), Image.NEAREST), ((size - side) // 2,) * 2)
+    chroma = bytes([128]) * ((size // 2) * (size // 2))
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{size} H{size} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(5):
+            out.write(b"FRAME\n" + frame.tobytes() + chroma + chroma)
+
+
+def _camera_page(browser, tmp_path, consumer_url: str, text: str):
+    """A second Chromium (same Playwright driver) whose fake camera films ``text`` as a QR."""
+    feed = tmp_path / "camera.y4m"
+    _y4m_of_qr(text, feed)
+    chromium = browser.browser_type.launch(executable_path="/usr/bin/chromium", args=[
+        *CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={feed}"])
+    context = chromium.new_context(viewport={"width": 390, "height": 844},
+                                   permissions=["camera"])
+    page = context.new_page()
+    page.goto(f"{consumer_url}/scan?lang=en")
+    return chromium, page
+
+
+def test_scan_page_reads_a_tracepay_code_from_the_camera_and_opens_it(browser, tmp_path,
+                                                                        consumer_url):
+    target = f"{consumer_url}/trace/abcdefghijkl"
+    chromium, page = _camera_page(browser, tmp_path, consumer_url, target)
+    try:
+        with page.expect_navigation(url=f"{target}*", timeout=20_000):
+            page.click("#scan-start")
+        assert page.url.startswith(target)
+    finally:
+        chromium.close()
+
+
+def test_scan_page_shows_but_does_not_follow_a_foreign_code(browser, tmp_path, consumer_url):
+    foreign = "https://pay.example.invalid/q/AAECAwQF"  # a QR path, but not our gateway
+    chromium, page = _camera_page(browser, tmp_path, consumer_url, foreign)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith(consumer_url) else None)
+    try:
+        page.click("#scan-start")
+        page.wait_for_selector("#scan-result:not([hidden])", timeout=20_000)
+        assert page.inner_text("#scan-link") == foreign
+        assert page.is_visible("#scan-foreign") and not page.is_visible("#scan-video")
+        shots = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+        page.screenshot(path=str(shots / "consumer-scan.png"), full_page=True)
+        assert (shots / "consumer-scan.png").stat().st_size <= 300 * 1024
+        assert page.url.startswith(f"{consumer_url}/scan")
+        assert outside == []
+        verdicts = page.evaluate("""() => [
+            TracepayScan.classify(location.origin + '/stall/stall-7').open,
+            TracepayScan.classify(document.getElementById('scan-card')
+                                  .dataset.openOrigins + '/q/AAECAw').open,
+            TracepayScan.classify('javascript:alert(1)').open,
+            TracepayScan.classify('https://evil.example/phish').open]""")
+        assert verdicts == [True, True, False, False]
+        assert page.evaluate("TracepayScan.classify(location.origin + '/admin/x').open") is False
+    finally:
+        chromium.close()

@@ -6,6 +6,8 @@ Upstreams here point at a loopback port where nothing listens, which is a real c
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from consumer_app import create_app
@@ -111,7 +113,7 @@ def test_language_switch_and_accept_language(client):
 def test_scan_page_uses_only_local_assets(client):
     html = client.get("/scan").get_data(as_text=True)
     assert "/static/vendor/jsQR.min.js" in html and "/static/scan.js" in html
-    assert "http://" not in html and "https://" not in html
+    assert not re.search(r'(src|href|action)="(https?:)?//', html), "an asset is not local"
     script = client.get("/static/vendor/jsQR.min.js")
     assert script.status_code == 200 and b"jsQR" in script.data
     assert client.get("/static/vendor/jsQR.LICENSE").status_code == 200
@@ -129,3 +131,13 @@ def test_settings_are_checked_at_start():
         create_app({"gateway_url": "ftp://x"})
     with pytest.raises(SettingsError, match="upstream_timeout"):
         create_app({"upstream_timeout": 0})
+
+
+def test_scan_page_with_its_scripts_stays_within_200_kb(client):
+    html = client.get("/scan").data
+    total = len(html)
+    for src in re.findall(rb'src="(/static/[^"]+)"', html):
+        asset = client.get(src.decode())
+        assert asset.status_code == 200
+        total += len(asset.data)
+    assert total <= 200 * 1024, total

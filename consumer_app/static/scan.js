@@ -1,19 +1,28 @@
 /* Camera scan page: frames from getUserMedia decoded by the vendored jsQR.
  *
  * A decoded tracepay link (a payment QR on a customer display, a receipt's trace QR, a
- * stall's static QR) is opened directly; anything else is only shown, never followed, so a
- * sticker pasted over a stall's code cannot silently send the shopper elsewhere.
+ * stall's static QR) on this app's or its gateway's origin is opened directly; anything else
+ * is only shown as a link, never followed by itself, so a sticker pasted over a stall's code
+ * cannot silently send the shopper elsewhere.
  */
 (function () {
   "use strict";
 
-  var OURS = /\/(q|pay|receipt|trace|stall)\/[A-Za-z0-9_.:~-]+\/?$/;
+  var OURS = /^\/(q|pay|receipt|trace|stall)\/[A-Za-z0-9_.:~-]+\/?$/;
+
+  function trustedOrigins() {
+    // This app and the gateway it serves; set by the server on the scan card.
+    var holder = document.getElementById("scan-card");
+    var listed = holder ? (holder.getAttribute("data-open-origins") || "").split(" ") : [];
+    return [window.location.origin].concat(listed.filter(Boolean));
+  }
 
   function classify(text) {
     var url;
     try { url = new URL(text, window.location.href); } catch (e) { return { open: false }; }
-    if (!/^https?:$/.test(url.protocol)) { return { open: false, url: text }; }
-    return { open: OURS.test(url.pathname), url: url.href };
+    if (!/^https?:$/.test(url.protocol)) { return { open: false }; }
+    var trusted = trustedOrigins().indexOf(url.origin) !== -1;
+    return { open: trusted && OURS.test(url.pathname), url: url.href };
   }
 
   function decode(imageData) {
@@ -29,6 +38,7 @@
     link.textContent = text;
     link.href = verdict.url || "#";
     document.getElementById("scan-result").hidden = false;
+    document.getElementById("scan-foreign").hidden = verdict.open;
     if (verdict.open) { window.location.assign(verdict.url); }
   }
 
@@ -57,6 +67,8 @@
         var text = decode(context.getImageData(0, 0, canvas.width, canvas.height));
         if (text) {
           stream.getTracks().forEach(function (track) { track.stop(); });
+          video.hidden = true;
+          document.getElementById("scan-start").hidden = false;
           showResult(text);
           return;
         }

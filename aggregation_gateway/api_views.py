@@ -129,8 +129,6 @@ def payment_query(payment_id: str) -> Any:
 @blueprint.post("/v1/notify/<channel>")
 def notify(channel: str) -> Any:
     rate_limit("notify_limiter")
-    if len(request.get_data(cache=True)) == 0:
-        raise ApiError(400, "malformed_notification", "empty body")
     status, body, headers = gateway().payments.handle_notification(
         channel, dict(request.headers), request.get_data(cache=True))
     return Response(body, status=status, headers=dict(headers))
@@ -140,6 +138,7 @@ def notify(channel: str) -> Any:
 def manager_refund(payment_id: str) -> Any:
     """A refund by a manager (HTTP Basic)."""
     user = require_manager()
+    payment = _payment(payment_id)
     body = json_object()
     try:
         check({"amount_fen": Field(int, minimum=1, maximum=2**32 - 1),
@@ -147,9 +146,8 @@ def manager_refund(payment_id: str) -> Any:
                "refund_no": Field(str, pattern=_ID)}, body)
     except SchemaError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
-    payments = gateway().payments
-    result = payments.refund(_payment(payment_id), body["amount_fen"], body["reason"],
-                             body["refund_no"], f"manager:{user}")
+    result = gateway().payments.refund(payment, body["amount_fen"], body["reason"],
+                                       body["refund_no"], f"manager:{user}")
     return jsonify(result), 201
 
 
@@ -157,6 +155,10 @@ def manager_refund(payment_id: str) -> Any:
 def device_refund(device_id: str) -> Any:
     """A refund the terminal asks for, authenticated by a MAC with its device key."""
     rate_limit("notify_limiter")
+    gw = gateway()
+    device = gw.registry.get(_device_id(device_id))
+    if device is None:
+        raise ApiError(404, "unknown_device", "no such device")
     body = json_object()
     try:
         check(REFUND_REQUEST_FIELDS, body)
@@ -164,10 +166,8 @@ def device_refund(device_id: str) -> Any:
         raise ApiError(400, "invalid_request", str(exc)) from None
     if ("payment_id" in body) == ("sale_id" in body):
         raise ApiError(400, "invalid_request", "give exactly one of payment_id and sale_id")
-    gw = gateway()
-    device = gw.registry.get(_device_id(device_id))
-    if device is None or body["device_id"] != device_id:
-        raise ApiError(404, "unknown_device", "no such device")
+    if body["device_id"] != device_id:
+        raise ApiError(403, "device_mismatch", "the request is for another device")
     if device["status"] == "revoked":
         raise ApiError(403, "device_revoked", "this terminal has been revoked")
     if body["key_version"] != device["key_version"] or not verify_record_mac(

@@ -8,20 +8,26 @@ key version. Enrolment codes are stored hashed; a code is good once and for a sh
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from market_protocol import ORGS, ApiError, check_device_id, derive_device_key, mqtt_password
+from market_protocol import ORGS, ApiError, SchemaError, derive_device_key, mqtt_password
+from market_protocol.schema import Field, check
 
 from .database import Database, now_ms, transaction
 
 __all__ = ["DeviceRegistry"]
 
-#: The id pattern every record uses for merchants (``market_protocol.messages``).
-_MERCHANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+#: What ``POST /v1/devices`` accepts; ids use the patterns of ``market_protocol.messages``.
+ENROL_FIELDS: dict[str, Field] = {
+    "merchant_id": Field(str, pattern=r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"),
+    "merchant_name": Field(str, max_length=120, pattern=r"(?s).*\S.*"),
+    "org": Field(str, choices=ORGS),
+    "device_id": Field(str, required=False, nullable=True,
+                       pattern=r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"),
+}
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a stall
 
 
@@ -31,17 +37,6 @@ def _code_hash(code: str) -> str:
 
 def _new_code() -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
-
-
-def _text(body: dict[str, Any], name: str, max_length: int, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, "invalid_request", f"{name} must be a non-empty string")
-    if len(value) > max_length:
-        raise ApiError(400, "invalid_request", f"{name} is longer than {max_length}")
-    return value.strip()
 
 
 class DeviceRegistry:
@@ -80,25 +75,12 @@ class DeviceRegistry:
 
     # -- changes --------------------------------------------------------------------------
     def enrol(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_request", "expected a JSON object")
-        unknown = sorted(set(body) - {"merchant_id", "merchant_name", "org", "device_id"})
-        if unknown:
-            raise ApiError(400, "invalid_request", f"unknown field {unknown[0]}")
-        merchant_id = _text(body, "merchant_id", 64)
-        merchant_name = _text(body, "merchant_name", 120)
-        org = body.get("org")
-        if org not in ORGS:
-            raise ApiError(400, "invalid_request", f"org must be one of {', '.join(ORGS)}")
-        assert merchant_id is not None and merchant_name is not None
-        if not _MERCHANT_ID.fullmatch(merchant_id):
-            raise ApiError(400, "invalid_request", "merchant_id: use letters, digits and "
-                           "_ . : - (at most 64)")
-        device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"
         try:
-            check_device_id(device_id)
-        except ValueError as exc:
+            check(ENROL_FIELDS, body)
+        except SchemaError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
+        merchant_id, merchant_name, org = body["merchant_id"], body["merchant_name"], body["org"]
+        device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"
         code = _new_code()
         now = now_ms()
         expires = now + self.settings["enrolment_code_ttl_s"] * 1000

@@ -17,6 +17,7 @@ import requests
 from werkzeug.serving import make_server
 
 from aggregation_gateway.app import create_app
+from aggregation_gateway.key_files import load_or_create_signing_key
 from aggregation_gateway.platform_registration import register_at_platform
 from aggregation_gateway.settings import load_gateway_settings
 from aggregation_gateway.wiring import Gateway, build_gateway
@@ -72,9 +73,10 @@ class ServedGateway:
                 "notify_rate_per_s": 0.0, "platform_app_id": "gw-" + secrets.token_hex(4)}
         base.update(overrides)
         self.settings = load_gateway_settings(overrides=base, environ={})
-        first = build_gateway(self.settings)
         if platform_url:
-            register_at_platform(self.settings, first.signing_key)
+            Path(self.settings["data_dir"]).mkdir(parents=True, exist_ok=True)
+            register_at_platform(self.settings,
+                                 load_or_create_signing_key(self.settings["data_dir"]))
         self.gateway: Gateway = build_gateway(self.settings)
         self.app = create_app(gateway=self.gateway)
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)

@@ -161,3 +161,17 @@ def test_reopening_keeps_the_chain_and_its_keys(tmp_path):
         again.submit([entry(5)])
         again.flush()
         assert again.verify().ok
+
+
+def test_stored_tree_gives_the_rfc_audit_path_for_every_leaf():
+    from ledger_bridge.ledger.blocks import StoredTree, pack_inner_nodes
+
+    leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(45)]
+    for n in range(1, 46):
+        tree = merkle.levels(leaves[:n])
+        stored = StoredTree(b"".join(leaves[:n]), pack_inner_nodes(tree))
+        for i in range(n):
+            assert merkle.inclusion_proof_from_levels(stored, i) == merkle.inclusion_proof(
+                leaves[:n], i)
+    with pytest.raises(ValueError, match="inner nodes"):
+        StoredTree(b"".join(leaves[:4]), b"\x00" * 32)

@@ -144,3 +144,18 @@ def test_verify_refuses_a_directory_without_a_ledger(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ledger"):
         verify_data_dir(tmp_path / "empty")
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_tampered_key_index_is_named(data_dir):
+    tamper(data_dir, "wholesale_market", "UPDATE blocks SET key_index = x'' WHERE height = 2")
+    problem = first_problem(data_dir)
+    assert (problem.node, problem.height) == ("wholesale_market", 2)
+    assert problem.what == "trace-key index does not match the leaves"
+
+
+def test_a_tampered_stored_merkle_tree_is_named(data_dir):
+    tamper(data_dir, "retail_market",
+           "UPDATE blocks SET inner_nodes = zeroblob(length(inner_nodes)) WHERE height = 4")
+    problem = first_problem(data_dir)
+    assert (problem.node, problem.height) == ("retail_market", 4)
+    assert problem.what == "stored Merkle tree does not match the leaves"

@@ -13,29 +13,29 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from market_protocol import canonical_json, merkle
+from market_protocol import canonical_json
 from market_protocol.bloom import BloomFilter
 from market_protocol.signing import sign, verify
 
 __all__ = ["BLOCK_SCHEMA", "GENESIS_PREV_HASH", "build_header", "header_bytes", "block_hash",
-           "sign_header", "verify_signature"]
+           "sign_header", "verify_signature", "pack_inner_nodes", "StoredTree"]
 
 BLOCK_SCHEMA = "tracepay.block/1"
 #: ``prev_hash`` of block 1: there is nothing before it.
 GENESIS_PREV_HASH = "00" * 32
 
 
-def build_header(height: int, prev_hash: str, leaf_hashes: Sequence[bytes],
+def build_header(height: int, prev_hash: str, tree: Sequence[Sequence[bytes]],
                  bloom: BloomFilter, time_ms: int) -> dict[str, Any]:
-    """The header of block ``height`` (1, 2, ...) over ``leaf_hashes`` in order, with
-    ``bloom`` holding every trace key of its leaves."""
+    """The header of block ``height`` (1, 2, ...) over the Merkle ``tree`` of its leaves
+    (``merkle.levels``), with ``bloom`` holding every trace key of its leaves."""
     if height < 1:
         raise ValueError(f"block heights start at 1, got {height}")
-    if not leaf_hashes:
+    if not tree or not tree[0]:
         raise ValueError("a block needs at least one leaf")
     return {"schema": BLOCK_SCHEMA, "height": height, "prev_hash": prev_hash,
-            "merkle_root": merkle.root(leaf_hashes).hex(), "bloom": bloom.to_b64u(),
-            "bloom_k": bloom.k, "time_ms": time_ms, "count": len(leaf_hashes)}
+            "merkle_root": tree[-1][0].hex(), "bloom": bloom.to_b64u(),
+            "bloom_k": bloom.k, "time_ms": time_ms, "count": len(tree[0])}
 
 
 def header_bytes(header: dict[str, Any]) -> bytes:
@@ -53,3 +53,42 @@ def sign_header(signer: str, key: Ed25519PrivateKey, header: dict[str, Any]) -> 
 
 def verify_signature(key: Ed25519PublicKey, header: dict[str, Any], signature: str) -> bool:
     return verify(key, header_bytes(header), signature)
+
+
+def pack_inner_nodes(tree: Sequence[Sequence[bytes]]) -> bytes:
+    """Every level above the leaves, concatenated bottom-up: what a node stores so that an
+    audit path is read, not recomputed."""
+    return b"".join(b"".join(level) for level in tree[1:])
+
+
+class _Level:
+    """One level of a stored tree, indexable like a list of 32-byte hashes."""
+
+    __slots__ = ("blob", "offset", "size")
+
+    def __init__(self, blob: bytes, offset: int, size: int) -> None:
+        self.blob, self.offset, self.size = blob, offset, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> bytes:
+        start = self.offset + 32 * index
+        return self.blob[start:start + 32]
+
+
+class StoredTree(list):
+    """The levels of a block's Merkle tree as views over the stored leaf hashes and
+    :func:`pack_inner_nodes`, for ``merkle.inclusion_proof_from_levels``."""
+
+    def __init__(self, leaf_hashes: bytes, inner_nodes: bytes) -> None:
+        size = len(leaf_hashes) // 32
+        levels = [_Level(leaf_hashes, 0, size)]
+        offset = 0
+        while size > 1:
+            size = (size + 1) // 2
+            levels.append(_Level(inner_nodes, offset, size))
+            offset += 32 * size
+        if offset != len(inner_nodes):
+            raise ValueError(f"inner nodes hold {len(inner_nodes)} bytes, the tree needs {offset}")
+        super().__init__(levels)

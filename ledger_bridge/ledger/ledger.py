@@ -28,7 +28,14 @@ import orjson
 from market_protocol import ORGS, canonical_json, merkle
 from market_protocol.bloom import BloomFilter, key_digest
 
-from .blocks import GENESIS_PREV_HASH, block_hash, build_header, sign_header
+from .blocks import (
+    GENESIS_PREV_HASH,
+    StoredTree,
+    block_hash,
+    build_header,
+    pack_inner_nodes,
+    sign_header,
+)
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
 from .key_index import KeyIndex, build_key_index, key_id
@@ -74,8 +81,9 @@ class _BlockBuild:
                             for q, h, k in zip(batch, hashes, keys, strict=True)]
         digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
         self.bloom = BloomFilter.for_digests(set(digests.values()))
-        self.header = build_header(height, prev_hash, self.leaf_hashes, self.bloom,
-                                   int(time.time() * 1000))
+        tree = merkle.levels(self.leaf_hashes)
+        self.inner_nodes = pack_inner_nodes(tree)
+        self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
         self.hash = block_hash(self.header)
         key_ids = {key: key_id(digest) for key, digest in digests.items()}
         self.key_index = build_key_index((key_ids[key], i) for i, entry_keys in enumerate(keys)
@@ -106,7 +114,6 @@ class Ledger:
         self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
         self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
         self._load()
-        self._levels = lru_cache(maxsize=32)(self._tree_levels)
         self._block_keys = lru_cache(maxsize=64)(self._read_block_keys)
         self._timer = threading.Thread(target=self._cut_on_timeout, name="ledger-orderer",
                                        daemon=True)
@@ -230,7 +237,7 @@ class Ledger:
                       for signer, key in self._signers.items()]
         block_row = (height, block.hash, canonical_json.dumps(block.header).decode(),
                      orjson.dumps(signatures).decode(), first_seq, b"".join(block.leaf_hashes),
-                     block.key_index)
+                     block.key_index, block.inner_nodes)
         writes = [self._pool.submit(node.write_block, block_row, block.leaf_rows,
                                     self._visible_records(org, batch, first_seq))
                   for org, node in self.nodes.items()]
@@ -299,10 +306,6 @@ class Ledger:
                            None if body is None else orjson.loads(body),
                            None if body is None else body.decode(), held_by)
 
-    def _tree_levels(self, height: int) -> list[list[bytes]]:
-        row = self._reference.block(height)
-        blob = row[5]
-        return merkle.levels([blob[i:i + 32] for i in range(0, len(blob), 32)])
 
     def proof(self, record_id: str, org: str | None = None) -> dict[str, Any] | None:
         """The ``proofs`` item of docs/protocol.md §7 for one record, or None if unknown.
@@ -312,16 +315,17 @@ class Ledger:
         stored = self.get(record_id, org)
         if stored is None:
             return None
-        block = self.block(stored.height)
-        levels = self._levels(stored.height)
+        block_hash_hex, header, signatures, leaf_hashes, inner_nodes = (
+            self._reference.proof_material(stored.height))
+        levels = StoredTree(leaf_hashes, inner_nodes)
         path = merkle.inclusion_proof_from_levels(levels, stored.index)
         return {"record_canonical": stored.record_canonical, "record_hash": stored.record_hash,
                 "leaf": {"kind": stored.kind, "record_id": record_id,
                          "record_hash": stored.record_hash, "trace_keys": stored.trace_keys},
                 "leaf_hash": stored.leaf_hash, "leaf_index": stored.index,
                 "tree_size": len(levels[0]), "audit_path": [h.hex() for h in path],
-                "block": {"header": block["header"], "block_hash": block["block_hash"],
-                          "signatures": block["signatures"]}}
+                "block": {"header": orjson.loads(header), "block_hash": block_hash_hex,
+                          "signatures": orjson.loads(signatures)}}
 
     def head(self) -> dict[str, Any]:
         """``{"height", "block_hash", "trades", "ledger_root"}``; height 0 is the empty ledger.

@@ -7,7 +7,8 @@ nothing; building, signing and checking blocks happens elsewhere.
 Tables: ``blocks`` (header, signatures, the leaf hashes for fast proofs), ``leaves`` (the
 on-chain part of each entry, by global position ``seq``, found by record id through the
 64-bit ``rid``), ``records`` (off-chain canonical record bytes, only for entries this
-organisation may see). Each block row also holds its trace-key index (``key_index``, see
+organisation may see). Each block row also holds its Merkle tree's inner nodes (so an
+audit path is read, not recomputed) and its trace-key index (``key_index``, see
 :mod:`.key_index`): one blob per block instead of a row per key per leaf, which keeps
 commits fast. The price is that a lookup must name the blocks to search, and the blocks'
 Bloom filters are what name them (the B-Merkle idea).
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     signatures TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
     leaf_hashes BLOB NOT NULL,
-    key_index BLOB NOT NULL
+    key_index BLOB NOT NULL,
+    inner_nodes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leaves (
     seq INTEGER PRIMARY KEY,
@@ -64,8 +66,8 @@ LeafRow = tuple[int, str, str, int, int, bytes, str]
 LeafInsert = tuple[int, str, str, int, int, bytes, str, int]
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
 BlockRow = tuple[int, str, str, str, int, bytes]
-#: a BlockRow followed by the block's key index
-BlockInsert = tuple[int, str, str, str, int, bytes, bytes]
+#: a BlockRow followed by the block's key index and its Merkle tree's inner nodes
+BlockInsert = tuple[int, str, str, str, int, bytes, bytes, bytes]
 
 _LEAF_COLUMNS = "seq, record_id, kind, height, idx, record_hash, trace_keys"
 _BLOCK_COLUMNS = "height, block_hash, header, signatures, first_seq, leaf_hashes"
@@ -115,8 +117,8 @@ class NodeStore:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index) "
-                         "VALUES (?,?,?,?,?,?,?)", block)
+            conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index, inner_nodes) "
+                         "VALUES (?,?,?,?,?,?,?,?)", block)
             conn.executemany(f"INSERT INTO leaves ({_LEAF_COLUMNS}, rid) "
                              "VALUES (?,?,?,?,?,?,?,?)", leaves)
             conn.executemany("INSERT INTO records (seq, body) VALUES (?,?)", records)
@@ -181,10 +183,16 @@ class NodeStore:
                                   f"WHERE height IN ({marks}) ORDER BY height", chunk).fetchall()
         return found
 
-    def key_index(self, height: int) -> bytes | None:
-        row = self._reader().execute("SELECT key_index FROM blocks WHERE height = ?",
-                                     (height,)).fetchone()
-        return None if row is None else row[0]
+    def derived(self, height: int) -> tuple[bytes, bytes] | None:
+        """``(key_index, inner_nodes)``: what the node derived from the block's leaves."""
+        return self._reader().execute("SELECT key_index, inner_nodes FROM blocks "
+                                      "WHERE height = ?", (height,)).fetchone()
+
+    def proof_material(self, height: int) -> tuple[str, str, str, bytes, bytes]:
+        """``(block_hash, header, signatures, leaf_hashes, inner_nodes)`` of an existing block."""
+        return self._reader().execute(
+            "SELECT block_hash, header, signatures, leaf_hashes, inner_nodes FROM blocks "
+            "WHERE height = ?", (height,)).fetchone()
 
     def leaves_at(self, seqs: Sequence[int]) -> list[LeafRow]:
         found: list[LeafRow] = []

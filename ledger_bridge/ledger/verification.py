@@ -3,7 +3,8 @@
 For each height, on each node: the header is canonical, at its own height and hashes to
 the stored block hash; ``prev_hash`` links to the node's previous block; the orderer's and
 every organisation's signature verify; the leaves recomputed from their stored columns
-give the stored leaf hashes and the header's Merkle root and Bloom filter; every off-chain
+give the stored leaf hashes, the header's Merkle root and Bloom filter, and the block's
+trace-key index (a tampered index would hide entries from a trace); every off-chain
 record hashes to its leaf's ``record_hash``; and the copy equals the other nodes' copies.
 Problems come out in chain order, so the first one names the first bad block or record.
 
@@ -25,10 +26,11 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from market_protocol import ORGS, canonical_json, merkle
-from market_protocol.bloom import BloomError, BloomFilter
+from market_protocol.bloom import BloomError, BloomFilter, key_digest
 
-from .blocks import GENESIS_PREV_HASH, block_hash, verify_signature
+from .blocks import GENESIS_PREV_HASH, block_hash, pack_inner_nodes, verify_signature
 from .entries import leaf_data
+from .key_index import build_key_index, key_id
 from .node_store import STORE_NAME, BlockRow, LeafRow, NodeStore
 from .signers import ORDERER, load_public_key
 
@@ -80,6 +82,10 @@ class _Copy:
     row: BlockRow
     header: dict[str, Any] | None = None
     leaves: list[LeafRow] = field(default_factory=list)
+    derived: tuple[bytes, bytes] | None = None
+
+    def same_as(self, other: _Copy) -> bool:
+        return (self.row, self.leaves, self.derived) == (other.row, other.leaves, other.derived)
 
 
 def _check_header(org: str, height: int, row: BlockRow, prev_hash: str) -> tuple[list[Problem], dict[str, Any] | None]:
@@ -128,14 +134,15 @@ def _missing_leaves(org: str, height: int, header: dict[str, Any], leaves: Seque
             for i in range(header["count"]) if i not in present]
 
 
-def _check_leaves(org: str, height: int, row: BlockRow, header: dict[str, Any],
-                  leaves: Sequence[LeafRow]) -> list[Problem]:
-    """Leaf data -> leaf hashes -> root, and trace keys -> Bloom filter, against the header."""
-    found, hashes, keys = [], [], set()
+def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
+    """Leaf data -> leaf hashes -> root, and trace keys -> Bloom filter and key index."""
+    row, header, leaves = copy.row, copy.header or {}, copy.leaves
+    found, hashes, keys, per_leaf = [], [], set(), []
     stored = row[5]
     for i, (_, record_id, kind, leaf_height, index, record_hash, keys_json) in enumerate(leaves):
         trace_keys = orjson.loads(keys_json)
         keys.update(trace_keys)
+        per_leaf.append((index, trace_keys))
         computed = merkle.leaf_hash(leaf_data(kind, record_id, record_hash.hex(), trace_keys))
         hashes.append(computed)
         if (leaf_height, index) != (height, i) or computed != stored[32 * i:32 * i + 32]:
@@ -143,14 +150,23 @@ def _check_leaves(org: str, height: int, row: BlockRow, header: dict[str, Any],
                                  "leaf does not match the block's leaf hashes (altered or moved)"))
     if len(stored) != 32 * header["count"]:
         found.append(Problem(org, height, None, "stored leaf hashes do not match the count"))
-    if merkle.root(hashes).hex() != header.get("merkle_root"):
+    tree = merkle.levels(hashes) if hashes else [[merkle.empty_root()]]
+    if tree[-1][0].hex() != header.get("merkle_root"):
         found.append(Problem(org, height, None, "Merkle root does not match the stored leaves"))
+    key_index, inner_nodes = copy.derived or (b"", b"")
+    if pack_inner_nodes(tree) != inner_nodes:
+        found.append(Problem(org, height, None, "stored Merkle tree does not match the leaves"))
+    digests = {key: key_digest(key) for key in keys}
     try:
         expected = BloomFilter.from_b64u(str(header.get("bloom")), int(header.get("bloom_k", 0)))
-        if BloomFilter.for_keys(keys) != expected:
+        if BloomFilter.for_digests(set(digests.values())) != expected:
             found.append(Problem(org, height, None, "Bloom filter does not match the trace keys"))
     except BloomError as exc:
         found.append(Problem(org, height, None, f"Bloom filter is unusable: {exc}"))
+    index = build_key_index((key_id(digests[key]), i) for i, entry_keys in per_leaf
+                            for key in entry_keys)
+    if index != key_index:
+        found.append(Problem(org, height, None, "trace-key index does not match the leaves"))
     return found
 
 
@@ -198,17 +214,18 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
         copy = copies[org] = _Copy(row, header)
         if header is not None:
             copy.leaves = node.leaves_between(row[4], row[4] + header["count"])
+            copy.derived = node.derived(height)
             found += _check_signatures(org, height, header, row[3], keys, orderer)
         report.problems.extend(found)
     checked: list[_Copy] = []
     for org, copy in copies.items():
         if copy.header is None:
             continue
-        twin = next((c for c in checked if c.row == copy.row and c.leaves == copy.leaves), None)
+        twin = next((c for c in checked if c.same_as(copy)), None)
         if twin is None:
             others = [c.leaves for name, c in copies.items() if name != org]
             report.problems.extend(_missing_leaves(org, height, copy.header, copy.leaves, others))
-            report.problems.extend(_check_leaves(org, height, copy.row, copy.header, copy.leaves))
+            report.problems.extend(_check_leaves(org, height, copy))
             if checked:
                 report.problems.append(Problem(org, height, None,
                                                f"copy differs from {next(iter(copies))}'s"))

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import click
 
-from .provisioning import ProvisioningError, claim_enrolment, load_config, save_enrolment
+from .provisioning import (
+    ProvisioningError,
+    claim_enrolment,
+    load_config,
+    parse_enrolment_input,
+    save_enrolment,
+)
 
 __all__ = ["terminal"]
 
@@ -24,7 +30,8 @@ log = logging.getLogger(__name__)
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the enrolment, catalogue and outbox live.")
 @click.option("--headless", is_flag=True, help="No window: run the sales simulator.")
-@click.option("--enrol-code", help="First run: the enrolment code from the market manager.")
+@click.option("--enrol-code", help="First run: the manager's enrolment code, or the scanned "
+              "claim URL <gateway>/v1/enrolments/<code>/claim.")
 @click.option("--gateway-url", help="First run: the gateway that issued the enrolment code.")
 @click.option("--simulate-sales", type=click.IntRange(0, 1_000_000), default=0,
               show_default=True, help="Headless: ring up this many random sales.")
@@ -78,8 +85,9 @@ def _ensure_enrolled(data_dir: Path, enrol_code: str | None, gateway_url: str | 
     if enrol_code is None:
         load_config(data_dir)  # fails with instructions when never enrolled
         return
-    if not gateway_url:
-        raise click.UsageError("--enrol-code needs --gateway-url")
+    if not gateway_url and "://" not in enrol_code:
+        raise click.UsageError("--enrol-code needs --gateway-url (or give the scanned claim URL)")
+    gateway_url, code = parse_enrolment_input(enrol_code, gateway_url)
     try:
         config, _ = load_config(data_dir)
     except ProvisioningError:
@@ -87,7 +95,7 @@ def _ensure_enrolled(data_dir: Path, enrol_code: str | None, gateway_url: str | 
     if config is not None:
         raise click.UsageError(f"{data_dir} is already enrolled as {config.device_id}; "
                                "use another --data-dir for another terminal")
-    save_enrolment(data_dir, claim_enrolment(gateway_url, enrol_code))
+    save_enrolment(data_dir, claim_enrolment(gateway_url, code))
 
 
 def _simulate(data_dir: Path, count: int, interval_ms: int, wait_results: float,

@@ -20,6 +20,7 @@ import requests
 from market_protocol import check_device_id
 
 __all__ = ["TerminalConfig", "ProvisioningError", "claim_enrolment", "load_config",
+           "parse_enrolment_input", "update_config",
            "save_enrolment", "CONFIG_FILE", "KEY_FILE"]
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,27 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+_CLAIM_URL = re.compile(r"^(https?://[^\s/]+(?:/[^\s]*?)?)/v1/enrolments/([A-Za-z0-9_-]{4,64})"
+                        r"(?:/claim)?/?$")
+
+
+def parse_enrolment_input(text: str, gateway_url: str | None = None) -> tuple[str, str]:
+    """``(gateway_url, code)`` from what the vendor typed or scanned.
+
+    A scanned code may be the claim URL itself (``<gateway>/v1/enrolments/<code>/claim``),
+    which carries the gateway's address; a typed code needs ``gateway_url`` beside it.
+    """
+    text = (text or "").strip()
+    match = _CLAIM_URL.match(text)
+    if match:
+        return match.group(1), match.group(2)
+    if not gateway_url:
+        raise ProvisioningError("a typed enrolment code needs the gateway's address as well")
+    if not _CODE.match(text):
+        raise ProvisioningError("the enrolment code looks wrong: expected 4-64 letters/digits")
+    return gateway_url.rstrip("/"), text
 
 
 def claim_enrolment(gateway_url: str, code: str, *, timeout: float = 10.0) -> dict[str, Any]:

@@ -187,3 +187,35 @@ def test_close_day_refuses_with_unsent_sales_then_forced(fresh_broker, tmp_path)
     report = json.loads(forced.output.splitlines()[-1])
     assert report["event"] == "z_report" and report["sales"] == 2 and report["unsent"] == 2
     assert (tmp_path / "reports").is_dir() and report["path"].endswith(".png")
+
+
+def test_scanned_claim_url_carries_the_gateway(claim_server, tmp_path):
+    result = CliRunner().invoke(terminal, [
+        "--headless", "--data-dir", str(tmp_path), "--drain-timeout", "0",
+        "--enrol-code", f"{claim_server}/v1/enrolments/GOODCODE1/claim"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "terminal.json").read_text())["device_id"] == "T-CLI-1"
+
+
+@pytest.mark.parametrize("text, gateway, expected", [
+    ("K7Q2X9", "http://gw:8000/", ("http://gw:8000", "K7Q2X9")),
+    ("http://gw:8000/v1/enrolments/K7Q2X9/claim", None, ("http://gw:8000", "K7Q2X9")),
+    ("https://market.example/tp/v1/enrolments/K7Q2X9", None,
+     ("https://market.example/tp", "K7Q2X9")),
+])
+def test_parse_enrolment_input(text, gateway, expected):
+    from pos_terminal.provisioning import parse_enrolment_input
+
+    assert parse_enrolment_input(text, gateway) == expected
+
+
+@pytest.mark.parametrize("text, gateway, message", [
+    ("K7Q2X9", None, "needs the gateway's address"),
+    ("K7 Q2", "http://gw", "looks wrong"),
+    ("http://gw/v1/other/K7Q2X9", None, "needs the gateway's address"),
+])
+def test_parse_enrolment_input_refusals(text, gateway, message):
+    from pos_terminal.provisioning import ProvisioningError, parse_enrolment_input
+
+    with pytest.raises(ProvisioningError, match=message):
+        parse_enrolment_input(text, gateway)

@@ -157,7 +157,10 @@ def trace(code: str) -> Any:
     return render_template(
         "trace.html", code=code, record=record, timeline=build_timeline(answer),
         recalls=collect_recalls(answer), proofs=rows,
-        proof_data={"proofs": proofs, "keys": keys,
+        proof_data={"proofs": proofs, "keys": keys, "trace_code": code, "record": record,
+                    "upstream": list(dict.fromkeys(
+                        link["trade_id"] for link in answer.get("chain") or []
+                        if isinstance(link, dict) and isinstance(link.get("trade_id"), str))),
                     "labels": [f"{r['kind']} {r['record_id']}".strip() for r in rows]})
 
 

@@ -36,8 +36,9 @@ def consumer_url(tmp_path_factory):
     dead = f"http://127.0.0.1:{free_port()}"
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("consumer") / "consumer.log"
+    # Two gunicorn workers: the production path, not a development server.
     argv = tracepay_command("consumer", "--port", str(port), "--gateway-url", dead,
-                            "--bridge-url", dead)
+                            "--bridge-url", dead, "--workers", "2")
     with ServiceProcess(argv, log_path=log, health_url=f"{url}/healthz"):
         yield url
 
@@ -264,3 +265,26 @@ def test_scan_page_shows_but_does_not_follow_a_foreign_code(browser, tmp_path, c
         assert page.evaluate("TracepayScan.classify(location.origin + '/admin/x').open") is False
     finally:
         chromium.close()
+
+
+def test_js_coverage_ties_the_proofs_to_what_the_page_shows(verifier, signers):
+    import json
+
+    proofs = make_block(4, signers)
+    record = json.loads(proofs[0]["record_canonical"])
+    good = {"proofs": proofs, "record": record, "trace_code": "code00000000",
+            "upstream": ["dev-1.1.x", "dev-1.2.x"]}
+
+    def coverage(data):
+        return verifier.evaluate("d => TracepayVerify.coverage(d)", data)
+
+    assert coverage(good) == []
+    shown = copy.deepcopy(record)
+    shown["lines"][0]["weight_g"] += 1000
+    assert coverage({**good, "record": shown}) == [
+        "the record shown differs from the record on the ledger"]
+    assert coverage({**good, "trace_code": "code00000003"}) == [
+        "the trace code is not among the record's on-chain keys"]
+    assert coverage({**good, "upstream": ["dev-1.1.x", "farm-9.1.x"]}) == [
+        "no proof for upstream sale farm-9.1.x"]
+    assert coverage({**good, "proofs": proofs[1:]}) == ["no proof for the record shown"]

@@ -141,3 +141,31 @@ def test_scan_page_with_its_scripts_stays_within_200_kb(client):
         assert asset.status_code == 200
         total += len(asset.data)
     assert total <= 200 * 1024, total
+
+
+def test_every_setting_and_option_is_documented():
+    from pathlib import Path
+
+    from consumer_app.cli import consumer
+    from consumer_app.settings import SETTINGS
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "consumer.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.name}`" in docs, setting.name
+    for option in consumer.params:
+        for flag in option.opts:
+            assert f"`{flag}`" in docs, flag
+
+
+def test_cli_help_has_an_example_and_bad_settings_are_usage_errors():
+    from click.testing import CliRunner
+
+    from consumer_app.cli import consumer
+
+    runner = CliRunner()
+    help_text = runner.invoke(consumer, ["--help"]).output
+    assert "Example:" in help_text and "--bridge-url" in help_text
+    bad_url = runner.invoke(consumer, ["--gateway-url", "ftp://x"])
+    assert bad_url.exit_code == 2 and "gateway_url" in bad_url.output
+    bad_workers = runner.invoke(consumer, ["--workers", "0"])
+    assert bad_workers.exit_code == 2 and "--workers" in bad_workers.output

@@ -57,7 +57,7 @@ def system(tmp_path_factory):
         health_url=f"{consumer_url}/healthz")
     with bridge, consumer:
         market = Market(key)
-        codes = market.load(bridge_url, shoppers=3)
+        codes = market.load(bridge_url, shoppers=4)
         yield {"bridge": bridge_url, "consumer": consumer_url, "codes": codes,
                "data_dir": root / "bridge", "market": market}
 
@@ -175,13 +175,28 @@ def test_tampered_record_shows_tampered(browser, system):
     untouched.context.close()
 
 
+def test_record_shown_but_not_on_the_ledger_shows_tampered(browser, system):
+    """Edit the bridge's own index (what the page displays), not the ledger's copy."""
+    code = system["codes"][3]
+    with sqlite3.connect(system["data_dir"] / "bridge.sqlite") as db:
+        changed = db.execute("UPDATE trades SET public = replace(public, 'Auntie Li', "
+                             "'Uncle Wu') WHERE trace_code = ?", (code,)).rowcount
+    assert changed == 1
+    page, _ = _open(browser, f"{system['consumer']}/trace/{code}")
+    assert "Uncle Wu" in page.inner_text("#timeline")
+    assert _verify_state(page) == "tampered"
+    assert "the record shown differs from the record on the ledger" in page.inner_text(
+        "#verify-status .verify-problems")
+    page.context.close()
+
+
 def test_stall_page_lists_todays_stock_and_its_qr_opens_the_page(browser, system):
     url = f"{system['consumer']}/stall/{STALL.merchant_id}"
     page, outside = _open(browser, url)
     stock = page.inner_text("#stock")
     assert "cabbage" in stock and "tomato" in stock
     assert "Green Field Co-op" in stock and "Shouguang" in stock and "W-17" in stock
-    assert "16.25 kg" in stock  # 20 kg bought, three shoppers took 1.25 kg each
+    assert "15 kg" in stock  # 20 kg bought, four shoppers took 1.25 kg each
     page.add_script_tag(url=f"{system['consumer']}/static/vendor/jsQR.min.js")
     decoded = page.evaluate("""async () => {
         const svg = document.querySelector('#stall-qr svg');

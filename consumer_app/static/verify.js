@@ -153,6 +153,38 @@
     return { ok: problems.length === 0, problems: problems };
   }
 
+  /* The proofs must cover what the page shows: the traced record itself (the same bytes as
+   * on the ledger, filed under this trace code) and every upstream sale in the timeline. A
+   * page showing one record with a valid proof of another must not read Verified. */
+  function coverage(data) {
+    var problems = [], byId = {};
+    (data.proofs || []).forEach(function (p) { if (p && p.leaf) { byId[p.leaf.record_id] = p; } });
+    var record = data.record;
+    if (record && record.trade_id) {
+      var own = byId[record.trade_id];
+      if (!own) {
+        problems.push("no proof for the record shown");
+      } else {
+        if (data.trace_code && (own.leaf.trace_keys || []).indexOf(data.trace_code) === -1) {
+          problems.push("the trace code is not among the record's on-chain keys");
+        }
+        if (own.record_canonical !== null && own.record_canonical !== undefined) {
+          try {
+            if (canonicalJson(JSON.parse(own.record_canonical)) !== canonicalJson(record)) {
+              problems.push("the record shown differs from the record on the ledger");
+            }
+          } catch (err) {
+            problems.push("the record on the ledger is not valid JSON");
+          }
+        }
+      }
+    }
+    (data.upstream || []).forEach(function (id) {
+      if (!byId[id]) { problems.push("no proof for upstream sale " + id); }
+    });
+    return problems;
+  }
+
   async function verifyAll(proofs, keys) {
     var results = [];
     for (var i = 0; i < proofs.length; i++) { results.push(await verifyProof(proofs[i], keys)); }
@@ -193,21 +225,18 @@
       show("unavailable", [String(err && err.message || err)]);
       return;
     }
-    var problems = [];
+    var problems = coverage(data);
     results.forEach(function (r, i) {
       var row = document.querySelector('[data-proof-index="' + i + '"]');
       if (row) { row.setAttribute("data-state", r.ok ? "verified" : "tampered"); }
       r.problems.forEach(function (p) { problems.push((data.labels && data.labels[i] || "#" + i) + ": " + p); });
     });
-    if (problems.length) {
-      show("tampered", problems);
-    } else if (results.every(function (r) { return r.ok; })) {
-      show("verified");
-    }
+    show(problems.length ? "tampered" : "verified", problems);
   }
 
   window.TracepayVerify = {
     canonicalJson: canonicalJson, rootFromInclusion: rootFromInclusion, verifyProof: verifyProof,
+    coverage: coverage,
     verifyAll: verifyAll, hexToBytes: hexToBytes, bytesToHex: bytesToHex, leafHash: leafHash,
     sha256: sha256, run: run
   };

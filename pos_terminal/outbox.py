@@ -228,13 +228,14 @@ class Outbox:
         """
         with self._lock:
             row = self._db.execute(
-                "SELECT payment_status, payment_updated_at_ms FROM sales WHERE seq = ?",
-                (result["seq"],)).fetchone()
+                "SELECT payment_status, payment_updated_at_ms, refunded_fen FROM sales"
+                " WHERE seq = ?", (result["seq"],)).fetchone()
             if row is None:
                 return None, False
-            status, updated = row
+            status, updated, refunded = row
             newer = updated is None or result["updated_at_ms"] >= updated
-            changed = newer and status != result["status"]
+            changed = newer and (status, refunded) != (result["status"],
+                                                       result.get("refunded_fen", 0))
             if newer:
                 self._db.execute(
                     "UPDATE sales SET payment_status = ?, payment_id = ?, refunded_fen = ?,"

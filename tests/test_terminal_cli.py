@@ -219,3 +219,12 @@ def test_parse_enrolment_input_refusals(text, gateway, message):
 
     with pytest.raises(ProvisioningError, match=message):
         parse_enrolment_input(text, gateway)
+
+
+def test_every_terminal_option_is_documented():
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "terminal.md").read_text()
+    for param in terminal.params:
+        for flag in param.opts:
+            assert f"`{flag}" in docs, f"{flag} is missing from docs/terminal.md"

@@ -23,8 +23,6 @@ from .upstream import Upstream
 __all__ = ["create_app"]
 
 _STATIC = Path(__file__).parent / "static"
-#: Market time: dates on receipts and traces are read by shoppers in China.
-_MARKET_TZ = ZoneInfo("Asia/Shanghai")
 
 
 def create_app(settings: Mapping[str, Any] | None = None, *,
@@ -40,7 +38,7 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     # Inlined rather than linked: one request fewer before first paint on a flaky network.
     app.config["INLINE_CSS"] = (_STATIC / "app.css").read_text(encoding="utf-8")
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
-    _install_i18n(app, resolved["default_lang"])
+    _install_i18n(app, resolved["default_lang"], resolved["timezone"])
     install_page_errors(app)
 
     from . import meta, pages
@@ -50,7 +48,7 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     return app
 
 
-def _install_i18n(app: Flask, default_lang: str) -> None:
+def _install_i18n(app: Flask, default_lang: str, timezone: ZoneInfo) -> None:
     @app.before_request
     def _pick_language() -> None:
         g.lang = choose_lang(request.args.get("lang"), request.headers.get("Accept-Language"),
@@ -70,7 +68,7 @@ def _install_i18n(app: Flask, default_lang: str) -> None:
             "t": lambda key: translate(key, lang),
             "switch_lang_url": _switch_url("en" if lang == "zh" else "zh"),
             "fen": format_fen,
-            "when": _format_ms,
+            "when": lambda epoch_ms, with_time=True: _format_ms(epoch_ms, timezone, with_time),
             "css": app.config["INLINE_CSS"],
         }
 
@@ -81,8 +79,9 @@ def _switch_url(other: str) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
-def _format_ms(epoch_ms: Any, with_time: bool = True) -> str:
+def _format_ms(epoch_ms: Any, timezone: ZoneInfo, with_time: bool = True) -> str:
+    """Records hold epoch ms; a shopper reads market-local wall time."""
     if not isinstance(epoch_ms, int) or isinstance(epoch_ms, bool) or epoch_ms <= 0:
         return ""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(_MARKET_TZ)
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(timezone)
     return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")

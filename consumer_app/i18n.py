@@ -79,6 +79,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "recall_detail": ("以下批次已被检测为不合格并召回，请勿食用，可凭收据退换。",
                       "These lots failed inspection and are recalled. Do not eat; return with this receipt."),
     "stock_today": ("今日在售", "On sale today"),
+    "stall_origins": ("查看本摊位今日货源与产地", "This stall's goods today and which farms they came from"),
     "no_stock": ("今日暂无库存记录。", "No stock on record today."),
     "stall_qr_hint": ("扫码查看本摊位今日商品及产地。",
                       "Scan to see this stall's goods today and where they came from."),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from market_protocol.settings import Setting
 
 __all__ = ["SETTINGS", "SERVICE"]
@@ -24,6 +26,22 @@ def _positive_float(value: str | float) -> float:
     return number
 
 
+def _zone(value: str | ZoneInfo) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
+        return value
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name, e.g. "
+                         "Asia/Shanghai)") from exc
+
+
+def _lang(value: str) -> str:
+    if value not in ("zh", "en"):
+        raise ValueError("must be zh or en")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on."),
     Setting("port", 8400, "TCP port to listen on.", int),
@@ -38,6 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to wait for the gateway or the bridge before showing a retry page.",
             _positive_float),
     Setting("default_lang", "zh", "Language when neither ?lang= nor Accept-Language decides "
-            "(zh or en)."),
+            "(zh or en).", _lang),
+    Setting("timezone", "Asia/Shanghai", "Market time zone in which dates are shown.", _zone),
     Setting("workers", 1, "WSGI worker processes (gunicorn when > 1, else waitress).", int),
 )

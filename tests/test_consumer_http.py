@@ -131,6 +131,10 @@ def test_settings_are_checked_at_start():
         create_app({"gateway_url": "ftp://x"})
     with pytest.raises(SettingsError, match="upstream_timeout"):
         create_app({"upstream_timeout": 0})
+    with pytest.raises(SettingsError, match="unknown time zone"):
+        create_app({"timezone": "Mars/Olympus"})
+    with pytest.raises(SettingsError, match="default_lang"):
+        create_app({"default_lang": "fr"})
 
 
 def test_scan_page_with_its_scripts_stays_within_200_kb(client):

@@ -117,6 +117,7 @@ def test_shopper_scans_pays_and_gets_a_verified_trace(demo, charged, phone):
     assert phone.inner_text("#status") == "Awaiting payment"
     items = phone.inner_text("table.items")
     assert "Origin" in items
+    assert phone.get_attribute("#stall-link", "href").startswith("/stall/stall-a12")
     _shot(phone, "pay")
 
     # Pay at the platform's hosted checkout, as the shopper would.

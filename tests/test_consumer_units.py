@@ -193,3 +193,14 @@ def test_published_keys_accept_the_usual_shapes():
     assert published_keys({"nodes": [{"signer": "orderer", "raw": raw}]}) == {"orderer": raw}
     assert published_keys({"orderer": "-----BEGIN PUBLIC KEY-----", "x": 5}) == {}
     assert published_keys(None) == {}
+
+
+def test_dates_are_shown_in_market_time():
+    from zoneinfo import ZoneInfo
+
+    from consumer_app.app import _format_ms
+
+    moment = 1_763_700_000_000  # 2025-11-21 04:40 UTC
+    assert _format_ms(moment, ZoneInfo("Asia/Shanghai")) == "2025-11-21 12:40"
+    assert _format_ms(moment, ZoneInfo("UTC"), False) == "2025-11-21"
+    assert _format_ms(None, ZoneInfo("UTC")) == "" and _format_ms(True, ZoneInfo("UTC")) == ""

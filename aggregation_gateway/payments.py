@@ -9,6 +9,8 @@ other (in different processes) apply each change exactly once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import sqlite3
@@ -19,10 +21,17 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from market_protocol import ApiError, QRTokenError, decode_token, verify_token
+from market_protocol import (
+    ApiError,
+    QRTokenError,
+    decode_token,
+    trace_code_for_sale,
+    verify_token,
+)
 from market_protocol.topics import TRADES_TOPIC, results_topic
 
 from . import outbox
+from .audit_log import AuditLog
 from .channels.base import (
     ChannelError,
     ChannelOrder,
@@ -35,21 +44,18 @@ from .devices import DeviceRegistry
 from .payment_states import FINAL_PAID, decide, refund_status, status_from_channel
 from .trades import TradeMismatch, build_payment_result, build_trade
 
-__all__ = ["PaymentService", "new_payment_id"]
+__all__ = ["PaymentService"]
 
 log = logging.getLogger(__name__)
-
-
-def new_payment_id() -> str:
-    """Unguessable: ``GET /v1/payments/<id>`` is public."""
-    return "p" + secrets.token_hex(12)
 
 
 class PaymentService:
     def __init__(self, db: Database, registry: DeviceRegistry,
                  channels: Mapping[str, PaymentChannel], signing_key: Ed25519PrivateKey,
-                 settings: Mapping[str, Any], clock: Callable[[], float] = time.time) -> None:
+                 settings: Mapping[str, Any], clock: Callable[[], float] = time.time,
+                 audit: AuditLog | None = None) -> None:
         self.db = db
+        self.audit = audit
         self.registry = registry
         self.channels = channels
         self.signing_key = signing_key
@@ -67,12 +73,11 @@ class PaymentService:
             "LIMIT 1", (payment["device_id"], payment["order_no"])).fetchone()
         return orjson.loads(row["record"]) if row else None
 
-    def view(self, payment: Mapping[str, Any], *, detail: bool = False) -> dict[str, Any]:
+    def view(self, payment: Mapping[str, Any], *, detail: bool = False,
+             device: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The public JSON of a payment (docs/protocol.md section 4)."""
-        device = self.registry.get(payment["device_id"])
+        device = device or self.registry.get(payment["device_id"])
         sale = self.sale_for(payment)
-        from market_protocol import trace_code_for_sale
-
         result: dict[str, Any] = {
             "payment_id": payment["payment_id"], "status": payment["status"],
             "amount_fen": payment["amount_fen"], "currency": payment["currency"],
@@ -115,13 +120,71 @@ class PaymentService:
             raise ApiError(403, "bad_mac", str(exc)) from None
         return payload, device
 
-    def scan(self, token: str, channel_name: str) -> sqlite3.Row:
-        """The payment for a scanned QR, its order created at the channel exactly once."""
+    def payment_id_for(self, payload: Any) -> str:
+        """Deterministic for one QR, unguessable without the master key: two phones
+        scanning the same code at once ask the channel for the same order."""
+        message = (f"tracepay-payment-id/1|{payload.device_id}|{payload.order_no}|"
+                   f"{payload.nonce_hex}|{payload.amount_fen}|{payload.currency}").encode()
+        return "p" + hmac.new(self.registry.master_key, message, hashlib.sha256).hexdigest()[:24]
+
+    def scan(self, token: str, channel_name: str) -> tuple[sqlite3.Row, sqlite3.Row]:
+        """The payment for a scanned QR (and its device), its order created at the channel
+        exactly once."""
         payload, device = self.verify_scan(token)
-        payment = self._find_or_create(payload, device, channel_name)
-        if payment["status"] == "created":
-            payment = self._create_at_channel(payment)
-        return payment
+        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
+        existing = self.db.conn.execute(select, (payload.device_id, payload.order_no)
+                                        ).fetchone()
+        if existing is not None:
+            self._check_existing(existing, payload)
+            self._check_age(payload)
+            if existing["status"] != "created":
+                return existing, device
+            channel_name = existing["channel"]
+        else:
+            self._check_age(payload)
+        payment_id = self.payment_id_for(payload)
+        audit = self.audit.deferred() if self.audit else contextlib.nullcontext()
+        with audit:
+            created = self._create_at_channel(payment_id, payload, device, channel_name)
+            conn = self.db.conn
+            with transaction(conn):
+                if self.audit:
+                    self.audit.flush(conn)
+                inserted = self._record_order(conn, payment_id, payload, device, channel_name,
+                                              created)
+        payment = self.db.conn.execute(select, (payload.device_id, payload.order_no)
+                                       ).fetchone()
+        if not inserted and payment["payment_id"] != payment_id:
+            self._close_orphan(channel_name, payment_id)
+            self._check_existing(payment, payload)
+        return payment, device
+
+    def _record_order(self, conn: sqlite3.Connection, payment_id: str, payload: Any,
+                      device: sqlite3.Row, channel_name: str, created: Any) -> bool:
+        now = now_ms()
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO payments (payment_id, device_id, merchant_id, order_no, "
+            "nonce, amount_fen, currency, qr_issued_at, status, channel, channel_order_id, "
+            "checkout_url, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+            "'created', ?, ?, ?, ?, ?)",
+            (payment_id, payload.device_id, device["merchant_id"], payload.order_no,
+             payload.nonce_hex, payload.amount_fen, payload.currency, payload.issued_at,
+             channel_name, created.channel_order_id, created.checkout_url, now, now))
+        if cursor.rowcount == 1:
+            self._event(conn, payment_id, "none", "created", "scan", True)
+        else:
+            conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? WHERE "
+                         "payment_id = ? AND checkout_url IS NULL",
+                         (created.channel_order_id, created.checkout_url, payment_id))
+        self._apply(conn, payment_id, "pending", "create_order")
+        return cursor.rowcount == 1
+
+    def _close_orphan(self, channel_name: str, payment_id: str) -> None:
+        """Another code with the same order number won the race: close our order."""
+        channel = self.channels.get(channel_name)
+        if channel is not None:
+            with contextlib.suppress(ChannelError):
+                channel.close_order(payment_id)
 
     def _check_existing(self, payment: sqlite3.Row, payload: Any) -> None:
         if (payment["nonce"] != payload.nonce_hex or payment["amount_fen"] != payload.amount_fen
@@ -144,69 +207,31 @@ class PaymentService:
             raise ApiError(410, "qr_expired", "this QR code has expired; ask the vendor for "
                            "a new one")
 
-    def _find_or_create(self, payload: Any, device: sqlite3.Row, channel_name: str
-                        ) -> sqlite3.Row:
-        conn = self.db.conn
-        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
-        existing = conn.execute(select, (payload.device_id, payload.order_no)).fetchone()
-        if existing is not None:
-            self._check_existing(existing, payload)
-            self._check_age(payload)
-            return existing
-        self._check_age(payload)
-        now = now_ms()
-        payment_id = new_payment_id()
-        try:
-            with transaction(conn):
-                conn.execute(
-                    "INSERT INTO payments (payment_id, device_id, merchant_id, order_no, nonce,"
-                    " amount_fen, currency, qr_issued_at, status, channel, created_at_ms, "
-                    "updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)",
-                    (payment_id, payload.device_id, device["merchant_id"], payload.order_no,
-                     payload.nonce_hex, payload.amount_fen, payload.currency,
-                     payload.issued_at, channel_name, now, now))
-                self._event(conn, payment_id, "none", "created", "scan", True)
-        except sqlite3.IntegrityError:
-            existing = conn.execute(select, (payload.device_id, payload.order_no)).fetchone()
-            self._check_existing(existing, payload)
-            return existing
-        return self.get(payment_id)  # type: ignore[return-value]
-
-    def _create_at_channel(self, payment: sqlite3.Row) -> sqlite3.Row:
-        channel = self.channels.get(payment["channel"])
+    def _create_at_channel(self, payment_id: str, payload: Any, device: sqlite3.Row,
+                           channel_name: str) -> Any:
+        channel = self.channels.get(channel_name)
         if channel is None:
-            raise ApiError(503, "channel_unavailable", f"channel {payment['channel']} is not "
+            raise ApiError(503, "channel_unavailable", f"channel {channel_name} is not "
                            "configured")
         base = self.settings["public_url"]
         consumer = self.settings.get("consumer_url") or ""
-        return_url = (f"{consumer}/receipt/{payment['payment_id']}" if consumer
-                      else f"{base}/v1/payments/{payment['payment_id']}/return")
-        merchant = self.registry.get(payment["device_id"])
-        subject = f"{merchant['merchant_name'] if merchant else 'tracepay'} #{payment['order_no']}"
+        return_url = (f"{consumer}/receipt/{payment_id}" if consumer
+                      else f"{base}/v1/payments/{payment_id}/return")
+        subject = f"{device['merchant_name']} #{payload.order_no}"
         try:
-            created = channel.create_order(ChannelOrder(
-                out_trade_no=payment["payment_id"], amount_fen=payment["amount_fen"],
-                currency=payment["currency"], subject=subject[:120],
-                notify_url=f"{base}/v1/notify/{payment['channel']}", return_url=return_url,
-                expires_at_ms=(payment["qr_issued_at"] + self.settings["qr_lifetime_s"]) * 1000))
+            return channel.create_order(ChannelOrder(
+                out_trade_no=payment_id, amount_fen=payload.amount_fen,
+                currency=payload.currency, subject=subject[:120],
+                notify_url=f"{base}/v1/notify/{channel_name}", return_url=return_url,
+                expires_at_ms=(payload.issued_at + self.settings["qr_lifetime_s"]) * 1000))
         except ChannelSignatureError:
-            log.error("channel %s answered order creation with a bad signature",
-                      payment["channel"])
+            log.error("channel %s answered order creation with a bad signature", channel_name)
             raise ApiError(502, "channel_error", "the payment platform's answer did not "
                            "verify; try again") from None
         except ChannelError as exc:
-            log.warning("channel %s refused order %s: %s", payment["channel"],
-                        payment["payment_id"], exc.code)
+            log.warning("channel %s refused order %s: %s", channel_name, payment_id, exc.code)
             raise ApiError(502, "channel_error", "the payment platform is unavailable; "
                            "try again in a moment") from None
-        conn = self.db.conn
-        with transaction(conn):
-            conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? "
-                         "WHERE payment_id = ? AND checkout_url IS NULL",
-                         (created.channel_order_id, created.checkout_url,
-                          payment["payment_id"]))
-            self._apply(conn, payment["payment_id"], "pending", "create_order")
-        return self.get(payment["payment_id"])  # type: ignore[return-value]
 
     # -- state changes --------------------------------------------------------------------
     def _event(self, conn: sqlite3.Connection, payment_id: str, from_status: str,

@@ -69,8 +69,8 @@ def _scan(token: str, wants_json: bool) -> Any:
                 amount=format_fen(payload.amount_fen), labels=CHANNEL_LABELS,
                 channels=sorted(gw.channels))
         channel = existing_channel
-    payment = gw.payments.scan(token, channel)
-    view = gw.payments.view(payment)
+    payment, device = gw.payments.scan(token, channel)
+    view = gw.payments.view(payment, device=device)
     if wants_json:
         return jsonify(view)
     consumer = gw.settings.get("consumer_url")

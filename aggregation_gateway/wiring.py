@@ -11,8 +11,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .audit_log import AuditLog
 from .channels.base import PaymentChannel, Transport
-from .channels.http_transport import RequestsTransport
+from .channels.http_transport import KeepAliveTransport
 from .channels.registry import build_channels
 from .database import Database
 from .devices import DeviceRegistry
@@ -41,22 +42,17 @@ class Gateway:
 
 
 def build_gateway(settings: Mapping[str, Any],
-                  transport_factory: Callable[[], Transport] = RequestsTransport) -> Gateway:
+                  transport_factory: Callable[[], Transport] = KeepAliveTransport) -> Gateway:
     data_dir = Path(settings["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(data_dir)
     master_key = load_or_create_master_key(data_dir)
     signing_key = load_or_create_signing_key(data_dir)
 
-    def audit(snapshot: dict[str, Any]) -> None:
-        db.conn.execute(
-            "INSERT INTO channel_calls (channel, method, url, request, status, response, error,"
-            " at_ms, elapsed_ms) VALUES (:channel, :method, :url, :request, :status, "
-            ":response, :error, :at_ms, :elapsed_ms)", snapshot)
-
+    audit = AuditLog(db)
     channels = build_channels(settings, signing_key, audit, transport_factory)
     registry = DeviceRegistry(db, master_key, dict(settings))
-    payments = PaymentService(db, registry, channels, signing_key, settings)
+    payments = PaymentService(db, registry, channels, signing_key, settings, audit=audit)
     gateway = Gateway(settings, db, master_key, signing_key, registry, channels, payments)
     registry.on_change = gateway.write_mqtt_auth
     if settings.get("manager_user") and settings.get("manager_password"):

@@ -61,8 +61,10 @@ def test_configured_channels_and_the_choice_page(three_channels: ServedGateway) 
     # WeChat's browser goes to WeChat Pay, whose (unreachable) API refuses politely.
     wechat = gw.scan(url, **{"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"})
     assert wechat.status_code == 502 and wechat.json()["error"] == "channel_error"
-    row = gw.gateway.db.conn.execute("SELECT channel, status FROM payments").fetchone()
-    assert (row["channel"], row["status"]) == ("wechatpay", "created")
+    conn = gw.gateway.db.conn
+    assert conn.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
+    call = conn.execute("SELECT channel, status, error FROM channel_calls").fetchone()
+    assert (call["channel"], call["status"]) == ("wechatpay", None) and call["error"]
     # The shopper's explicit choice (from the choice page) is honoured.
     url2, _ = terminal.charge()
     chosen = gw.http.get(url2 + "?channel=sandbox", headers={"Accept": "application/json"})

@@ -19,7 +19,7 @@ from market_protocol.signing import load_public_key
 
 from .audit import AuditingTransport, AuditSink
 from .base import PaymentChannel, Transport
-from .http_transport import RequestsTransport
+from .http_transport import KeepAliveTransport
 from .sandbox import SandboxChannel
 
 __all__ = ["build_channels", "platform_key_path", "PLATFORM_KEY_FILE"]
@@ -47,7 +47,7 @@ def _optional_adapter(module: str, factory: str, settings: Mapping[str, Any],
 
 def build_channels(settings: Mapping[str, Any], signing_key: Ed25519PrivateKey,
                    audit_sink: AuditSink,
-                   transport_factory: Callable[[], Transport] = RequestsTransport
+                   transport_factory: Callable[[], Transport] = KeepAliveTransport
                    ) -> dict[str, PaymentChannel]:
     channels: dict[str, PaymentChannel] = {}
     key_path = platform_key_path(settings)

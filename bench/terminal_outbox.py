@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -57,42 +59,49 @@ def _backlog(term: Terminal, count: int) -> None:
     term.outbox.add_many(records)
 
 
-class _Counter:
-    def __init__(self, port: int, device_id: str) -> None:
-        self.keys: set[str] = set()
-        self.messages = 0
-        self.lock = threading.Lock()
-        ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateway",
-                                  clean_session=False, protocol=mqtt.MQTTv311)
-        self.client.on_connect = lambda c, *a: c.subscribe(sales_topic(device_id), qos=1)
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.on_message = self._message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        ready.wait(10)
+def _count_sales(port: int, device_id: str, expected: int, ready_file: str) -> None:
+    """The gateway's side, in a process of its own (as the real gateway is): count
+    distinct sales until ``expected`` arrived, then print ``{"distinct", "messages"}``."""
+    keys: set[str] = set()
+    messages = 0
+    done = threading.Event()
 
-    def _message(self, client, userdata, message) -> None:
+    def on_message(client, userdata, message) -> None:
+        nonlocal messages
         sale = json.loads(message.payload)
-        with self.lock:
-            self.messages += 1
-            self.keys.add(f"{sale['sale_id']}|{sale['seq']}")
+        messages += 1
+        keys.add(f"{sale['sale_id']}|{sale['seq']}")
+        if len(keys) >= expected:
+            done.set()
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateway",
+                         clean_session=False, protocol=mqtt.MQTTv311)
+    client.on_connect = lambda c, *a: c.subscribe(sales_topic(device_id), qos=1)
+    client.on_subscribe = lambda *a: Path(ready_file).write_text("ready")
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(600)
+    client.disconnect()
+    client.loop_stop()
+    print(json.dumps({"distinct": len(keys), "messages": messages}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--count-sales", nargs=4, metavar=("PORT", "DEVICE", "N", "READY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count_sales:
+        port, device, expected, ready = args.count_sales
+        _count_sales(int(port), device, int(expected), ready)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp) / "broker").start()
         try:
             enrol_offline(Path(tmp) / "t", "T-BENCH", mqtt_port=broker.port)
-            counter = _Counter(broker.port, "T-BENCH")
             with Terminal.open(Path(tmp) / "t") as term:
                 empty = _ring_up_ms(term, args.samples)
                 start = time.perf_counter()
@@ -100,15 +109,19 @@ def main() -> None:
                 fill_s = time.perf_counter() - start
                 backlog = _ring_up_ms(term, args.samples)
                 queued = term.outbox_counts()["queued"]
+                ready = Path(tmp) / "ready"
+                counter = subprocess.Popen(
+                    [sys.executable, __file__, "--count-sales", str(broker.port), "T-BENCH",
+                     str(queued), str(ready)], stdout=subprocess.PIPE, text=True)
+                while not ready.exists():
+                    time.sleep(0.05)
                 start = time.perf_counter()
                 term.start()
                 while term.outbox_counts()["queued"]:
                     time.sleep(0.01)
                 acked_s = time.perf_counter() - start
-                while len(counter.keys) < queued and time.perf_counter() - start < 120:
-                    time.sleep(0.01)
+                received = json.loads(counter.communicate(timeout=600)[0])
                 received_s = time.perf_counter() - start
-            counter.close()
         finally:
             broker.stop()
     print(json.dumps({
@@ -118,8 +131,9 @@ def main() -> None:
         "ring_up_ms_backlog": backlog,
         "drain": {"sales": queued, "acked_s": round(acked_s, 2),
                   "acked_per_s": round(queued / acked_s),
-                  "received_distinct": len(counter.keys), "received_messages": counter.messages,
-                  "received_per_s": round(len(counter.keys) / received_s)},
+                  "received_distinct": received["distinct"],
+                  "received_messages": received["messages"],
+                  "received_per_s": round(received["distinct"] / received_s)},
     }))
 
 

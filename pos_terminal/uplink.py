@@ -142,7 +142,8 @@ class Uplink:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
         self._acked.append(mid)
-        self._wake.set()
+        if not self._wake.is_set():  # lock-free check: most acks find it set already
+            self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic != self._results_topic:

@@ -88,6 +88,12 @@ def test_full_sale_through_the_process_and_device_cli(gateway_process, mqtt_brok
         capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "unauthorized" in bad.stderr
+    log = gateway_process.log.read_text()
+    master = (gateway_process.data_dir / "master.key").read_bytes().hex()
+    assert "registered at" in log  # the log is really there and written
+    for secret in (MANAGER[1], master, terminal.claim["device_key"],
+                   terminal.claim["mqtt"]["password"]):
+        assert secret not in log
 
 
 def test_gateway_killed_between_charge_and_notify(gateway_process, mqtt_broker) -> None:

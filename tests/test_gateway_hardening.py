@@ -1,0 +1,90 @@
+"""Hardening: rate limits, key rotation, unknown fields, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from test_gateway_support import MANAGER, ServedGateway, Terminal, platform  # noqa: F401
+
+from aggregation_gateway.rate_limits import RateLimiter
+from aggregation_gateway.settings import load_gateway_settings, public_view
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    limiter = RateLimiter(rate=2, burst=2)
+    assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]
+    assert limiter.allow("b", now=0.0)  # per client
+    assert limiter.allow("a", now=0.5)  # one token back after 1/rate seconds
+    assert not limiter.allow("a", now=0.5)
+    assert RateLimiter(rate=0).allow("a")
+
+
+def test_scan_and_notify_are_rate_limited(tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url, scan_rate_per_s=1.0,
+                       notify_rate_per_s=1.0) as gw:
+        terminal = gw.terminal()
+        url, _ = terminal.charge()
+        answers = [gw.scan(url).status_code for _ in range(4)]
+        assert answers[0] == 200 and 429 in answers
+        limited = gw.scan(url)
+        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+        notes = [gw.http.post(f"{gw.url}/v1/notify/sandbox", data=b"{}", headers={
+            "Content-Type": "application/json"}).status_code for _ in range(4)]
+        assert notes[0] == 401 and 429 in notes
+
+
+def test_rotation_refuses_old_codes_and_issues_a_new_key(tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url) as gw:
+        terminal = gw.terminal(device_id="dev-rot")
+        old_url, _ = terminal.charge()
+        rotated = gw.http.post(f"{gw.url}/v1/devices/dev-rot/rotate", auth=MANAGER).json()
+        assert rotated["key_version"] == 2
+        refused = gw.scan(old_url)
+        assert refused.status_code == 403 and refused.json()["error"] == "bad_mac"
+        claimed = gw.claim(rotated["enrolment_code"]).json()
+        assert claimed["key_version"] == 2 and claimed["device_key"] != terminal.claim[
+            "device_key"]
+        fresh = Terminal(claimed)
+        fresh.seq = terminal.seq
+        url, _ = fresh.charge()
+        assert gw.scan(url).status_code == 200
+        assert gw.http.post(f"{gw.url}/v1/devices/ghost/rotate",
+                            auth=MANAGER).status_code == 404
+
+
+def test_enrolment_input_is_validated(tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url) as gw:
+        post = gw.http.post
+        url = f"{gw.url}/v1/devices"
+        base = {"merchant_id": "m-1", "merchant_name": "Stall", "org": "retail_market"}
+        assert post(url, json=base).status_code == 401
+        assert post(url, json=base, auth=(MANAGER[0], "wrong")).status_code == 401
+        for bad in ({**base, "org": "bank"}, {**base, "extra": 1}, {**base, "device_id": "a b"},
+                    {**base, "merchant_id": " m"}, [base]):
+            response = post(url, json=bad, auth=MANAGER)
+            assert response.status_code == 400, bad
+            assert response.json()["error"] == "invalid_request"
+        assert post(url, data="x", auth=MANAGER).status_code == 415
+        assert post(url, json={**base, "device_id": "d-1"}, auth=MANAGER).status_code == 201
+        again = post(url, json={**base, "device_id": "d-1"}, auth=MANAGER)
+        assert again.status_code == 409 and again.json()["error"] == "device_exists"
+        assert gw.claim("NOSUCHCODE").status_code == 404
+
+
+def test_secrets_never_reach_the_logs(tmp_path: Path, platform, caplog) -> None:  # noqa: F811
+    caplog.set_level(logging.DEBUG)
+    settings = load_gateway_settings(overrides={"mqtt_password": "mqtt-secret-1",
+                                                "manager_password": "mgr-secret-2"},
+                                     environ={})
+    view = public_view(settings)
+    assert view["mqtt_password"] == "***" and view["manager_password"] == "***"
+    with ServedGateway(tmp_path, platform.url) as gw:
+        terminal = gw.terminal()
+        url, _ = terminal.charge()
+        gw.scan(url)
+        master = gw.gateway.master_key.hex()
+    text = caplog.text
+    for secret in (master, terminal.claim["device_key"], terminal.claim["mqtt"]["password"],
+                   MANAGER[1]):
+        assert secret not in text

@@ -44,7 +44,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
 
     from .display_link import connect_display, decode, encode
     from .display_model import CustomerDisplayModel, DisplayMessageError, DisplayState
-    from .qr_texture import qr_texture
+    from .qr_texture import qr_pixels, texture_from_pixels
     from .strings import text
     from .ui_control import UIControl
 
@@ -88,6 +88,8 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             self._drawn: DisplayState | None = None
             self._qr_for: str | None = None
             self._announce: dict[str, Any] | None = None
+            self._timing: dict[str, Any] = {}
+            self._qr_pixels: dict[str, tuple[int, bytes]] = {}
             self.conn = connect_display(address)
             self._send_lock = threading.Lock()
             Window.bind(on_flip=self._flipped)
@@ -125,15 +127,29 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                     log.info("the vendor screen closed the display link; closing")
                     Clock.schedule_once(lambda dt: self.stop(), 0)
                     return
+                self._prepare_qr(frame)
                 Clock.schedule_once(lambda dt, f=frame: self._apply(f), 0)
+
+        def _prepare_qr(self, frame: bytes) -> None:
+            """Compute a QR's modules here, on the reader thread, while the main loop waits
+            for its next frame; the main thread then only uploads the texture."""
+            try:
+                message = decode(frame)
+                if message.get("type") == "qr" and isinstance(message.get("url"), str):
+                    self._qr_pixels[message["url"]] = qr_pixels(message["url"])
+            except ValueError:
+                pass  # _apply reports it
 
         def _apply(self, frame: bytes) -> None:
             try:
-                self.model.apply(decode(frame), int(time.time() * 1000))
+                message = decode(frame)
+                self.model.apply(message, int(time.time() * 1000))
             except (ValueError, DisplayMessageError) as exc:
                 log.warning("ignoring a display message: %s", exc)
                 return
+            self._timing = {"sent_ns": message.get("sent_ns"), "applied_ns": time.monotonic_ns()}
             self.draw()
+            self._timing["drawn_ns"] = time.monotonic_ns()
 
         def _tick(self, dt: float) -> None:
             self.model.tick(int(time.time() * 1000))
@@ -144,8 +160,13 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             lang = state.lang
             now_ms = int(time.time() * 1000)
             if state.qr_url and state.qr_url != self._qr_for:
-                root.qr_texture = qr_texture(state.qr_url)
+                started = time.monotonic_ns()
+                side, pixels = self._qr_pixels.pop(state.qr_url, None) or qr_pixels(
+                    state.qr_url)
+                root.qr_texture = texture_from_pixels(side, pixels)
+                self._qr_pixels.clear()
                 self._qr_for = state.qr_url
+                self._timing["qr_ms"] = (time.monotonic_ns() - started) / 1e6
             root.total_text = format_fen(state.total_fen) if state.phase != "idle" else ""
             root.background = _BACKGROUNDS.get(state.phase, (1, 1, 1, 1))
             root.status_text = text(state.phase, lang) if state.phase in _STATUS_COLOURS else ""
@@ -166,12 +187,13 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                 root.headline = text("total", lang)
                 root.detail_text = ""
             if state != self._drawn:
-                self._draw_lines(state)
+                if self._drawn is None or state.lines != self._drawn.lines:
+                    self._draw_lines(state)
                 root.phase = state.phase
                 if self._drawn is None or (state.phase, state.sale_id) != \
                         (self._drawn.phase, self._drawn.sale_id):
                     self._announce = {"type": "shown", "phase": state.phase,
-                                      "sale_id": state.sale_id}
+                                      "sale_id": state.sale_id, "timing": self._timing}
                 self._drawn = state
 
         def _draw_lines(self, state: DisplayState) -> None:
@@ -186,6 +208,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             if announce is None:
                 return
             announce["t_ns"] = time.monotonic_ns()
+            announce.update(announce.pop("timing"))
             with self._send_lock, contextlib.suppress(OSError):
                 self.conn.send_bytes(encode(announce))
 

@@ -18,6 +18,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
@@ -76,7 +77,7 @@ class VendorLink:
             if conn is None:
                 return
             try:
-                conn.send_bytes(encode(message))
+                conn.send_bytes(encode({**message, "sent_ns": time.monotonic_ns()}))
             except OSError:
                 log.warning("customer display went away; waiting for it to reconnect")
                 self._conn = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..qr_image import qr_matrix
 
-__all__ = ["qr_pixels", "qr_texture"]
+__all__ = ["qr_pixels", "qr_texture", "texture_from_pixels"]
 
 #: RGBA texels: four bytes each keeps every row 4-byte aligned for GL, whatever the side.
 _DARK, _LIGHT = b"\x00\x00\x00\xff", b"\xff\xff\xff\xff"
@@ -27,9 +27,14 @@ def qr_pixels(data: str) -> tuple[int, bytes]:
 
 def qr_texture(data: str):  # -> kivy.graphics.texture.Texture
     """A Kivy texture of the QR; needs a running Kivy window (a GL context)."""
+    return texture_from_pixels(*qr_pixels(data))
+
+
+def texture_from_pixels(side: int, pixels: bytes):  # -> kivy.graphics.texture.Texture
+    """Upload ``qr_pixels`` output; main (GL) thread only. The pixels may be computed on
+    any thread, which is how the display hides the QR maths behind the wait for a frame."""
     from kivy.graphics.texture import Texture
 
-    side, pixels = qr_pixels(data)
     texture = Texture.create(size=(side, side), colorfmt="rgba")
     texture.mag_filter = "nearest"
     texture.min_filter = "nearest"

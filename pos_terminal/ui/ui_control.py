@@ -47,12 +47,13 @@ class InjectedTouchProvider(MotionEventProvider):
 
     def __init__(self) -> None:
         super().__init__("injected", None)
-        self._downs: deque[tuple[InjectedTouch, Callable[[int], None]]] = deque()
-        self._ups: list[tuple[InjectedTouch, Callable[[int], None], int]] = []
+        self._downs: deque[tuple[InjectedTouch, Callable[[int, int], None]]] = deque()
+        self._ups: list[tuple[InjectedTouch, Callable[[int, int], None], int]] = []
         self._counter = 0
 
-    def tap(self, sx: float, sy: float, done: Callable[[int], None]) -> None:
-        """Queue a tap at normalised window coordinates; ``done(down_ns)`` after release."""
+    def tap(self, sx: float, sy: float, done: Callable[[int, int], None]) -> None:
+        """Queue a tap at normalised window coordinates; ``done(down_ns, up_ns)`` after
+        the release has been dispatched (monotonic clock, comparable across processes)."""
         self._counter += 1
         touch = InjectedTouch(self.device, self._counter, (sx, sy), is_touch=True,
                               type_id="touch")
@@ -60,8 +61,9 @@ class InjectedTouchProvider(MotionEventProvider):
 
     def update(self, dispatch_fn: Callable[[str, MotionEvent], None]) -> None:
         for touch, done, down_ns in self._ups:
+            up_ns = time.monotonic_ns()
             dispatch_fn("end", touch)
-            Clock.schedule_once(lambda dt, done=done, down_ns=down_ns: done(down_ns), 0)
+            Clock.schedule_once(lambda dt, d=done, t0=down_ns, t1=up_ns: d(t0, t1), 0)
         self._ups = []
         while self._downs:
             touch, done = self._downs.popleft()
@@ -159,8 +161,8 @@ class UIControl:
         width, height = Window.system_size
         sx, sy = x / max(1, width - 1), y / max(1, height - 1)
 
-        self._provider.tap(sx, sy, lambda down_ns: reply(
-            {"ok": True, "down_ns": down_ns, "x": x, "y": y}))
+        self._provider.tap(sx, sy, lambda down_ns, up_ns: reply(
+            {"ok": True, "down_ns": down_ns, "up_ns": up_ns, "x": x, "y": y}))
 
     @staticmethod
     def _screenshot(path: str) -> str:

@@ -1,0 +1,76 @@
+"""The whole flow, as a market would run it: every service a real process, real broker.
+
+``tracepay demo --headless`` charges sales on a headless terminal, shoppers pay at the
+sandbox platform's checkout over HTTP, the gateway joins sales and payments into signed
+trades, the bridge writes them to the three-node ledger, and the ledger is verified.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tracepay.testing import tracepay_command
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def run_demo(tmp_path: Path, sales: int) -> tuple[subprocess.CompletedProcess, dict]:
+    completed = subprocess.run(
+        tracepay_command("demo", "--headless", "--sales", str(sales), "--json",
+                         "--data-dir", str(tmp_path / "demo"), "--timeout", "240"),
+        capture_output=True, text=True, timeout=500)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON summary\nstdout:{completed.stdout[-3000:]}\nstderr:{completed.stderr[-3000:]}"
+    return completed, json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    completed, summary = run_demo(tmp_path, 6)
+    return tmp_path / "demo", completed, summary
+
+
+def test_every_sale_is_paid_and_on_a_verified_ledger(demo_run):
+    _data_dir, completed, summary = demo_run
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert summary["sales"] == 6
+    assert summary["charged"] == 6
+    assert summary["paid"] == 6
+    assert summary["on_ledger"] == 6
+    assert summary["ledger_verified"] is True
+    assert len(summary["trace_urls"]) == 6
+    assert len(set(summary["trace_urls"])) == 6
+
+
+def test_every_process_the_demo_started_is_gone(demo_run):
+    data_dir, _completed, summary = demo_run
+    port = summary["trace_urls"][0].split(":")[2].split("/")[0]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    assert (data_dir / "bridge").is_dir()
+
+
+def test_a_tampered_ledger_record_is_named_by_verify(demo_run):
+    data_dir, _completed, _summary = demo_run
+    bridge_dir = data_dir / "bridge"
+    node = bridge_dir / "ledger" / "retail_market" / "ledger.sqlite"
+    with sqlite3.connect(node) as connection:
+        record_id, seq, body = connection.execute(
+            "select leaves.record_id, records.seq, records.body from records "
+            "join leaves using (seq) where leaves.kind = 'trade' order by seq limit 1").fetchone()
+        text = body.decode() if isinstance(body, bytes) else body
+        assert '"confirmed_at_ms":' in text
+        forged = text.replace('"confirmed_at_ms":', '"confirmed_at_ms":1', 1)
+        connection.execute("update records set body = ? where seq = ?",
+                           (forged.encode() if isinstance(body, bytes) else forged, seq))
+    completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", str(bridge_dir)),
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0
+    assert record_id in completed.stdout + completed.stderr

@@ -69,6 +69,8 @@ def openapi_document() -> dict[str, Any]:
             "/stall/{merchant_id}": _page("A stall's static QR page: today's stock and origins.",
                                           "merchant_id"),
             "/scan": _page("Camera scan page.", None, not_found=False),
+            "/sw.js": {"get": {"summary": "Service worker: offline copies of pages seen.",
+                               "responses": {"200": {"description": "JavaScript"}}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {
                 "description": "ok", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"status": {"const": "ok"}}}}}}}}},

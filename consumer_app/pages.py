@@ -11,7 +11,15 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from .page_errors import PageError
 from .qr_svg import qr_svg
@@ -187,6 +195,16 @@ def _stall_merchant(stock: Any, merchant_id: str) -> dict[str, Any]:
         return merchant
     name = stock.get("name") if isinstance(stock, dict) else None
     return {"merchant_id": merchant_id, "name": name or merchant_id}
+
+
+@blueprint.get("/sw.js")
+def service_worker() -> Any:
+    """Served from the root so its scope covers every page; never cached by HTTP, so a new
+    release's worker is picked up on the next visit."""
+    response = send_from_directory(current_app.static_folder, "sw.js",
+                                   mimetype="text/javascript", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 @blueprint.get("/scan")

@@ -173,3 +173,11 @@ def test_cli_help_has_an_example_and_bad_settings_are_usage_errors():
     assert bad_url.exit_code == 2 and "gateway_url" in bad_url.output
     bad_workers = runner.invoke(consumer, ["--workers", "0"])
     assert bad_workers.exit_code == 2 and "--workers" in bad_workers.output
+
+
+def test_service_worker_is_served_from_the_root_uncached(client):
+    response = client.get("/sw.js")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/javascript")
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert b'addEventListener("fetch"' in response.data

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,32 @@ def test_trace_page_speaks_chinese_to_a_chinese_phone(browser, system):
     assert "lang=en" in page.url
     assert _verify_state(page) == "verified"
     assert "Farm" in page.inner_text("#timeline")
+    page.context.close()
+
+
+def test_a_trace_seen_once_opens_and_verifies_again_offline(browser, system):
+    url = f"{system['consumer']}/trace/{system['codes'][0]}"
+    page, _ = _open(browser, url)
+    assert _verify_state(page) == "verified"
+    saved = """async () => {
+        for (const name of await caches.keys()) {
+            if (await (await caches.open(name)).match(location.href, {ignoreVary: true})) {
+                return true;
+            }
+        }
+        return false; }"""
+    deadline = time.monotonic() + 15
+    while not page.evaluate(saved):
+        assert time.monotonic() < deadline, "the service worker never saved the page"
+        time.sleep(0.1)
+    page.context.set_offline(True)
+    page.reload(wait_until="load")
+    assert _verify_state(page) == "verified"
+    assert "Green Field Co-op" in page.inner_text("#timeline")
+    from playwright.sync_api import Error as PlaywrightError
+
+    with pytest.raises(PlaywrightError):  # a page never opened cannot come from nowhere
+        page.goto(f"{system['consumer']}/trace/{system['codes'][1]}x", wait_until="load")
     page.context.close()
 
 

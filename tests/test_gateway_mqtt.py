@@ -26,11 +26,12 @@ from market_protocol.topics import TRADES_TOPIC, results_topic, sales_topic
 class Listener:
     """A plain MQTT client collecting what arrives on some topics."""
 
-    def __init__(self, broker: Any, *topics: str) -> None:
+    def __init__(self, broker: Any, *topics: str, persistent: bool = False) -> None:
         self.messages: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"test-{secrets.token_hex(4)}",
-                                  protocol=mqtt.MQTTv311)
+                                  clean_session=not persistent, protocol=mqtt.MQTTv311)
+        self.client.reconnect_delay_set(0.1, 1)
         subscribed = queue.Queue()
         self.client.on_message = lambda c, u, m: self.messages.put(
             (m.topic, orjson.loads(m.payload)))
@@ -172,3 +173,35 @@ def test_trade_confirmed_while_link_was_down_is_published_on_start(
             link.stop()
     finally:
         listener.close()
+
+
+def test_broker_restart_loses_no_trade(tmp_path: Path, platform, fresh_broker) -> None:  # noqa: F811
+    """The broker goes away while a payment completes; the link reconnects and the
+    outbox delivers the trade."""
+    with ServedGateway(tmp_path, platform.url, mqtt_host=fresh_broker.host,
+                       mqtt_port=fresh_broker.port) as gw:
+        terminal = gw.terminal()
+        link = _link(gw)
+        try:
+            url, sale = terminal.charge()
+            listener = Listener(fresh_broker, TRADES_TOPIC, persistent=True)
+            listener.publish(sales_topic(terminal.device_id), sale)
+            _wait(lambda: link.stats["sales_stored"] == 1)
+            payment = gw.scan(url).json()
+            fresh_broker.stop()
+            pay_at_checkout(payment["checkout_url"])
+            gw.wait_status(payment["payment_id"], "paid")
+            assert gw.gateway.db.conn.execute(
+                "SELECT published_at_ms FROM outbox WHERE kind = 'trade'").fetchone()[0] is None
+            fresh_broker.start()
+            try:
+                trade = listener.next(TRADES_TOPIC, timeout=30,
+                                      where=lambda r: r["trade_id"] == sale["sale_id"])
+                assert trade["payment"]["payment_id"] == payment["payment_id"]
+                _wait(lambda: gw.gateway.db.conn.execute(
+                    "SELECT published_at_ms FROM outbox WHERE kind = 'trade'").fetchone()[0]
+                    is not None)
+            finally:
+                listener.close()
+        finally:
+            link.stop()

@@ -120,9 +120,11 @@ class Intake:
             return known, False
         if not isinstance(merchant, str) or not isinstance(at, int):
             return None, False
-        # The gateway enrolled this terminal and signed the trade; the first trade seen
-        # from a device registers it as of that sale.
-        return DeviceRecord(device_id, merchant, at), True
+        # The gateway enrolled this terminal and signed the trade, so the first trade seen
+        # registers the device for that seller. Its enrolment time is not known here, and
+        # trades of one device may arrive out of order (store-and-forward), so no sale of it
+        # is refused as "before enrolment"; an enrolment through the admin API is exact.
+        return DeviceRecord(device_id, merchant, 0), True
 
     def _put_device(self, device: DeviceRecord, source: str) -> None:
         self.store.put_device(device, source)

@@ -152,12 +152,29 @@ def test_device_registry_rejects_a_sale_before_enrolment_or_after_revocation(cli
     assert client.post("/v1/trades", json=other).json["error"] == "device_merchant_mismatch"
 
 
-def test_first_trade_enrols_an_unknown_device(client):
-    client.post("/v1/trades", json=stall_sale(at_ms=5_000))
+def test_first_trade_enrols_an_unknown_device_and_earlier_sales_still_count(client):
+    client.post("/v1/trades", json=stall_sale(2, at_ms=5_000))
     assert client.get("/v1/devices/dev-stall").json == {
-        "device_id": "dev-stall", "merchant_id": "stall-1", "enrolled_at_ms": 5_000,
+        "device_id": "dev-stall", "merchant_id": "stall-1", "enrolled_at_ms": 0,
         "revoked_at_ms": None}
+    # store-and-forward: the device's first sale arrives after its second
+    late = client.post("/v1/trades", json=stall_sale(1, at_ms=4_000))
+    assert late.status_code == 200 and late.json["status"] == "accepted"
+    other = make_trade(KEY, Seller("stall-2", "Other", "retail_market", "dev-stall"), 5,
+                       [line("tomato", 500)], at_ms=6_000)
+    assert client.post("/v1/trades", json=other).json["error"] == "device_merchant_mismatch"
     assert client.get("/v1/devices/nope").status_code == 404
+
+
+def test_a_rejected_trade_is_accepted_once_its_device_is_enrolled(client, service):
+    client.post("/v1/devices", json={"device_id": "dev-stall", "merchant_id": "stall-1",
+                                     "enrolled_at_ms": 1_763_800_000_000})
+    trade = stall_sale()
+    assert client.post("/v1/trades", json=trade).json["error"] == "device_not_enrolled"
+    client.post("/v1/devices", json={"device_id": "dev-stall", "merchant_id": "stall-1",
+                                     "enrolled_at_ms": 1_000})
+    assert client.post("/v1/trades", json=trade).json["status"] == "accepted"
+    assert service.store.counts()["rejected"] == 1
 
 
 @pytest.mark.parametrize("path, status, code", [

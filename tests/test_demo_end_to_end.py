@@ -45,6 +45,8 @@ def test_every_sale_is_paid_and_on_a_verified_ledger(demo_run):
     assert summary["paid"] == 6
     assert summary["on_ledger"] == 6
     assert summary["ledger_verified"] is True
+    assert summary["traced_to_farm"] == 6
+    assert set(summary["supply_chain"]) == {"farm_to_wholesaler", "wholesaler_to_stall"}
     assert len(summary["trace_urls"]) == 6
     assert len(set(summary["trace_urls"])) == 6
 

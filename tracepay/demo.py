@@ -28,12 +28,11 @@ import click
 import requests
 
 from .broker import Broker
+from .demo_market import STALL, seed_supply_chain
 from .testing import ServiceProcess, free_port, tracepay_command
 
 __all__ = ["DemoSystem", "demo", "SimulatedShopper"]
 
-DEMO_MERCHANT = {"merchant_id": "stall-a12", "merchant_name": "Auntie Li's Vegetables",
-                 "org": "retail_market"}
 
 
 @dataclass
@@ -43,15 +42,17 @@ class DemoSystem:
     data_dir: Path
     manager_user: str = "manager"
     manager_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    bridge_admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     broker: Broker | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
 
-    def _service(self, name: str, *args: str, port: int) -> ServiceProcess:
+    def _service(self, name: str, *args: str, port: int,
+                 env: dict[str, str] | None = None) -> ServiceProcess:
         url = f"http://127.0.0.1:{port}"
         process = ServiceProcess(tracepay_command(*args), log_path=self.data_dir / "logs" /
                                  f"{name}.log", health_url=f"{url}/healthz",
-                                 startup_timeout=60)
+                                 startup_timeout=60, env=env)
         self.services[name] = process
         process.start()
         self.urls[name] = url
@@ -80,7 +81,8 @@ class DemoSystem:
         say(f"gateway on {gateway_url}")
         self._service("bridge", "bridge", "--host", "127.0.0.1", "--port", str(ports["bridge"]),
                       "--data-dir", str(self.data_dir / "bridge"), "--gateway-url",
-                      gateway_url, *mqtt, port=ports["bridge"])
+                      gateway_url, *mqtt, port=ports["bridge"],
+                      env={"TRACEPAY_BRIDGE_ADMIN_TOKEN": self.bridge_admin_token})
         say(f"ledger bridge on {self.urls['bridge']}")
         self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
                       str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",
@@ -147,8 +149,14 @@ def _read_events(process: subprocess.Popen, on_event: Any) -> None:
 
 def run_headless(system: DemoSystem, sales: int, *, timeout_s: float,
                  say: Any) -> dict[str, Any]:
-    """Drive ``sales`` simulated sales to the ledger; return the summary (not yet verified)."""
-    enrolment = system.enrol(DEMO_MERCHANT)
+    """Drive ``sales`` simulated sales to the ledger; return the summary (not yet verified).
+
+    First the stall's stock arrives from a farm through a wholesaler (two paid trades on
+    the ledger), so every shopper's sale traces back to the farm.
+    """
+    upstream = seed_supply_chain(system, system.bridge_admin_token)
+    say(f"supply chain on the ledger: {upstream}")
+    enrolment = system.enrol(STALL.enrolment_body())
     terminal_dir = system.data_dir / "terminal"
     argv = tracepay_command("terminal", "--headless", "--data-dir", str(terminal_dir),
                             "--enrol-code", enrolment["enrolment_code"], "--gateway-url",
@@ -202,12 +210,15 @@ def run_headless(system: DemoSystem, sales: int, *, timeout_s: float,
     on_ledger = _wait_on_ledger(system, [charged[s]["trace_code"] for s in paid if s in charged],
                                 deadline)
     failed_shoppers = [o for o in shopper_outcomes if not o["ok"]]
+    traced_to_farm = sum(_reaches_a_farm(system, code) for code in on_ledger)
     return {
         "sales": sales,
         "charged": len(charged),
         "paid": len(paid),
         "on_ledger": len(on_ledger),
         "shopper_failures": failed_shoppers[:5],
+        "supply_chain": upstream,
+        "traced_to_farm": traced_to_farm,
         "trace_urls": [f"{system.urls['consumer']}/trace/{code}" for code in on_ledger],
     }
 
@@ -229,6 +240,13 @@ def _wait_on_ledger(system: DemoSystem, trace_codes: list[str], deadline: float)
         if pending:
             time.sleep(0.3)
     return found
+
+
+def _reaches_a_farm(system: DemoSystem, trace_code: str) -> bool:
+    """Whether the public trace of a sale links back to a production base."""
+    trace = requests.get(f"{system.urls['bridge']}/v1/trace/{trace_code}", timeout=10).json()
+    return any(link.get("seller", {}).get("org") == "production_base"
+               for link in trace.get("chain", []))
 
 
 def verify_ledger(bridge_dir: Path) -> dict[str, Any]:
@@ -321,7 +339,9 @@ def _headless(system: DemoSystem, sales: int, timeout_s: int, as_json: bool, say
 
 
 def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
-    enrolment = system.enrol(DEMO_MERCHANT)
+    seed_supply_chain(system, system.bridge_admin_token)
+    say("a farm -> wholesaler -> stall supply chain is on the ledger")
+    enrolment = system.enrol(STALL.enrolment_body())
     terminal_dir = system.data_dir / "terminal"
     say("")
     say("tracepay is running:")

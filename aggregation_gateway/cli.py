@@ -118,6 +118,7 @@ def gateway(config: str | None, **flags: Any) -> None:
     supervisor: _Supervisor | None = None
     background = None
     if workers > 1:
+        parts.db.close()  # no SQLite connection may cross gunicorn's fork
         supervisor = _Supervisor(settings)
         supervisor.start()
     else:

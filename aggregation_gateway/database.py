@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS sales (
     received_at_ms INTEGER NOT NULL,
     PRIMARY KEY (device_id, seq, sale_id)
 );
+CREATE INDEX IF NOT EXISTS sales_sale_id ON sales(sale_id);
 CREATE TABLE IF NOT EXISTS rejected_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,

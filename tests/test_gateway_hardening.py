@@ -88,3 +88,20 @@ def test_secrets_never_reach_the_logs(tmp_path: Path, platform, caplog) -> None:
     for secret in (master, terminal.claim["device_key"], terminal.claim["mqtt"]["password"],
                    MANAGER[1]):
         assert secret not in text
+
+
+def test_platform_answer_with_a_bad_signature_is_not_acted_on(tmp_path: Path,
+                                                              platform) -> None:  # noqa: F811
+    """The real platform answers, but not with the key we trust (a man in the middle):
+    no order is recorded and the shopper is told to try again."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    with ServedGateway(tmp_path, platform.url) as gw:
+        terminal = gw.terminal()
+        url, _ = terminal.charge()
+        gw.gateway.channels["sandbox"].platform_key = Ed25519PrivateKey.generate().public_key()
+        response = gw.scan(url)
+        assert response.status_code == 502 and response.json()["error"] == "channel_error"
+        conn = gw.gateway.db.conn
+        assert conn.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM channel_calls").fetchone()[0] == 1

@@ -7,6 +7,7 @@ object: {"scans", "seconds", "scans_per_s", "p50_ms", "p90_ms", "p99_ms", "error
 
 Example:
     .venv/bin/python bench/gateway_scan.py --scans 3000 --concurrency 16 --workers 3
+    .venv/bin/python bench/gateway_scan.py --mode rescan   # the landing without the platform
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gateway gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gateway worker")
     parser.add_argument("--platform-workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("new", "rescan"), default="new",
+                        help="new: every scan creates an order at the platform; rescan: "
+                             "scans of 50 codes whose orders exist (the landing alone)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tracepay-bench-") as tmp:
@@ -123,7 +127,11 @@ def main() -> None:
             paths = [urlsplit(gateway_url + "/q/" + encode_token(QRPayload(
                 claim["device_id"], claim["key_version"], seq, 100 + seq % 900, "CNY", now,
                 new_nonce()), key, gateway_url)).path
-                for seq in range(1, args.warmup + args.scans + 1)]
+                for seq in range(1, (args.warmup + args.scans if args.mode == "new" else 50) + 1)]
+            if args.mode == "rescan":
+                for path in paths:  # create the 50 orders once
+                    http.get(gateway_url + path, headers={"Accept": "application/json"})
+                paths = [paths[i % 50] for i in range(args.warmup + args.scans)]
             queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
             context = multiprocessing.get_context("spawn")
             results = []
@@ -137,7 +145,7 @@ def main() -> None:
             orders = http.get(f"{gateway_url}/healthz").json()
         latencies = measured["latencies"]
         print(json.dumps({
-            "benchmark": "gateway_scan", "scans": len(latencies),
+            "benchmark": "gateway_scan", "mode": args.mode, "scans": len(latencies),
             "seconds": round(measured["seconds"], 3),
             "scans_per_s": round(len(latencies) / measured["seconds"], 1),
             "p50_ms": _quantile(latencies, 0.50), "p90_ms": _quantile(latencies, 0.90),

@@ -35,3 +35,22 @@ def test_every_api_route_is_documented() -> None:
         if path.startswith("/manager"):
             continue
         assert path.replace("{", "<").split("<")[0] in DOC, path
+
+
+def test_settings_precedence_and_unknown_keys(tmp_path: Path) -> None:
+    import pytest
+
+    from aggregation_gateway.settings import load_gateway_settings
+    from market_protocol.settings import SettingsError
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\nport = 9001\nqr_lifetime_s = 120\nhost = "127.0.0.1"\n')
+    settings = load_gateway_settings(str(config), {"qr_lifetime_s": 60},
+                                     environ={"TRACEPAY_GATEWAY_PORT": "9002"})
+    assert settings["port"] == 9002 and settings["qr_lifetime_s"] == 60
+    assert settings["public_url"] == "http://127.0.0.1:9002"
+    config.write_text("[gateway]\nqr_lifetim_s = 1\n")
+    with pytest.raises(SettingsError, match="qr_lifetim_s"):
+        load_gateway_settings(str(config), environ={})
+    with pytest.raises(SettingsError, match="platform_url"):
+        load_gateway_settings(overrides={"platform_url": "ftp://x"}, environ={})

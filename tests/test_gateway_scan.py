@@ -108,3 +108,13 @@ def test_html_scan_shows_amount_and_pay_link(gw: ServedGateway) -> None:
     bad = gw.http.get(url[:-4] + "AAAA", headers={"Accept": "text/html"})
     assert bad.status_code == 403
     assert "bad_mac" in bad.text
+
+
+def test_html_scan_hands_off_to_the_consumer_app(tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url, consumer_url="http://127.0.0.1:9") as gw:
+        terminal = gw.terminal()
+        url, _ = terminal.charge()
+        response = gw.http.get(url, headers={"Accept": "text/html"}, allow_redirects=False)
+        assert response.status_code == 303
+        payment_id = gw.gateway.db.conn.execute("SELECT payment_id FROM payments").fetchone()[0]
+        assert response.headers["Location"] == f"http://127.0.0.1:9/pay/{payment_id}"

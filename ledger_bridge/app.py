@@ -71,7 +71,24 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
         app.config.update(test_config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     install_json_errors(app)
-    store, ledger = service.store, service.ledger
+    store = service.store
+
+    class _Ledger:
+        """The service's ledger as of this request (a reader service may reopen it)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(service.ledger, name)
+
+    ledger = _Ledger()
+    writer_url = getattr(service, "writer_url", None)
+    if writer_url:
+        from .reader import forward_write
+
+        @app.before_request
+        def _writes_go_to_the_writer():  # type: ignore[no-untyped-def]
+            if request.method == "POST":
+                return forward_write(writer_url, request)
+            return None
 
     def admin() -> None:
         if not service.check_admin(request.headers.get("Authorization")):
@@ -96,13 +113,9 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         head = ledger.head()
-        mqtt = service.mqtt
         return jsonify({"status": "ok", "service": "bridge", **store.counts(),
                         "ledger_height": head["height"], "ledger_entries": head["trades"],
-                        "pending": ledger.pending(), "writer_backlog": service.writer.backlog(),
-                        "mqtt": None if mqtt is None else {
-                            "connected": mqtt.connected, "received": mqtt.received,
-                            "acked": mqtt.acked}})
+                        **service.health()})
 
     @app.get("/openapi.json")
     def openapi():  # type: ignore[no-untyped-def]

@@ -51,15 +51,14 @@ def bridge(config_file: str | None, **flags: Any) -> None:
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     key = _gateway_key(settings)
+    if settings["workers"] > 1:
+        _serve_with_workers(settings, key)
+        return
     from tracepay.serving import serve_wsgi
 
     from .app import create_app
     from .service import BridgeService
 
-    if settings["workers"] > 1:
-        log.warning("the bridge keeps one writer in one process; serving with %d threads "
-                    "instead of %d worker processes", settings["threads"] * settings["workers"],
-                    settings["workers"])
     service = BridgeService(settings["data_dir"], gateway_key=key,
                             block_max=settings["block_max"],
                             block_timeout_s=settings["block_timeout_s"],
@@ -69,17 +68,62 @@ def bridge(config_file: str | None, **flags: Any) -> None:
     if settings["mqtt_host"]:
         service.start_mqtt(settings["mqtt_host"], settings["mqtt_port"],
                            settings["mqtt_username"], settings["mqtt_password"])
-
-    def _stop(_signum: int, _frame: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     click.echo(f"bridge listening on http://{settings['host']}:{settings['port']}", err=True)
     try:
         serve_wsgi(lambda: create_app(service), settings["host"], settings["port"],
-                   workers=1, threads=settings["threads"] * max(1, settings["workers"]))
+                   workers=1, threads=settings["threads"])
     finally:
         service.close()
+
+
+def _exit_on_signal(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _serve_with_workers(settings: dict[str, Any], key: Any) -> None:
+    """One writer child process on a private port; ``workers`` reader processes in front."""
+    from tracepay.serving import serve_wsgi
+    from tracepay.testing import ServiceProcess, free_port
+
+    data_dir = Path(settings["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pem = data_dir / "gateway_public_key.pem"
+    pem.write_text(signing.public_key_pem(key))
+    writer_port = free_port()
+    env = {f"TRACEPAY_BRIDGE_{name.upper()}": _env_text(value)
+           for name, value in settings.items() if value is not None}
+    env.update({"TRACEPAY_BRIDGE_HOST": "127.0.0.1", "TRACEPAY_BRIDGE_PORT": str(writer_port),
+                "TRACEPAY_BRIDGE_WORKERS": "1", "TRACEPAY_BRIDGE_GATEWAY_URL": "",
+                "TRACEPAY_BRIDGE_GATEWAY_PUBLIC_KEY": str(pem)})
+    writer_url = f"http://127.0.0.1:{writer_port}"
+    writer = ServiceProcess([sys.executable, "-m", "tracepay.cli", "bridge"],
+                            log_path=data_dir / "writer.log", env=env,
+                            health_url=f"{writer_url}/healthz", startup_timeout=120)
+    writer.start()
+    click.echo(f"bridge writer on {writer_url} (log {data_dir / 'writer.log'}); "
+               f"{settings['workers']} readers on "
+               f"http://{settings['host']}:{settings['port']}", err=True)
+
+    def reader_app() -> Any:
+        from .app import create_app
+        from .reader import ReaderService
+
+        return create_app(ReaderService(data_dir, writer_url=writer_url, gateway_key=key,
+                                        public_url=settings["public_url"]))
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        serve_wsgi(reader_app, settings["host"], settings["port"],
+                   workers=settings["workers"], threads=settings["threads"])
+    finally:
+        writer.stop()
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _gateway_key(settings: dict[str, Any]) -> Any:

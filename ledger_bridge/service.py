@@ -112,6 +112,14 @@ class BridgeService:
         return hmac.compare_digest(hashlib.sha256((authorization or "").encode()).digest(),
                                    hashlib.sha256(expected.encode()).digest())
 
+    def health(self) -> dict[str, Any]:
+        mqtt = self.mqtt
+        return {"role": "writer", "pending": self.ledger.pending(),
+                "writer_backlog": self.writer.backlog(),
+                "mqtt": None if mqtt is None else {"connected": mqtt.connected,
+                                                   "received": mqtt.received,
+                                                   "acked": mqtt.acked}}
+
     def start_mqtt(self, host: str, port: int, username: str | None = None,
                    password: str | None = None) -> None:
         from .mqtt_consumer import TradeConsumer

@@ -167,3 +167,36 @@ def test_ledger_verifies_after_the_day(market):
     _, service, _ = market
     report = service.ledger.verify()
     assert report.ok, report.to_dict()
+
+
+def test_index_lost_in_a_crash_is_rebuilt_from_the_ledger(tmp_path):
+    """The block reached every node but the process died before the index committed:
+    the redelivered trade is found on the ledger and its lots and draws come back."""
+    service = BridgeService(tmp_path / "bridge", gateway_key=KEY.public_key(),
+                            block_timeout_s=0.05)
+    try:
+        service.store.put_party("stall-1", "Li's vegetables", "retail_market", ["s1-pay"])
+        purchase = make_trade(KEY, WHOLE, 1, [line("cabbage", 10_000)], payer_id="s1-pay",
+                              at_ms=1_000)
+        sale = make_trade(KEY, STALL_1, 1, [line("cabbage", 4_000)], at_ms=2_000)
+        assert service.writer.call(lambda: service.intake.trade(purchase)).status == "accepted"
+        service.writer.stop()
+        with pytest.raises(RuntimeError, match="power cut"), service.store.batch():
+            assert service.intake.trade(sale).status == "accepted"
+            service.ledger.flush()
+            raise RuntimeError("power cut")
+        assert service.store.trade(sale["trade_id"]) is None
+        assert service.ledger.get(sale["trade_id"]) is not None
+        with service.store.batch():
+            again = service.intake.trade(sale)
+        assert again.status == "duplicate"
+        lot = service.store.lots_on_hand("stall-1")[0]
+        assert (lot.amount, lot.remaining) == (10_000, 6_000)
+        assert service.store.draws_of(lot_of_trade(sale)) == [
+            {"source_lot_id": lot.lot_id, "amount": 4_000}]
+    finally:
+        service.close()
+
+
+def lot_of_trade(trade, index=0):
+    return f"{trade['trace_code']}-{index}"

@@ -42,6 +42,7 @@ class MqttLink:
         if settings.get("mqtt_username"):
             self.client.username_pw_set(settings["mqtt_username"],
                                         settings.get("mqtt_password") or None)
+        self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.2, 5)
@@ -57,7 +58,8 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()  # set once the sales subscription is granted
         self.stats = {"sales_stored": 0, "sales_duplicate": 0, "sales_rejected": 0,
-                      "published": 0}
+                      "sales_unacknowledged": 0, "published": 0}
+        self._redeliver = threading.Event()
 
     # -- paho callbacks (network thread) --------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
@@ -77,16 +79,21 @@ class MqttLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
                     ) -> None:
-        """Runs before paho acknowledges the message: a sale is stored before its PUBACK."""
+        """Acknowledge only what was stored (or refused for good): a sale that could not be
+        written stays unacknowledged, and the broker delivers it again."""
         try:
             outcome = accept_sale(self.service, message.topic, message.payload)
         except SaleRejected:
             self.stats["sales_rejected"] += 1
-            return
         except Exception:  # a storage failure must not kill the network thread
-            log.exception("could not store a sale from %s", message.topic)
+            log.exception("could not store a sale from %s; left for redelivery", message.topic)
+            self.stats["sales_unacknowledged"] += 1
+            self._redeliver.set()
             return
-        self.stats["sales_stored" if outcome == "stored" else "sales_duplicate"] += 1
+        else:
+            self.stats["sales_stored" if outcome == "stored" else "sales_duplicate"] += 1
+        if message.qos > 0:
+            client.ack(message.mid, message.qos)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
@@ -123,6 +130,11 @@ class MqttLink:
     def _run_publisher(self) -> None:
         while not self._stop.is_set():
             try:
+                if self._redeliver.is_set():
+                    # MQTT 3.1.1 redelivers unacknowledged messages when the session resumes.
+                    self._redeliver.clear()
+                    self._stop.wait(1.0)
+                    self.client.reconnect()
                 self._settle_acks()
                 self.publish_pending()
             except Exception:

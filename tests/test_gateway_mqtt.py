@@ -205,3 +205,33 @@ def test_broker_restart_loses_no_trade(tmp_path: Path, platform, fresh_broker) -
                 listener.close()
         finally:
             link.stop()
+
+
+def test_sale_that_could_not_be_stored_is_delivered_again(gw: ServedGateway, mqtt_broker,
+                                                          monkeypatch) -> None:
+    """Storage fails once (a locked or full disk, say): the sale is not acknowledged, the
+    link resumes its session, and the broker's redelivery stores it."""
+    import aggregation_gateway.mqtt_link as mqtt_link
+
+    real = mqtt_link.accept_sale
+    failures = []
+
+    def flaky(service, topic, payload):
+        if not failures:
+            failures.append(topic)
+            raise OSError("disk I/O error")
+        return real(service, topic, payload)
+
+    monkeypatch.setattr(mqtt_link, "accept_sale", flaky)
+    terminal = gw.terminal()
+    listener = Listener(mqtt_broker)
+    link = _link(gw)
+    try:
+        _, sale = terminal.charge()
+        listener.publish(sales_topic(terminal.device_id), sale)
+        _wait(lambda: link.stats["sales_stored"] == 1, timeout=30)
+        assert failures and link.stats["sales_unacknowledged"] == 1
+        assert gw.gateway.db.conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 1
+    finally:
+        link.stop()
+        listener.close()

@@ -71,7 +71,9 @@ class Uplink:
                              client_id=f"terminal-{self.config.device_id}",
                              clean_session=False, protocol=mqtt.MQTTv311)
         client.username_pw_set(self.config.mqtt_username, self.config.mqtt_password)
-        client.max_inflight_messages_set(self._window)
+        # The window is enforced here, not by paho: with a paho limit set, every PUBACK makes
+        # paho walk all outstanding messages (O(window) per ack), which caps the drain rate.
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=0.2, max_delay=3)
         client.on_connect = self._on_connect

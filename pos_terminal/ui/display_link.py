@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ class VendorLink:
         while not self._closed:
             try:
                 conn = self._listener.accept()
-            except OSError:
+            except (OSError, EOFError, AuthenticationError):
                 if self._closed:
                     return
                 log.warning("a process failed to authenticate as the customer display")
@@ -105,7 +106,7 @@ class VendorLink:
                     self._conn.close()
                 replay = [m for m in (self._replay["lang"], *self._replay["screen"]) if m]
                 for message in replay:
-                    conn.send_bytes(encode(message))
+                    conn.send_bytes(encode({**message, "sent_ns": time.monotonic_ns()}))
                 self._conn = conn
             threading.Thread(target=self._read_replies, args=(conn,), name="display-replies",
                              daemon=True).start()

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
@@ -115,6 +116,9 @@ class UIControl:
         while True:
             try:
                 conn = self._listener.accept()
+            except (EOFError, AuthenticationError):
+                log.warning("a control client failed to authenticate")
+                continue
             except OSError:
                 return
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()

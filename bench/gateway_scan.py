@@ -78,6 +78,23 @@ def _load(paths: list[str], host: str, port: int, concurrency: int, queue: multi
                "errors": errors})
 
 
+def _session_cpu_s(session_id: int) -> float:
+    """CPU seconds (user + system) of every live process in a session (a service and its
+    workers; ServiceProcess starts each service in its own session)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
@@ -135,13 +152,19 @@ def main() -> None:
             queue: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()
             context = multiprocessing.get_context("spawn")
             results = []
+            cpu_before: dict[str, float] = {}
             for batch in (paths[:args.warmup], paths[args.warmup:]):
+                cpu_before = {"gateway": _session_cpu_s(gateway.pid),
+                              "platform": _session_cpu_s(platform.pid)}
                 process = context.Process(target=_load, args=(
                     batch, "127.0.0.1", gateway_port, args.concurrency, queue))
                 process.start()
                 results.append(queue.get(timeout=600))
                 process.join()
             measured = results[1]
+            cpu_ms = {name: round((_session_cpu_s(service.pid) - cpu_before[name]) * 1000
+                                  / max(1, len(measured["latencies"])), 2)
+                      for name, service in (("gateway", gateway), ("platform", platform))}
             orders = http.get(f"{gateway_url}/healthz").json()
         latencies = measured["latencies"]
         print(json.dumps({
@@ -156,6 +179,9 @@ def main() -> None:
             "platform_workers": args.platform_workers, "cpus": os.cpu_count(),
             "server": "gunicorn" if args.workers > 1 else "waitress",
             "outbox_pending_after": orders.get("outbox_pending"),
+            "gateway_cpu_ms_per_scan": cpu_ms["gateway"],
+            "platform_cpu_ms_per_scan": cpu_ms["platform"],
+            "load_average_1m": round(os.getloadavg()[0], 2),
         }))
 
 

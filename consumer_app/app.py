@@ -17,6 +17,7 @@ from market_protocol.settings import load_settings
 
 from .i18n import choose_lang, translate
 from .page_errors import install_page_errors
+from .security_headers import install_security_headers
 from .settings import SERVICE, SETTINGS
 from .upstream import Upstream
 
@@ -37,6 +38,8 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
         resolved["gateway_url"], resolved["bridge_url"], resolved["upstream_timeout"])
     # Inlined rather than linked: one request fewer before first paint on a flaky network.
     app.config["INLINE_CSS"] = (_STATIC / "app.css").read_text(encoding="utf-8")
+    app.config["INLINE_SW_REGISTER"] = (_STATIC / "sw_register.js").read_text(encoding="utf-8")
+    install_security_headers(app, inline_scripts=[app.config["INLINE_SW_REGISTER"]])
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
     _install_i18n(app, resolved["default_lang"], resolved["timezone"])
     install_page_errors(app)
@@ -70,6 +73,7 @@ def _install_i18n(app: Flask, default_lang: str, timezone: ZoneInfo) -> None:
             "fen": format_fen,
             "when": lambda epoch_ms, with_time=True: _format_ms(epoch_ms, timezone, with_time),
             "css": app.config["INLINE_CSS"],
+            "sw_register": app.config["INLINE_SW_REGISTER"],
         }
 
 

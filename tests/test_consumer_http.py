@@ -181,3 +181,18 @@ def test_service_worker_is_served_from_the_root_uncached(client):
     assert response.content_type.startswith("text/javascript")
     assert response.headers["Cache-Control"] == "no-cache"
     assert b'addEventListener("fetch"' in response.data
+
+
+def test_pages_carry_a_same_origin_content_security_policy(client):
+    import base64
+    import hashlib
+
+    response = client.get("/scan")
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    inline = re.findall(r"<script>(.*?)</script>", response.get_data(as_text=True), re.S)
+    assert len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in policy
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -68,6 +68,9 @@ def _open(browser, url: str, *, lang: str = "en-US"):
     context = browser.new_context(viewport=PHONE, locale=lang,
                                   extra_http_headers={"Accept-Language": lang})
     page = context.new_page()
+    page.add_init_script("window.__cspViolations = [];"
+                         "document.addEventListener('securitypolicyviolation',"
+                         " e => window.__cspViolations.push(e.violatedDirective));")
     origin = url.split("/", 3)[:3]
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url)
@@ -113,6 +116,9 @@ def test_trace_page_shows_verified_and_the_timeline(browser, system):
     assert len(heights) == 3 and all(h.strip().isdigit() for h in heights)
     assert page.locator("[data-proof-index][data-state=verified]").count() == 3
     assert outside == [], f"requests left the consumer: {outside}"
+    assert page.evaluate("window.__cspViolations") == []
+    policy = requests.get(page.url, timeout=10).headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self' 'sha256-" in policy
     assert _page_bytes(page) <= 200 * 1024
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     _shot(page, "trace-verified")

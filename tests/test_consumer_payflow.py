@@ -1,8 +1,9 @@
 """The shopper's pay flow clicked through in headless Chromium, every part a real process.
 
 Mosquitto, the sandbox payment platform, the gateway (with ``--consumer-url``), the ledger
-bridge and the consumer app run as the demo runs them (``tracepay.demo.DemoSystem``); a
-headless terminal charges one sale. The phone then opens the QR's URL, sees items and origin
+bridge and the consumer app run as the demo runs them (``tracepay.demo.DemoSystem``), with
+the demo's farm → wholesaler → stall supply chain paid first; a headless terminal at the
+stall then charges one sale. The phone then opens the QR's URL, sees items and origin
 on the consumer's pay page, taps Pay, pays at the platform's checkout, lands on the receipt,
 follows the trace link to a Verified trace, and after an inspector fails the sale's lot sees
 the recall warning on its receipt.
@@ -30,12 +31,15 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from tracepay.demo import DEMO_MERCHANT, DemoSystem
+    from tracepay.demo import DemoSystem
+    from tracepay.demo_market import STALL, seed_supply_chain
 
     system = DemoSystem(tmp_path_factory.mktemp("payflow"))
     try:
         system.start()
-        enrolment = system.enrol(DEMO_MERCHANT)
+        # The stall's stock comes from a farm through a wholesaler, paid the same way.
+        seed_supply_chain(system, system.bridge_admin_token)
+        enrolment = system.enrol(STALL.enrolment_body())
         yield system, enrolment
     finally:
         system.stop()
@@ -162,13 +166,17 @@ def test_shopper_scans_pays_and_gets_a_verified_trace(demo, charged, phone):
                             "document.getElementById('verify-status').dataset.state)")
     assert phone.get_attribute("#verify-status", "data-state") == "verified"
     assert "Auntie Li's Vegetables" in phone.inner_text("#timeline")
+    stages = phone.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.stage)")
+    assert stages == ["production_base", "wholesale_market", "retail_market"]
+    assert "Shouguang Green Farm Co-op" in phone.inner_text("#timeline")
+    _shot(phone, "trace-payflow")
 
     # An inspector fails the lot this sale came from: the receipt now warns.
     lot = requests.get(f"{system.urls['bridge']}/v1/trace/{code}",
                        timeout=5).json()["record"]["lines"][0]["lot_id"]
     test = requests.post(f"{system.urls['bridge']}/v1/lots/{lot}/tests", json={
         "result": "fail", "inspector": "inspector-07", "note": "clenbuterol positive"},
-        timeout=10)
+        headers={"Authorization": f"Bearer {system.bridge_admin_token}"}, timeout=10)
     assert test.status_code == 201, test.text
     phone.goto(f"{consumer}/receipt/{payment_id}", wait_until="load")
     assert "clenbuterol positive" in phone.inner_text("#recall-warning")

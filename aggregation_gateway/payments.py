@@ -32,6 +32,7 @@ from market_protocol.topics import TRADES_TOPIC, results_topic
 
 from . import outbox
 from .audit_log import AuditLog
+from .channels.audit import redact_body, redact_headers
 from .channels.base import (
     ChannelError,
     ChannelOrder,
@@ -359,6 +360,13 @@ class PaymentService:
                            "verify") from None
         except ChannelError as exc:
             raise ApiError(400, "malformed_notification", exc.message) from None
+        if self.audit is not None:
+            self.audit({"channel": channel_name, "method": "NOTIFY",
+                        "url": f"/v1/notify/{channel_name}",
+                        "request": orjson.dumps({"headers": redact_headers(headers),
+                                                 "body": redact_body(body)}).decode(),
+                        "status": None, "response": None, "error": None,
+                        "at_ms": now_ms(), "elapsed_ms": 0})
         payment = self.get(note.out_trade_no)
         if payment is None or payment["channel"] != channel_name:
             raise ApiError(404, "unknown_order", "no such order at this gateway")

@@ -63,6 +63,7 @@ def test_bad_signature_is_401_and_nothing_recorded(gw: ServedGateway, platform) 
         assert response.json()["error"] == "bad_signature"
     assert gw.payment(payment["payment_id"])["status"] == "pending"
     assert _count(gw, "SELECT COUNT(*) FROM notifications") == 0
+    assert _count(gw, "SELECT COUNT(*) FROM channel_calls WHERE method = 'NOTIFY'") == 0
 
 
 def test_duplicate_notification_applies_once(gw: ServedGateway, platform) -> None:  # noqa: F811
@@ -78,6 +79,8 @@ def test_duplicate_notification_applies_once(gw: ServedGateway, platform) -> Non
     assert _count(gw, "SELECT COUNT(*) FROM outbox WHERE kind = 'payment_result' AND "
                   "record_id LIKE ?", f"{payment['payment_id']}:paid:%") == 1
     assert _count(gw, "SELECT COUNT(*) FROM notifications") == 1
+    assert _count(gw, "SELECT COUNT(*) FROM channel_calls WHERE method = 'NOTIFY' AND "
+                  "request LIKE '%\"X-Signature\":\"***\"%'") == 3
 
 
 def test_out_of_order_close_after_paid_is_refused_and_logged(gw: ServedGateway,

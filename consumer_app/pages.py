@@ -153,12 +153,12 @@ def trace(code: str) -> Any:
     upstream = _upstream()
     try:
         answer = upstream.trace(code)
-        keys = published_keys(upstream.keys()) if answer.get("proofs") else {}
     except UpstreamNotFound:
         raise _not_found("unknown_trace_code", f"no record for trace code {code}",
                          "not_found_trace") from None
     except UpstreamUnavailable as exc:
         raise _unavailable(exc) from None
+    keys = _keys_or_none(upstream) if answer.get("proofs") else {}
     proofs = [p for p in answer.get("proofs") or [] if isinstance(p, dict)]
     rows = proof_rows({"proofs": proofs})
     record = answer.get("record") if isinstance(answer.get("record"), dict) else {}
@@ -170,6 +170,16 @@ def trace(code: str) -> Any:
                         link["trade_id"] for link in answer.get("chain") or []
                         if isinstance(link, dict) and isinstance(link.get("trade_id"), str))),
                     "labels": [f"{r['kind']} {r['record_id']}".strip() for r in rows]})
+
+
+def _keys_or_none(upstream: Upstream) -> dict[str, str] | None:
+    """None when the keys cannot be read: the page then says it cannot verify, rather than
+    calling every signature bad."""
+    try:
+        return published_keys(upstream.keys())
+    except (UpstreamNotFound, UpstreamUnavailable) as exc:
+        current_app.logger.warning("ledger keys unavailable: %s", exc)
+        return None
 
 
 @blueprint.get("/stall/<merchant_id>")

@@ -288,3 +288,21 @@ def test_js_coverage_ties_the_proofs_to_what_the_page_shows(verifier, signers):
     assert coverage({**good, "upstream": ["dev-1.1.x", "farm-9.1.x"]}) == [
         "no proof for upstream sale farm-9.1.x"]
     assert coverage({**good, "proofs": proofs[1:]}) == ["no proof for the record shown"]
+
+
+def test_js_without_ed25519_is_unable_not_tampered(verifier, signers, keys):
+    proof = make_block(2, signers)[0]
+    outcome = verifier.evaluate("""async ([p, k]) => {
+        const original = crypto.subtle.importKey;
+        crypto.subtle.importKey = () => Promise.reject(
+            new DOMException('Ed25519 is not supported', 'NotSupportedError'));
+        try {
+            await TracepayVerify.verifyProof(p, k);
+            return 'resolved';
+        } catch (err) {
+            return err.name;
+        } finally {
+            crypto.subtle.importKey = original;
+        }}""", [proof, keys])
+    assert outcome == "NotSupportedError"
+    assert _verify(verifier, proof, keys)["ok"] is True

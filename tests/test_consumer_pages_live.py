@@ -164,6 +164,17 @@ def test_a_trace_seen_once_opens_and_verifies_again_offline(browser, system):
     page.context.close()
 
 
+def test_a_phone_without_ed25519_says_it_cannot_verify(browser, system):
+    context = browser.new_context(viewport=PHONE, locale="en-US")
+    context.add_init_script("crypto.subtle.importKey = () => Promise.reject("
+                            "new DOMException('no Ed25519', 'NotSupportedError'));")
+    page = context.new_page()
+    page.goto(f"{system['consumer']}/trace/{system['codes'][0]}", wait_until="load")
+    assert _verify_state(page) == "unavailable"
+    assert page.inner_text("#verify-status .verify-title").strip() == "Cannot verify"
+    context.close()
+
+
 def test_unknown_trace_code_is_a_friendly_404(browser, system):
     url = f"{system['consumer']}/trace/zzzzzzzzzzzz"
     page, _ = _open(browser, url)

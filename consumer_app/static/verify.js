@@ -148,6 +148,8 @@
         }
       }
     } catch (err) {
+      // A browser without Ed25519 cannot judge the proof: that is not tampering.
+      if (err && err.name === "NotSupportedError") { throw err; }
       problems.push("malformed proof: " + err.message);
     }
     return { ok: problems.length === 0, problems: problems };
@@ -218,6 +220,7 @@
     var data = JSON.parse(holder.textContent);
     if (!data.proofs || !data.proofs.length) { show("none"); return; }
     if (!supported()) { show("unavailable"); return; }
+    if (!data.keys) { show("unavailable", ["the ledger's public keys could not be fetched"]); return; }
     var results;
     try {
       results = await verifyAll(data.proofs, data.keys || {});

@@ -62,7 +62,24 @@ class ContractRunner:
 
 def make_endorse(store: TraceStore, contract: ContractRunner
                  ) -> Callable[[LedgerEntry], str | None]:
+    """The rule for ``Ledger.open(endorse=...)``.
+
+    The ledger asks each node in turn about the same entry object at the same moment; the
+    answer for that object is kept until the next entry, so the nodes of one process share
+    one evaluation of a deterministic rule.
+    """
+    last: list[Any] = [None, None]
+    lock = threading.Lock()
+
     def endorse(entry: LedgerEntry) -> str | None:
+        with lock:
+            if last[0] is entry:
+                return last[1]
+            verdict = rule(entry)
+            last[0], last[1] = entry, verdict
+            return verdict
+
+    def rule(entry: LedgerEntry) -> str | None:
         record = entry.record
         if entry.kind == "trade_private":
             if record.get("schema") != PRIVATE_SCHEMA:

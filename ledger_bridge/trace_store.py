@@ -79,6 +79,8 @@ class TraceStore:
         self._lock = threading.RLock()
         self._batch_thread: int | None = None
         self._conns: list[sqlite3.Connection] = []
+        #: The writer's memory of devices (read per trade by the contract and each node).
+        self._devices: dict[str, DeviceRecord | None] = {}
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
@@ -121,6 +123,7 @@ class TraceStore:
                 yield
             except BaseException:
                 self._writer.execute("ROLLBACK")
+                self._devices.clear()
                 raise
             else:
                 self._writer.execute("COMMIT")
@@ -137,6 +140,7 @@ class TraceStore:
         except BaseException:
             db.execute("ROLLBACK TO job")
             db.execute("RELEASE job")
+            self._devices.clear()
             raise
         db.execute("RELEASE job")
 
@@ -159,17 +163,22 @@ class TraceStore:
 
     # devices -------------------------------------------------------------------------
     def device(self, device_id: str) -> DeviceRecord | None:
+        writer = self._batch_thread == threading.get_ident()
+        if writer and device_id in self._devices:
+            return self._devices[device_id]
         row = self._one("SELECT * FROM devices WHERE device_id = ?", (device_id,))
-        if row is None:
-            return None
-        return DeviceRecord(row["device_id"], row["merchant_id"], row["enrolled_at_ms"],
-                            row["revoked_at_ms"])
+        device = None if row is None else DeviceRecord(
+            row["device_id"], row["merchant_id"], row["enrolled_at_ms"], row["revoked_at_ms"])
+        if writer:
+            self._devices[device_id] = device
+        return device
 
     def put_device(self, device: DeviceRecord, source: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?)",
                        (device.device_id, device.merchant_id, device.enrolled_at_ms,
                         device.revoked_at_ms, source))
+            self._devices.pop(device.device_id, None)
 
     # parties -------------------------------------------------------------------------
     def put_party(self, merchant_id: str, name: str, org: str, payer_ids: Iterable[str]) -> int:

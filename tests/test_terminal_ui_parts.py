@@ -151,3 +151,14 @@ def test_sale_rows_and_z_report_lines_from_the_real_outbox(tmp_path):
     assert lines[1:] == ["Merchant: Stall 7", "Terminal: T-DAY-1", "Sales: 1", "Paid: ¥0.00 (0)",
                          "Unpaid: ¥3.00 (1)", "Voided: 1", "Refunded: ¥0.00",
                          "Not sent: 2"]
+
+
+def test_every_string_the_kv_files_use_is_in_the_table():
+    import re
+
+    from pos_terminal.ui.strings import STRINGS
+
+    kv_dir = Path(__file__).parents[1] / "pos_terminal" / "ui" / "kv"
+    used = {key for path in kv_dir.glob("*.kv")
+            for key in re.findall(r"app\.t\['([a-z_0-9]+)'\]", path.read_text())}
+    assert used and used <= set(STRINGS), used - set(STRINGS)

@@ -18,7 +18,7 @@ UI_OPTIONS: dict[str, tuple[Any, str]] = {
     "data_dir": (None, "the enrolled terminal's data directory"),
     "lang": (None, "first language of the screens: zh or en (switchable at run time)"),
     "geometry": ("1024x700+0+0", "vendor window WIDTHxHEIGHT[+LEFT+TOP]"),
-    "display_geometry": ("800x600+1030+0", "customer display window geometry"),
+    "display_geometry": ("1024x600+1024+0", "customer display window geometry (7\" 1024x600)"),
     "fullscreen": (False, "vendor window full screen"),
     "customer_display": (True, "start the customer display process"),
     "scale": ("manual", "'manual' (keypad), 'simulated' or 'mettler:/dev/ttyUSB0'"),

@@ -33,7 +33,7 @@ class UIHarnessError(RuntimeError):
 class VirtualScreen:
     """An Xvfb server for the duration of a ``with`` block; ``display`` is ``':N'``."""
 
-    def __init__(self, size: str = "1920x1080x24") -> None:
+    def __init__(self, size: str = "2048x800x24") -> None:
         self.size = size
         self.display: str | None = None
         self._process: subprocess.Popen | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -13,12 +14,13 @@ from zoneinfo import ZoneInfo
 from flask import Flask, g, request
 
 from market_protocol.money import format_fen
-from market_protocol.settings import load_settings
+from market_protocol.settings import SettingsError, load_settings
 
 from .i18n import choose_lang, translate
 from .page_errors import install_page_errors
 from .security_headers import install_security_headers
 from .settings import SERVICE, SETTINGS
+from .trace_view import published_keys
 from .upstream import Upstream
 
 __all__ = ["create_app"]
@@ -36,6 +38,7 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["tracepay_upstream"] = upstream or Upstream(
         resolved["gateway_url"], resolved["bridge_url"], resolved["upstream_timeout"])
+    app.config["PINNED_KEYS"] = _pinned_keys(resolved["ledger_keys_file"])
     # Inlined rather than linked: one request fewer before first paint on a flaky network.
     app.config["INLINE_CSS"] = (_STATIC / "app.css").read_text(encoding="utf-8")
     app.config["INLINE_SW_REGISTER"] = (_STATIC / "sw_register.js").read_text(encoding="utf-8")
@@ -89,3 +92,18 @@ def _format_ms(epoch_ms: Any, timezone: ZoneInfo, with_time: bool = True) -> str
         return ""
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(timezone)
     return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def _pinned_keys(path: str) -> dict[str, str] | None:
+    """Keys distributed out of band: then a bridge cannot vouch for blocks with keys of its
+    own choosing. Misconfiguration fails at start, not on a shopper's phone."""
+    if not path:
+        return None
+    try:
+        keys = published_keys(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"consumer setting ledger_keys_file: {exc}") from exc
+    if not keys:
+        raise SettingsError(f"consumer setting ledger_keys_file: {path} holds no raw "
+                            "Ed25519 keys ({signer: base64url})")
+    return keys

@@ -173,8 +173,11 @@ def trace(code: str) -> Any:
 
 
 def _keys_or_none(upstream: Upstream) -> dict[str, str] | None:
-    """None when the keys cannot be read: the page then says it cannot verify, rather than
-    calling every signature bad."""
+    """Pinned keys when configured; else the bridge's. None when they cannot be read: the
+    page then says it cannot verify, rather than calling every signature bad."""
+    pinned = current_app.config["PINNED_KEYS"]
+    if pinned is not None:
+        return pinned
     try:
         return published_keys(upstream.keys())
     except (UpstreamNotFound, UpstreamUnavailable) as exc:

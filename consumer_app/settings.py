@@ -58,5 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_lang", "zh", "Language when neither ?lang= nor Accept-Language decides "
             "(zh or en).", _lang),
     Setting("timezone", "Asia/Shanghai", "Market time zone in which dates are shown.", _zone),
+    Setting("ledger_keys_file", "",
+            "JSON file {signer: raw Ed25519 key, base64url} of the ledger keys to trust; "
+            "empty means the keys the bridge publishes at GET /v1/keys."),
     Setting("workers", 1, "WSGI worker processes (gunicorn when > 1, else waitress).", int),
 )

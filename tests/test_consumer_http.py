@@ -135,6 +135,8 @@ def test_settings_are_checked_at_start():
         create_app({"timezone": "Mars/Olympus"})
     with pytest.raises(SettingsError, match="default_lang"):
         create_app({"default_lang": "fr"})
+    with pytest.raises(SettingsError, match="ledger_keys_file"):
+        create_app({"ledger_keys_file": "/no/such/keys.json"})
 
 
 def test_scan_page_with_its_scripts_stays_within_200_kb(client):
@@ -196,3 +198,16 @@ def test_pages_carry_a_same_origin_content_security_policy(client):
     assert f"'sha256-{digest}'" in policy
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pinned_keys_file_must_hold_raw_keys(tmp_path):
+    from market_protocol.settings import SettingsError
+
+    empty = tmp_path / "keys.json"
+    empty.write_text('{"orderer": "-----BEGIN PUBLIC KEY-----"}')
+    with pytest.raises(SettingsError, match="holds no raw"):
+        create_app({"ledger_keys_file": str(empty)})
+    good = tmp_path / "good.json"
+    good.write_text('{"keys": {"orderer": "%s"}}' % ("A" * 43))
+    assert create_app({"ledger_keys_file": str(good)}).config["PINNED_KEYS"] == {
+        "orderer": "A" * 43}

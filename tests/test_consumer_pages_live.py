@@ -175,6 +175,31 @@ def test_a_phone_without_ed25519_says_it_cannot_verify(browser, system):
     context.close()
 
 
+def test_pinned_ledger_keys_decide_what_verifies(browser, system, tmp_path):
+    import json
+
+    from market_protocol.signing import public_key_raw_b64
+
+    published = requests.get(f"{system['bridge']}/v1/keys", timeout=10).json()["keys"]
+    stranger = dict(published, orderer=public_key_raw_b64(Ed25519PrivateKey.generate()))
+    for name, keys, expected in (("same", published, "verified"),
+                                 ("stranger", stranger, "tampered")):
+        pinned = tmp_path / f"{name}.json"
+        pinned.write_text(json.dumps(keys))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with ServiceProcess(tracepay_command(
+                "consumer", "--port", str(port), "--bridge-url", system["bridge"],
+                "--gateway-url", system["bridge"]), log_path=tmp_path / f"{name}.log",
+                health_url=f"{url}/healthz",
+                env={"TRACEPAY_CONSUMER_LEDGER_KEYS_FILE": str(pinned)}):
+            page, _ = _open(browser, f"{url}/trace/{system['codes'][0]}")
+            assert _verify_state(page) == expected, name
+            if expected == "tampered":
+                assert "bad signature by orderer" in page.inner_text("#verify-status")
+            page.context.close()
+
+
 def test_unknown_trace_code_is_a_friendly_404(browser, system):
     url = f"{system['consumer']}/trace/zzzzzzzzzzzz"
     page, _ = _open(browser, url)

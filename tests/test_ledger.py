@@ -13,6 +13,13 @@ from market_protocol.bloom import BloomFilter
 from market_protocol.signing import unb64u
 
 
+def wait_until(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def entry(i: int, *, visible_to=None, keys=None) -> LedgerEntry:
     record = {"trade_id": f"t{i}", "amount_fen": 100 + i, "seller": "stall-7"}
     return LedgerEntry("trade", f"t{i}", record, keys or [f"code-{i}", "stall-7"], visible_to)
@@ -27,7 +34,8 @@ def ledger(tmp_path):
 def test_blocks_are_cut_by_count_and_by_flush(ledger):
     receipts = ledger.submit([entry(i) for i in range(6)])
     assert [r.status for r in receipts] == ["accepted"] * 6
-    assert ledger.head()["height"] == 1 and ledger.pending() == 2
+    wait_until(lambda: ledger.head()["height"] == 1)  # readable once every node stored it
+    assert ledger.pending() == 2
     ledger.flush()
     head = ledger.head()
     assert (head["height"], head["trades"]) == (2, 6)
@@ -38,10 +46,7 @@ def test_blocks_are_cut_by_count_and_by_flush(ledger):
 def test_blocks_are_cut_by_timeout(tmp_path):
     with Ledger.open(tmp_path, block_max=100, block_timeout_s=0.05) as timed:
         timed.submit([entry(1)])
-        deadline = time.monotonic() + 10
-        while timed.head()["height"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert timed.head()["height"] == 1
+        wait_until(lambda: timed.head()["height"] == 1)
 
 
 def test_submit_is_idempotent_on_record_id(ledger):

@@ -159,7 +159,9 @@ def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
     digests = {key: key_digest(key) for key in keys}
     try:
         expected = BloomFilter.from_b64u(str(header.get("bloom")), int(header.get("bloom_k", 0)))
-        if BloomFilter.for_digests(set(digests.values())) != expected:
+        rebuilt = BloomFilter(expected.m_bits, expected.k)
+        rebuilt.add_digests(set(digests.values()))
+        if rebuilt != expected:
             found.append(Problem(org, height, None, "Bloom filter does not match the trace keys"))
     except BloomError as exc:
         found.append(Problem(org, height, None, f"Bloom filter is unusable: {exc}"))

@@ -299,6 +299,22 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
                                   gtin_of=service.catalogue().gtin_of)
         return Response(orjson.dumps(document), mimetype="application/ld+json")
 
+    @app.get("/v1/private/<trade_id>")
+    def private(trade_id: str):  # type: ignore[no-untyped-def]
+        admin()
+        _check_id(trade_id, "trade_id")
+        org = request.args.get("org")
+        if org not in ORGS:
+            raise ApiError(400, "bad_org", f"org must be one of {list(ORGS)}")
+        stored = ledger.get(f"{trade_id}/private", org)
+        if stored is None:
+            raise ApiError(404, "unknown_trade", f"no trade {trade_id!r} on the ledger")
+        if stored.record is None:
+            raise ApiError(403, "not_a_party", f"{org} is not party to trade {trade_id}; "
+                           f"its node holds only the record's hash")
+        return jsonify({"trade_id": trade_id, "org": org, "held_by": list(stored.held_by),
+                        "record_hash": stored.record_hash, "record": stored.record})
+
     @app.get("/v1/findings")
     def findings():  # type: ignore[no-untyped-def]
         return jsonify({"findings": store.findings(_int_arg("limit", 500, 1, 10_000))})

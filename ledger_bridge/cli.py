@@ -110,7 +110,8 @@ def _serve_with_workers(settings: dict[str, Any], key: Any) -> None:
         from .reader import ReaderService
 
         return create_app(ReaderService(data_dir, writer_url=writer_url, gateway_key=key,
-                                        public_url=settings["public_url"]))
+                                        public_url=settings["public_url"],
+                                        admin_token=settings["admin_token"]))
 
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -40,6 +40,9 @@ OPERATIONS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
      "quantities; ?since_ms= to widen.", "200", ("400",)),
     ("get", "/v1/epcis", "EPCIS 2.0 JSON-LD document for ?trace_code= or ?lot=.", "200",
      ("400", "404")),
+    ("get", "/v1/private/{trade_id}", "The private record of a trade (prices, payer) as the "
+     "node of ?org= holds it: 403 when that organisation is not party to the trade.", "200",
+     ("400", "401", "403", "404")),
     ("get", "/v1/findings", "Sales that drew more than their seller had bought.", "200",
      ("400",)),
     ("post", "/v1/parties/{merchant_id}/payer-ids", "Register the payer identities a "

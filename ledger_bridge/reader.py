@@ -19,6 +19,7 @@ from flask import Request, Response, jsonify
 
 from .catalogue import DEFAULT_ENTRIES, Catalogue
 from .ledger import Ledger
+from .service import bearer_matches
 from .trace_store import STORE_FILE, TraceStore
 
 __all__ = ["ReaderService", "forward_write"]
@@ -46,12 +47,13 @@ class ReaderService:
     """What ``create_app`` needs, read-only: the index, the ledger and the catalogue."""
 
     def __init__(self, data_dir: str | Path, *, writer_url: str,
-                 gateway_key: Ed25519PublicKey, public_url: str = "") -> None:
+                 gateway_key: Ed25519PublicKey, public_url: str = "",
+                 admin_token: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.writer_url = writer_url
         self.gateway_key = gateway_key
         self.public_url = public_url
-        self.admin_token = None  # the writer checks tokens on the writes it receives
+        self.admin_token = admin_token
         self.store = TraceStore(self.data_dir / STORE_FILE, readonly=True)
         self._lock = threading.Lock()
         self._ledger = Ledger.open(self.data_dir / "ledger")
@@ -79,7 +81,7 @@ class ReaderService:
         return catalogue
 
     def check_admin(self, authorization: str | None) -> bool:
-        return True
+        return bearer_matches(self.admin_token, authorization)
 
     def health(self) -> dict[str, Any]:
         return {"role": "reader", "writer": self.writer_url}

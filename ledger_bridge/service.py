@@ -24,7 +24,7 @@ from .ledger import Ledger
 from .trace_store import STORE_FILE, TraceStore
 from .writer import Writer
 
-__all__ = ["BridgeService", "fetch_gateway_key", "SECRET_FILE"]
+__all__ = ["BridgeService", "bearer_matches", "fetch_gateway_key", "SECRET_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ def _load_or_create_secret(path: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(secret)
     return secret
+
+
+def bearer_matches(token: str | None, authorization: str | None) -> bool:
+    """True when no token is configured or the header carries it (constant time)."""
+    if not token:
+        return True
+    expected = hashlib.sha256(f"Bearer {token}".encode()).digest()
+    return hmac.compare_digest(hashlib.sha256((authorization or "").encode()).digest(),
+                               expected)
 
 
 def fetch_gateway_key(gateway_url: str, timeout_s: float = 60.0) -> Ed25519PublicKey:
@@ -106,11 +115,7 @@ class BridgeService:
             self._catalogue = updated
 
     def check_admin(self, authorization: str | None) -> bool:
-        if not self.admin_token:
-            return True
-        expected = f"Bearer {self.admin_token}"
-        return hmac.compare_digest(hashlib.sha256((authorization or "").encode()).digest(),
-                                   hashlib.sha256(expected.encode()).digest())
+        return bearer_matches(self.admin_token, authorization)
 
     def health(self) -> dict[str, Any]:
         mqtt = self.mqtt

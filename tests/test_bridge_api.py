@@ -264,3 +264,17 @@ def test_catalogue_synonyms_drive_matching(client):
     assert body["lot_urls"][lot_id] == f"https://trace.test/01/06901234567892/10/{lot_id}"
     assert client.get(f"/01/06901234567892/10/{lot_id}").json["lot_ids"] == [lot_id]
     assert client.get(f"/01/00000000000000/10/{lot_id}").status_code == 404
+
+
+def test_private_record_reaches_only_parties_to_the_trade(client):
+    trade = stall_sale()
+    client.post("/v1/trades", json=trade)
+    own = client.get(f"/v1/private/{trade['trade_id']}?org=retail_market")
+    assert own.status_code == 200 and own.json["held_by"] == ["retail_market"]
+    assert own.json["record"]["trade"]["payment"]["payer_id"] == "alipay:2088-shopper"
+    assert own.json["record"]["trade"]["sale"]["lines"][0]["unit_price_fen"] == 150
+    other = client.get(f"/v1/private/{trade['trade_id']}?org=production_base")
+    assert other.status_code == 403 and other.json["error"] == "not_a_party"
+    assert "2088" not in other.get_data(as_text=True)
+    assert client.get(f"/v1/private/{trade['trade_id']}?org=bank").status_code == 400
+    assert client.get("/v1/private/nope?org=retail_market").status_code == 404

@@ -163,6 +163,14 @@ def test_stall_stock_shows_lots_on_hand_with_origins(market):
     assert client.get("/v1/stalls/stall-1/stock?since_ms=99999999999999").json["lots"] == []
 
 
+def test_a_business_purchase_is_private_to_both_parties(market):
+    client, _, trades = market
+    trade_id = trades["w_to_s1"]["trade_id"]
+    held = client.get(f"/v1/private/{trade_id}?org=wholesale_market").json["held_by"]
+    assert sorted(held) == ["retail_market", "wholesale_market"]
+    assert client.get(f"/v1/private/{trade_id}?org=production_base").status_code == 403
+
+
 def test_ledger_verifies_after_the_day(market):
     _, service, _ = market
     report = service.ledger.verify()

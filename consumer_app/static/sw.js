@@ -6,11 +6,12 @@
  */
 "use strict";
 
-var VERSION = "tracepay-consumer-v1";
+var VERSION = "tracepay-consumer-v2";
 // Only what a trace page needs; the scan page's decoder is saved when first used, so a
 // shopper who only reads a receipt never downloads it.
 var ASSETS = ["/static/verify.js"];
-var PAGES = /^\/(trace|receipt|stall|pay)\/[A-Za-z0-9_.:-]+$|^\/scan$/;
+// Not /pay/: a saved pay page could offer to pay an order that has since been paid.
+var PAGES = /^\/(trace|receipt|stall)\/[A-Za-z0-9_.:-]+$|^\/scan$/;
 var NETWORK_TIMEOUT_MS = 4000;
 
 self.addEventListener("install", function (event) {

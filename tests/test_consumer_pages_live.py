@@ -125,6 +125,19 @@ def test_trace_page_shows_verified_and_the_timeline(browser, system):
     page.context.close()
 
 
+@pytest.mark.parametrize("width", [360, 414])
+@pytest.mark.parametrize("path", ["trace", "stall"])
+def test_pages_fit_phone_widths_without_sideways_scrolling(browser, system, width, path):
+    target = system["codes"][0] if path == "trace" else STALL.merchant_id
+    for lang in ("en-US", "zh-CN"):
+        context = browser.new_context(viewport={"width": width, "height": 800}, locale=lang,
+                                      extra_http_headers={"Accept-Language": lang})
+        page = context.new_page()
+        page.goto(f"{system['consumer']}/{path}/{target}", wait_until="load")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, lang)
+        context.close()
+
+
 def test_trace_page_speaks_chinese_to_a_chinese_phone(browser, system):
     page, _ = _open(browser, f"{system['consumer']}/trace/{system['codes'][0]}", lang="zh-CN")
     assert _verify_state(page) == "verified"

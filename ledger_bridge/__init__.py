@@ -4,8 +4,9 @@ trace answers out.
 Pure core: ``contract`` (the rules every node endorses by), ``allocation`` (FIFO mass
 balance), ``catalogue``, ``public_view`` (what the world may see of a trade), ``tracing``,
 ``epcis`` and ``digital_link``. I/O shell: ``trace_store`` (SQLite index), ``intake`` and
-``writer`` (the single writer), ``mqtt_consumer``, ``app`` (Flask), ``reader`` (read-only
-HTTP workers), ``service`` and ``cli``. The ledger itself is ``ledger_bridge.ledger``.
+``writer`` (the single writer), ``mqtt_consumer``, ``app`` with ``trace_routes``,
+``admin_routes`` and ``http_input`` (Flask), ``reader`` (read-only HTTP workers),
+``service`` and ``cli``. The ledger itself is ``ledger_bridge.ledger``.
 """
 
 from .allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation

@@ -126,3 +126,26 @@ def test_query_fallback_settles_a_payment_whose_notification_never_came(
     current = gw.payment(payment["payment_id"])
     assert current["status"] == "paid"
     assert current["paid_at_ms"] > 0
+
+
+def test_concurrent_notifications_and_queries_apply_once(gw: ServedGateway, platform) -> None:  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    payment = _pending(gw)
+    assert pay_at_checkout(payment["checkout_url"]).status_code in (302, 303)
+    bodies = [_note(payment, notify_id=f"n-{i % 3}") for i in range(12)]
+
+    def notify(body: bytes) -> int:
+        return _post(gw, body, platform.sign(body)).status_code
+
+    def query(_: int) -> int:
+        return gw.http.post(f"{gw.url}/v1/payments/{payment['payment_id']}/query").status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(notify, bodies)) + list(pool.map(query, range(8)))
+    assert set(answers) == {200}
+    assert gw.payment(payment["payment_id"])["status"] == "paid"
+    assert _count(gw, "SELECT COUNT(*) FROM payment_events WHERE to_status = 'paid' AND "
+                  "accepted = 1") == 1
+    assert _count(gw, "SELECT COUNT(*) FROM outbox WHERE record_id LIKE ?",
+                  f"{payment['payment_id']}:paid:%") == 1

@@ -56,6 +56,7 @@ class Uplink:
         self._results_topic = results_topic(config.device_id)
         self._acked: collections.deque[int] = collections.deque()
         self._mid_to_seq: dict[int, int] = {}
+        self._inflight_seqs: set[int] = set()
         self._cursor = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -201,6 +202,7 @@ class Uplink:
         seqs, unknown = [], []
         for mid in mids:
             seq = self._mid_to_seq.pop(mid, None)
+            self._inflight_seqs.discard(seq)  # type: ignore[arg-type]
             if seq is None:
                 unknown.append(mid)  # acknowledged before publish() returned; next round
             else:
@@ -217,15 +219,20 @@ class Uplink:
             if not rows:
                 return
             for seq, payload in rows:
+                self._cursor = seq
+                if seq in self._inflight_seqs:
+                    continue  # paho still holds it and re-sends it itself after a reconnect
                 info = self.client.publish(self._sales_topic, payload, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                     log.warning("publish of seq %s failed (%s); will retry", seq, info.rc)
+                    self._cursor = seq - 1
                     return
                 self._mid_to_seq[info.mid] = seq
-                self._cursor = seq
+                self._inflight_seqs.add(seq)
                 room -= 1
 
     def resend_from(self, seq: int) -> None:
-        """Publish queued rows again from ``seq`` (a voided sale that was already sent)."""
+        """Publish queued rows again from ``seq`` (a voided sale: its record changed)."""
+        self._inflight_seqs.discard(seq)  # the copy in flight is the old record
         self._cursor = min(self._cursor, seq - 1)
         self._wake.set()

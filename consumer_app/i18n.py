@@ -75,6 +75,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "verify_unavailable_detail": ("此浏览器不支持验证（需要 HTTPS 与 Ed25519）。",
                                   "This browser cannot check the proof (needs HTTPS and Ed25519)."),
     "verify_none": ("暂无上链证明", "No ledger proof yet"),
+    "verify_noscript": ("需要开启 JavaScript 才能在本机验证。",
+                        "Turn on JavaScript to check the proof on this phone."),
     "recall": ("召回警告", "Recall warning"),
     "recall_detail": ("以下批次已被检测为不合格并召回，请勿食用，可凭收据退换。",
                       "These lots failed inspection and are recalled. Do not eat; return with this receipt."),

@@ -40,6 +40,7 @@ blueprint = Blueprint("pages", __name__)
 #: Same alphabet as the ids in market_protocol.messages (payment ids, merchant ids, codes).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _PAYABLE = ("created", "pending")
+_SETTLED = ("paid", "refunded", "partially_refunded")
 
 
 def _upstream() -> Upstream:
@@ -117,15 +118,18 @@ def receipt(payment_id: str) -> Any:
     trace_url = qr = None
     recalls: list[dict[str, Any]] = []
     on_ledger = False
-    if code and ID_PATTERN.match(code):
+    # Only a paid sale goes on the ledger: an unpaid one has no trace to show or print.
+    if payment.get("status") not in _SETTLED or not (code and ID_PATTERN.match(code)):
+        code = ""
+    else:
         trace_url = f"{_public_base()}/trace/{quote(code, safe='')}"
         qr = qr_svg(trace_url, module_px=5, title=code)
-        if payment.get("status") in ("paid", "refunded", "partially_refunded"):
-            recalls, on_ledger = _recalls_for(code)
+        recalls, on_ledger = _recalls_for(code)
     return render_template(
         "receipt.html", payment=payment, items=_items(payment), status_key=_status_key(
             payment.get("status")), merchant=payment.get("merchant") or {}, trace_code=code,
-        trace_url=trace_url, qr=qr, recalls=recalls, on_ledger=on_ledger)
+        trace_url=trace_url, qr=qr, recalls=recalls, on_ledger=on_ledger,
+        payable=payment.get("status") in _PAYABLE and bool(payment.get("checkout_url")))
 
 
 def _recalls_for(code: str) -> tuple[list[dict[str, Any]], bool]:

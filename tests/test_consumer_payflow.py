@@ -124,6 +124,11 @@ def test_shopper_scans_pays_and_gets_a_verified_trace(demo, charged, phone):
     assert phone.get_attribute("#stall-link", "href").startswith("/stall/stall-a12")
     _shot(phone, "pay")
 
+    # A receipt opened before paying offers to pay and promises no trace yet.
+    unpaid = requests.get(f"{consumer}/receipt/{payment_id}?lang=en", timeout=10).text
+    assert "Awaiting payment" in unpaid and 'id="pay-button"' in unpaid
+    assert 'id="trace-code"' not in unpaid and "<svg" not in unpaid
+
     # Pay at the platform's hosted checkout, as the shopper would.
     phone.click("#pay-button")
     phone.wait_for_selector("#pay")

@@ -386,3 +386,17 @@ def test_display_refuses_malformed_messages_and_keeps_its_state(message, reason)
     with pytest.raises(DisplayMessageError, match=reason):
         display.apply(message, 1)
     assert display.state.phase == Phase.QR
+
+
+def test_an_emv_terminal_puts_the_emvco_payload_on_the_display(tmp_path):
+    from pos_terminal.provisioning import update_config
+
+    charger = Charger(tmp_path)
+    update_config(tmp_path, qr_format="emv")
+    charger.terminal = Terminal.open(tmp_path)
+    sent: list[dict] = []
+    model = VendorScreenModel(list(DEFAULT_PRODUCTS), charger, send_to_display=sent.append)
+    model.tap_product("tofu")
+    charged = model.charge()
+    assert sent[-1]["url"].startswith("000201") and sent[-1]["url"] == charged.qr_text
+    assert model.display.state.phase == Phase.QR

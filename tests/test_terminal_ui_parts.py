@@ -162,3 +162,17 @@ def test_every_string_the_kv_files_use_is_in_the_table():
     used = {key for path in kv_dir.glob("*.kv")
             for key in re.findall(r"app\.t\['([a-z_0-9]+)'\]", path.read_text())}
     assert used and used <= set(STRINGS), used - set(STRINGS)
+
+
+def test_qr_pixels_draw_an_emvco_payload_too(tmp_path):
+    from pos_terminal.provisioning import update_config
+
+    enrol_offline(tmp_path, "T-EMV-1")
+    update_config(tmp_path, qr_format="emv")
+    with Terminal.open(tmp_path) as terminal:
+        cart = Cart()
+        cart.add(DEFAULT_PRODUCTS[9], quantity=2)
+        charged = terminal.charge(cart, render_png=False)
+    side, pixels = qr_pixels(charged.qr_text)
+    assert charged.qr_text.startswith("000201") and side == len(qr_matrix(
+        charged.qr_text, 40)[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -227,6 +228,15 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     tap_all(windows, f"sale-{seq}", "void")
     after = windows.vendor.state()
     assert next(s for s in after["sales"] if s["seq"] == seq)["status"] == "void"
+    tap_all(windows, "refund-quality")  # the voided sale is still selected
+    assert "未成" in windows.vendor.state()["notice"]  # a void sale is not refundable
+    paid_seq = next(s["seq"] for s in after["sales"] if s["status"] == "paid")
+    tap_all(windows, f"sale-{paid_seq}", "refund-wrong-item")
+    assert windows.vendor.state()["notice"] == "已申请退款"
+    data_dir, *_ = device
+    with sqlite3.connect(data_dir / "outbox.sqlite") as db:
+        kinds = db.execute("SELECT kind, body FROM requests").fetchall()
+    assert len(kinds) == 1 and b"wrong_item" in bytes(kinds[0][1])
     tap_all(windows, "open-z-report")
     report = windows.vendor.state()
     assert report["screen"] == "z_report" and "日结报表" in report["z_report"]

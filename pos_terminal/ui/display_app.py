@@ -161,9 +161,13 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             now_ms = int(time.time() * 1000)
             if state.qr_url and state.qr_url != self._qr_for:
                 started = time.monotonic_ns()
-                side, pixels = self._qr_pixels.pop(state.qr_url, None) or qr_pixels(
-                    state.qr_url)
-                root.qr_texture = texture_from_pixels(side, pixels)
+                try:
+                    side, pixels = self._qr_pixels.pop(state.qr_url, None) or qr_pixels(
+                        state.qr_url)
+                    root.qr_texture = texture_from_pixels(side, pixels)
+                except ValueError as exc:  # too large for a scannable QR: say so, not crash
+                    log.error("cannot draw the QR: %s", exc)
+                    root.qr_texture = None
                 self._qr_pixels.clear()
                 self._qr_for = state.qr_url
                 self._timing["qr_ms"] = (time.monotonic_ns() - started) / 1e6

@@ -7,7 +7,8 @@ keeps every edge sharp at any size, and needs no PNG decode on the charge path.
 
 from __future__ import annotations
 
-from ..qr_image import qr_matrix
+from ..emv_qr import EMV_MAX_QR_VERSION
+from ..qr_image import MAX_VERSION, qr_matrix
 
 __all__ = ["qr_pixels", "qr_texture", "texture_from_pixels"]
 
@@ -18,9 +19,11 @@ _DARK, _LIGHT = b"\x00\x00\x00\xff", b"\xff\xff\xff\xff"
 def qr_pixels(data: str) -> tuple[int, bytes]:
     """``(side, rgba)``: one opaque black or white texel per module, rows bottom-up for GL.
 
-    The matrix from ``qr_matrix`` already carries the 4-module quiet zone.
+    The matrix from ``qr_matrix`` already carries the 4-module quiet zone. An EMVCo payload
+    (``000201...``) may use the larger version the EMV option allows.
     """
-    _, matrix = qr_matrix(data)
+    emv = data.startswith("000201")
+    _, matrix = qr_matrix(data, EMV_MAX_QR_VERSION if emv else MAX_VERSION)
     rows = [b"".join(_DARK if module else _LIGHT for module in row) for row in matrix]
     return len(matrix), b"".join(reversed(rows))
 

@@ -235,7 +235,8 @@ class VendorScreenModel:
         sale = charged.sale
         issued_ms = int(sale.get("qr_issued_at", 0)) * 1000 or self._clock_ms()
         self._emit({
-            "type": "qr", "sale_id": sale["sale_id"], "url": charged.qr_url,
+            "type": "qr", "sale_id": sale["sale_id"],
+            "url": getattr(charged, "qr_text", "") or charged.qr_url,  # URL or EMVCo payload
             "trace_code": charged.trace_code, "total_fen": sale["total_fen"],
             "lines": [display_line(line, self.lang) for line in self.cart.lines],
             "expires_at_ms": issued_ms + QR_LIFETIME_MS,

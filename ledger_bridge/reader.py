@@ -56,22 +56,26 @@ class ReaderService:
         self.admin_token = admin_token
         self.store = TraceStore(self.data_dir / STORE_FILE, readonly=True)
         self._lock = threading.Lock()
-        self._ledger = Ledger.open(self.data_dir / "ledger")
         self._retired: Ledger | None = None
+        self._ledger, self._height = self._open()
+
+    def _open(self) -> tuple[Ledger, int]:
+        ledger = Ledger.open(self.data_dir / "ledger")
+        return ledger, ledger.head()["height"]
 
     @property
     def ledger(self) -> Ledger:
         """The ledger, reopened when the writer has cut blocks since it was loaded."""
         current = self._ledger
-        node = current.nodes[current.orgs[0]]
-        last = node.last_block()
-        if last is not None and last[0] != current.head()["height"]:
+        last = current.nodes[current.orgs[0]].last_block()
+        if last is not None and last[0] != self._height:
             with self._lock:
                 if self._ledger is current:
                     # Requests may still be reading the old object: close it one reopen later.
                     if self._retired is not None:
                         self._retired.close()
-                    self._retired, self._ledger = current, Ledger.open(self.data_dir / "ledger")
+                    self._retired = current
+                    self._ledger, self._height = self._open()
         return self._ledger
 
     def catalogue(self) -> Catalogue:

@@ -1,5 +1,6 @@
 """Work that must run exactly once per gateway, whatever the number of HTTP workers:
-the MQTT link with its outbox publisher, and the sweeper of pending orders.
+the MQTT link with its outbox publisher, the sweeper of pending orders and the daily
+T+1 reconciliation.
 
 ``Background`` runs them as threads; the CLI runs it in its own supervised process when
 gunicorn serves several workers, or in the server's process when there is one.
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
 
+from .channels.base import ChannelError
 from .mqtt_link import MqttLink
 from .payments import PaymentService
+from .settlement_store import reconciled, run_reconciliation
+from .wiring import Gateway
 
-__all__ = ["Background", "Sweeper"]
+__all__ = ["Background", "Sweeper", "DailyReconciler"]
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +52,73 @@ class Sweeper:
             self._thread.join(timeout=10)
 
 
+class DailyReconciler:
+    """T+1: once a day, after the platform's statement for yesterday is final, reconcile."""
+
+    def __init__(self, gateway: Gateway, check_interval: float = 300.0) -> None:
+        self.gateway = gateway
+        self.check_interval = check_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def due(self, now: datetime) -> date | None:
+        """Yesterday, when it is late enough today and it was not reconciled yet."""
+        settings = self.gateway.settings
+        if not settings["auto_reconcile"] or "sandbox" not in self.gateway.channels:
+            return None
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if (now - midnight).total_seconds() < settings["reconcile_after_s"]:
+            return None
+        yesterday = (midnight - timedelta(days=1)).date()
+        return None if reconciled(self.gateway, yesterday) else yesterday
+
+    def run_once(self, now: datetime | None = None) -> bool:
+        day = self.due(now or datetime.now(UTC))
+        if day is None:
+            return False
+        try:
+            result = run_reconciliation(self.gateway, day)
+        except ChannelError as exc:
+            log.warning("T+1 reconciliation of %s failed: %s; will retry", day, exc.code)
+            return False
+        log.info("T+1 reconciliation of %s: %d matched, %d mismatch(es)", day,
+                 result.matched, len(result.mismatches))
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.check_interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("T+1 reconciliation failed; retrying later")
+
+    def start(self) -> DailyReconciler:
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
 class Background:
-    def __init__(self, service: PaymentService, settings: Mapping[str, Any]) -> None:
-        self.sweeper = Sweeper(service, settings["sweep_interval_s"])
-        self.link = MqttLink(service, settings) if settings.get("mqtt_host") else None
+    def __init__(self, gateway: Gateway) -> None:
+        settings = gateway.settings
+        self.sweeper = Sweeper(gateway.payments, settings["sweep_interval_s"])
+        self.reconciler = DailyReconciler(gateway)
+        self.link = MqttLink(gateway.payments, settings) if settings.get("mqtt_host") else None
 
     def start(self) -> Background:
         self.sweeper.start()
+        self.reconciler.start()
         if self.link:
             self.link.start()
         return self
 
     def stop(self) -> None:
         self.sweeper.stop()
+        self.reconciler.stop()
         if self.link:
             self.link.stop()

@@ -30,7 +30,7 @@ def _run_background(settings: dict[str, Any]) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    background = Background(build_gateway(settings).payments, settings).start()
+    background = Background(build_gateway(settings)).start()
     stop.wait()
     background.stop()
 
@@ -125,7 +125,7 @@ def gateway(config: str | None, **flags: Any) -> None:
         from .background import Background
 
         parts = build_gateway(settings)  # now with the platform key in place
-        background = Background(parts.payments, settings).start()
+        background = Background(parts).start()
     try:
         serve_wsgi(lambda: create_app(settings), settings["host"], settings["port"],
                    workers=workers, threads=settings["threads"])

@@ -150,6 +150,12 @@ CREATE TABLE IF NOT EXISTS statement_items (
     status TEXT NOT NULL,
     PRIMARY KEY (statement_date, out_trade_no, kind)
 );
+CREATE TABLE IF NOT EXISTS reconciliation_runs (
+    statement_date TEXT PRIMARY KEY,
+    run_at_ms INTEGER NOT NULL,
+    matched INTEGER NOT NULL,
+    mismatches INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reconciliation_items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     first_date TEXT NOT NULL,

@@ -69,6 +69,9 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("notify_rate_per_s", 200.0, "Notifications per second allowed per client "
             "address (0 disables).", float),
     Setting("session_lifetime_s", 8 * 3600, "Manager web session lifetime.", int),
+    Setting("auto_reconcile", True, "Reconcile yesterday (UTC) against the platform's "
+            "statement once a day, after reconcile_after_s past midnight.", parse_bool),
+    Setting("reconcile_after_s", 1800, "Seconds after midnight UTC before the T+1 run.", int),
     Setting("fee_rate_ppm", 6000, "Channel fee in parts per million of the amount (0.6%), "
             "used in settlement when the channel reports none.", int),
     Setting("alipay_app_id", "", "Alipay app id; the Alipay channel is on when set."),

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .channels.base import ChannelError
-from .database import transaction
+from .database import now_ms, transaction
 from .payment_states import FINAL_PAID
 from .settlement import Reconciliation, VendorDay, fee_fen, reconcile, refund_fee_fen, settle
 from .wiring import Gateway
 
 __all__ = ["day_bounds_ms", "vendor_day", "our_lines", "run_reconciliation", "open_items",
-           "parse_day"]
+           "parse_day", "reconciled"]
 
 
 def parse_day(text: str) -> date:
@@ -81,6 +81,11 @@ def _their_lines(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return lines
 
 
+def reconciled(gw: Gateway, day: date) -> bool:
+    return gw.db.conn.execute("SELECT 1 FROM reconciliation_runs WHERE statement_date = ?",
+                              (day.isoformat(),)).fetchone() is not None
+
+
 def open_items(gw: Gateway) -> list[dict[str, Any]]:
     return [dict(row) for row in gw.db.conn.execute(
         "SELECT first_date, last_date, out_trade_no AS key, kind, detail FROM "
@@ -124,6 +129,8 @@ def run_reconciliation(gw: Gateway, day: date, channel: str = "sandbox") -> Reco
         for key in result.resolved:
             conn.execute("UPDATE reconciliation_items SET resolved_on = ? WHERE "
                          "out_trade_no = ? AND resolved_on IS NULL", (iso, key))
+        conn.execute("INSERT OR REPLACE INTO reconciliation_runs VALUES (?, ?, ?, ?)",
+                     (iso, now_ms(), result.matched, len(result.mismatches)))
         for key in result.carried:
             conn.execute("UPDATE reconciliation_items SET last_date = ? WHERE out_trade_no = ? "
                          "AND resolved_on IS NULL AND last_date < ?", (iso, key, iso))

@@ -152,3 +152,18 @@ def test_reconcile_resolves_items_carried_from_an_earlier_day() -> None:
     fee = reconcile({"payment:x": {"amount_fen": 100, "fee_fen": 1}},
                     {"payment:x": {"amount_fen": 100, "fee_fen": 2}}, {}, {})
     assert [m.kind for m in fee.mismatches] == ["fee_differs"]
+
+
+def test_daily_reconciler_runs_once_for_yesterday_after_the_cutoff(gw: ServedGateway) -> None:
+    from aggregation_gateway.background import DailyReconciler
+
+    reconciler = DailyReconciler(gw.gateway)
+    today = datetime.now(UTC).replace(hour=0, minute=10, second=0, microsecond=0)
+    assert reconciler.due(today) is None  # before reconcile_after_s (30 min)
+    later = today.replace(hour=1)
+    assert reconciler.due(later) == (today - timedelta(days=1)).date()
+    assert reconciler.run_once(later) is True
+    assert reconciler.run_once(later) is False
+    run = gw.gateway.db.conn.execute("SELECT statement_date, mismatches FROM "
+                                     "reconciliation_runs").fetchone()
+    assert run["statement_date"] == (today - timedelta(days=1)).date().isoformat()

@@ -102,6 +102,10 @@ def test_settlement_adds_up_to_the_platform_statement(gw: ServedGateway) -> None
     assert int(total["fees_fen"]) == statement["totals"]["fee_fen"]
     by_vendor = {row["merchant_id"]: row for row in rows[:-1]}
     assert int(by_vendor["stall-b"]["gross_fen"]) == 900
+    browser, csrf = _login(gw)
+    result = browser.post(f"{gw.url}/manager/reconciliation", params={"format": "json"},
+                          data={"date": today, "csrf_token": csrf}).json()
+    assert result["mismatches"] == [] and result["matched"] == 4  # 3 payments, 1 refund
 
 
 def test_reconciliation_lists_each_kind_of_mismatch(gw: ServedGateway) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -87,10 +88,10 @@ def forward(store: GraphReader, lot_ids: Iterable[str]) -> dict[str, Any]:
     each lot on the way, how much of it is still on hand."""
     rows: list[dict[str, Any]] = []
     lots: dict[str, dict[str, Any]] = {}
-    frontier = [(lot_id, 0) for lot_id in lot_ids]
+    frontier = deque((lot_id, 0) for lot_id in lot_ids)
     seen: set[str] = set()
     while frontier:
-        lot_id, depth = frontier.pop(0)
+        lot_id, depth = frontier.popleft()
         if lot_id in seen or depth >= MAX_DEPTH:
             continue
         seen.add(lot_id)

@@ -30,6 +30,7 @@ __all__ = ["BloomFilter", "BloomError", "key_digest", "positions", "size_for",
 DEFAULT_FP_RATE = 0.01
 MIN_BITS = 64
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
+_MASKS = tuple(1 << bit for bit in range(8))
 
 
 class BloomError(ValueError):
@@ -45,11 +46,12 @@ def positions(digest: bytes, m_bits: int, k: int) -> list[int]:
     """The ``k`` bit positions of a key (by its digest) in a filter of ``m_bits`` bits.
 
     Precondition: ``m_bits`` is a power of two (at most 2**64), so ``(h1 + i*h2) mod 2**64
-    mod m`` is a mask of the low bits.
+    mod m`` equals ``((h1 mod m) + i * (h2 mod m)) mod m``: masking first keeps every
+    intermediate a small integer.
     """
-    h1 = int.from_bytes(digest[:8], "big")
-    h2 = int.from_bytes(digest[8:16], "big") | 1
     low = m_bits - 1
+    h1 = int.from_bytes(digest[:8], "big") & low
+    h2 = (int.from_bytes(digest[8:16], "big") | 1) & low
     return [(h1 + i * h2) & low for i in range(k)]
 
 
@@ -111,14 +113,13 @@ class BloomFilter:
     def add_digests(self, digests: Iterable[bytes]) -> None:
         """:func:`positions` unrolled into one loop: filling a block's filter is on the
         ledger's commit path, once per trace key."""
-        bits, low, k = self.bits, self.m_bits - 1, self.k
+        bits, low, k, from_bytes = self.bits, self.m_bits - 1, self.k, int.from_bytes
         for digest in digests:
-            p = int.from_bytes(digest[:8], "big")
-            step = int.from_bytes(digest[8:16], "big") | 1
+            p = from_bytes(digest[:8], "big") & low
+            step = (from_bytes(digest[8:16], "big") | 1) & low
             for _ in range(k):
-                q = p & low
-                bits[q >> 3] |= 1 << (q & 7)
-                p += step
+                bits[p >> 3] |= _MASKS[p & 7]
+                p = (p + step) & low
 
     def might_contain_digest(self, digest: bytes) -> bool:
         bits = self.bits

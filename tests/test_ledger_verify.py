@@ -10,9 +10,8 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger_bridge.ledger import Ledger, LedgerEntry
+from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
 from ledger_bridge.ledger.ledger import STORE_NAME
-from ledger_bridge.ledger.verification import verify_data_dir
 from market_protocol import canonical_json
 from market_protocol.signing import sign
 
@@ -159,3 +158,17 @@ def test_a_tampered_stored_merkle_tree_is_named(data_dir):
     problem = first_problem(data_dir)
     assert (problem.node, problem.height) == ("retail_market", 4)
     assert problem.what == "stored Merkle tree does not match the leaves"
+
+
+def test_verifying_in_worker_processes_finds_the_same_first_problem(data_dir):
+    clean = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
+    assert clean.ok and (clean.blocks, clean.trades, clean.records_checked) == (4, 14, 42)
+    tamper(data_dir, "production_base", "DELETE FROM blocks WHERE height = 3")
+    tamper(data_dir, "retail_market", "UPDATE records SET body = x'7b7d' WHERE seq = 13")
+    parallel = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
+    inline = verify_data_dir(data_dir, workers=1)
+    assert parallel.problems == inline.problems
+    assert (parallel.first.node, parallel.first.height, parallel.first.what) == (
+        "production_base", 3, "block is missing")
+    assert ("retail_market", 4, "t13") in [(p.node, p.height, p.record_id)
+                                           for p in parallel.problems]

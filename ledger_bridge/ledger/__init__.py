@@ -11,7 +11,8 @@ Public surface::
 
 from .entries import LedgerEntry, LedgerEntryError, Location, Receipt, StoredEntry
 from .ledger import Endorse, Ledger
-from .verification import Problem, VerifyReport, verify_data_dir
+from .verification import Problem, VerifyReport
+from .verify_jobs import verify_data_dir
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerEntryError", "Location", "Receipt", "StoredEntry",
            "Endorse", "Problem", "VerifyReport", "verify_data_dir"]

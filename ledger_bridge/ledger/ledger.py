@@ -41,8 +41,9 @@ from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
 from .key_index import KeyIndex, build_key_index, key_id
 from .node_store import STORE_NAME, LeafInsert, NodeStore
-from .signers import ORDERER, load_signers, public_keys
-from .verification import VerifyReport, verify_nodes
+from .signers import load_signers, public_keys
+from .verification import VerifyReport
+from .verify_jobs import verify_stores
 
 __all__ = ["Ledger", "Endorse", "record_id_digest"]
 
@@ -450,10 +451,11 @@ class Ledger:
         """``{"orderer": b64u, org: b64u, ...}``: raw Ed25519 public keys."""
         return public_keys(self._signers)
 
-    def verify(self) -> VerifyReport:
-        """Check every node from block 1 up; see :mod:`.verification`."""
+    def verify(self, workers: int | None = None) -> VerifyReport:
+        """Check every node from block 1 up (see :mod:`.verification`), in ``workers``
+        processes (default: one per CPU) when the ledger is long."""
         with self._changed:
             self.flush()
-        return verify_nodes(self.nodes, {name: key.public_key()
-                                         for name, key in self._signers.items()},
-                            orderer=ORDERER)
+        return verify_stores({org: node.path for org, node in self.nodes.items()},
+                             {name: key.public_key() for name, key in self._signers.items()},
+                             workers)

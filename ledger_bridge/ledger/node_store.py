@@ -77,16 +77,26 @@ class NodeStore:
     """The SQLite file of one organisation's node. Safe to read from many threads; the
     ledger serialises writes."""
 
-    def __init__(self, org: str, path: Path) -> None:
-        self.org, self.path = org, path
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, org: str, path: Path, *, readonly: bool = False) -> None:
+        """``readonly`` opens an existing file for checking only: nothing is created or
+        written, and a missing file raises FileNotFoundError."""
+        self.org, self.path, self.readonly = org, path, readonly
+        if readonly and not path.exists():
+            raise FileNotFoundError(f"no node store at {path}")
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect(cache_kib=CACHE_KIB)
-        self._writer.executescript(SCHEMA)
+        if not readonly:
+            self._writer.executescript(SCHEMA)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = [self._writer]
         self._all_lock = threading.Lock()
 
     def _connect(self, cache_kib: int | None = None) -> sqlite3.Connection:
+        if self.readonly:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                   check_same_thread=False, isolation_level=None)
+            return conn
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

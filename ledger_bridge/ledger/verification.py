@@ -15,26 +15,23 @@ A node whose on-chain copy equals an already checked node's skips the recomputat
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from market_protocol import ORGS, canonical_json, merkle
+from market_protocol import canonical_json, merkle
 from market_protocol.bloom import BloomError, BloomFilter, key_digest
 
 from .blocks import GENESIS_PREV_HASH, block_hash, pack_inner_nodes, verify_signature
 from .entries import leaf_data
 from .key_index import build_key_index, key_id
-from .node_store import STORE_NAME, BlockRow, LeafRow, NodeStore
-from .signers import ORDERER, load_public_key
+from .node_store import BlockRow, LeafRow, NodeStore
 
-__all__ = ["Problem", "VerifyReport", "verify_nodes", "verify_data_dir"]
+__all__ = ["Problem", "VerifyReport", "verify_nodes", "top_height"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,20 +183,38 @@ def _check_records(org: str, height: int, node: NodeStore, leaves: Sequence[Leaf
     return found, len(records)
 
 
+def top_height(nodes: Mapping[str, NodeStore]) -> int:
+    """The highest block any node holds."""
+    return max(((node.last_block() or (0,))[0] for node in nodes.values()), default=0)
+
+
 def verify_nodes(nodes: Mapping[str, NodeStore], keys: Mapping[str, Ed25519PublicKey],
-                 orderer: str = "orderer", max_problems: int = 100) -> VerifyReport:
-    """Check every node; stops collecting after ``max_problems`` findings."""
+                 orderer: str = "orderer", max_problems: int = 100, start: int = 1,
+                 end: int | None = None) -> VerifyReport:
+    """Check heights ``start`` to ``end`` (default: the top) on every node; stops collecting
+    after ``max_problems`` findings.
+
+    A range that does not start at 1 links its first block to each node's stored hash of
+    the block before; the range holding that block checks the hash itself.
+    """
     started = time.monotonic()
     report = VerifyReport(ok=True)
-    top = max(((node.last_block() or (0,))[0] for node in nodes.values()), default=0)
-    prev = dict.fromkeys(nodes, GENESIS_PREV_HASH)
-    for height in range(1, top + 1):
+    end = top_height(nodes) if end is None else end
+    prev = {org: _stored_hash(node, start - 1) for org, node in nodes.items()}
+    for height in range(start, end + 1):
         _verify_height(height, nodes, keys, orderer, prev, report)
         if len(report.problems) >= max_problems:
             break
     report.ok = not report.problems
     report.seconds = time.monotonic() - started
     return report
+
+
+def _stored_hash(node: NodeStore, height: int) -> str:
+    if height < 1:
+        return GENESIS_PREV_HASH
+    row = node.block(height)
+    return "" if row is None else row[1]  # a missing block is reported by its own range
 
 
 def _verify_height(height: int, nodes: Mapping[str, NodeStore],
@@ -240,26 +255,3 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
     if reference is not None and reference.header is not None:
         report.blocks += 1
         report.trades += reference.header["count"]
-
-
-def verify_data_dir(data_dir: str | os.PathLike[str],
-                    orgs: Sequence[str] = ORGS) -> VerifyReport:
-    """Verify the ledger under ``data_dir`` without starting an orderer or creating files
-    (what ``tracepay ledger verify`` runs). Raises FileNotFoundError when there is none."""
-    root = Path(data_dir)
-    stores = {org: root / org / STORE_NAME for org in orgs}
-    if not any(path.exists() for path in stores.values()):
-        raise FileNotFoundError(f"no ledger under {root}: expected {stores[orgs[0]]}")
-    keys = {signer: load_public_key(root, signer) for signer in (ORDERER, *orgs)}
-    nodes = {org: NodeStore(org, path) for org, path in stores.items() if path.exists()}
-    try:
-        report = verify_nodes(nodes, keys, orderer=ORDERER)
-    finally:
-        for node in nodes.values():
-            node.close()
-    missing = [Problem(org, None, None, f"node store {path} is missing")
-               for org, path in stores.items() if org not in nodes]
-    if missing:
-        report.problems[:0] = missing
-        report.ok = False
-    return report

@@ -199,17 +199,14 @@ class Uplink:
             mids.append(self._acked.popleft())
         if not mids:
             return
-        seqs, unknown = [], []
+        # publish() and the mid -> seq record happen on this thread before any flush, so a
+        # mid not found here is not one of ours (nothing to mark).
+        seqs = []
         for mid in mids:
             seq = self._mid_to_seq.pop(mid, None)
-            self._inflight_seqs.discard(seq)  # type: ignore[arg-type]
-            if seq is None:
-                unknown.append(mid)  # acknowledged before publish() returned; next round
-            else:
+            if seq is not None:
+                self._inflight_seqs.discard(seq)
                 seqs.append(seq)
-        self._acked.extend(unknown)
-        if unknown:
-            self._wake.set()
         self.outbox.mark_sent(seqs)
 
     def _publish_more(self) -> None:

@@ -10,7 +10,6 @@ only if its organisation is in the entry's ``visible_to``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -29,23 +28,22 @@ import orjson
 from market_protocol import ORGS, canonical_json, merkle
 from market_protocol.bloom import BloomFilter, key_digest
 
+from .block_builder import BlockBuild, Queued, record_id_digest
 from .blocks import (
     GENESIS_PREV_HASH,
     StoredTree,
     block_hash,
-    build_header,
-    pack_inner_nodes,
     sign_header,
 )
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
-from .key_index import KeyIndex, build_key_index, key_id
-from .node_store import STORE_NAME, LeafInsert, NodeStore
+from .key_index import KeyIndex, key_id
+from .node_store import STORE_NAME, NodeStore
 from .signers import load_signers, public_keys
 from .verification import VerifyReport
 from .verify_jobs import verify_stores
 
-__all__ = ["Ledger", "Endorse", "record_id_digest"]
+__all__ = ["Ledger", "Endorse"]
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +51,8 @@ log = logging.getLogger(__name__)
 Endorse = Callable[[LedgerEntry], "str | None"]
 
 
-#: Per-block false-positive rate of the Bloom filters. A lookup asks every block, so the
-#: rate that matters is per lookup: at 1 % a million trades in 500 blocks would send an
-#: absent code to about five blocks' indexes; at 0.1 % (and the power-of-two rounding,
-#: which roughly halves it again) almost never.
-BLOOM_FP_RATE = 0.001
 #: Parsed block key indexes kept in memory (about 100 KB per 2,000-leaf block).
 KEY_INDEX_CACHE = 512
-
-
-def record_id_digest(record_id: str) -> int:
-    """64-bit digest of a record id: a small, fixed-size index key (ids are compared too).
-    Signed, because SQLite integers are."""
-    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big", signed=True)
-
-
-@dataclass(slots=True)
-class _Queued:
-    entry: LedgerEntry
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,33 +67,9 @@ class _InFlight:
     """A block whose nodes are still storing it."""
 
     writes: list[Future[None]]
-    block: _BlockBuild
+    block: BlockBuild
     head: _Head
-    batch: list[_Queued]
-
-
-class _BlockBuild:
-    """Everything one block's writes need, computed once for all nodes."""
-
-    def __init__(self, batch: list[_Queued], height: int, first_seq: int, prev_hash: str) -> None:
-        hashes = [hashlib.sha256(q.body).digest() for q in batch]
-        keys = [sorted(set(q.entry.trace_keys)) for q in batch]
-        self.leaf_hashes = [merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id,
-                                                       h.hex(), k))
-                            for q, h, k in zip(batch, hashes, keys, strict=True)]
-        digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
-        self.bloom = BloomFilter.for_digests(set(digests.values()), BLOOM_FP_RATE)
-        tree = merkle.levels(self.leaf_hashes)
-        self.inner_nodes = pack_inner_nodes(tree)
-        self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
-        self.hash = block_hash(self.header)
-        key_ids = {key: key_id(digest) for key, digest in digests.items()}
-        self.key_index = build_key_index((key_ids[key], i) for i, entry_keys in enumerate(keys)
-                                         for key in entry_keys)
-        self.leaf_rows: list[LeafInsert] = [
-            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h,
-             orjson.dumps(k).decode(), record_id_digest(q.entry.record_id))
-            for i, (q, h, k) in enumerate(zip(batch, hashes, keys, strict=True))]
+    batch: list[Queued]
 
 
 class Ledger:
@@ -128,8 +85,8 @@ class Ledger:
         self.block_max, self.block_timeout_s, self.endorse = block_max, block_timeout_s, endorse
         self.nodes = {org: NodeStore(org, data_dir / org / STORE_NAME) for org in self.orgs}
         self._signers = load_signers(data_dir, self.orgs)
-        self._pending: OrderedDict[str, _Queued] = OrderedDict()
-        self._writing: dict[str, _Queued] = {}
+        self._pending: OrderedDict[str, Queued] = OrderedDict()
+        self._writing: dict[str, Queued] = {}
         self._inflight: _InFlight | None = None
         self._oldest = 0.0
         self._changed = threading.Condition(threading.RLock())
@@ -194,7 +151,7 @@ class Ledger:
 
         Raises LedgerEntryError (nothing queued) when any entry is malformed.
         """
-        checked = [_Queued(entry, entry.check()) for entry in entries]
+        checked = [Queued(entry, entry.check()) for entry in entries]
         receipts = []
         with self._changed:
             known = self._reference.known_record_ids(
@@ -271,7 +228,7 @@ class Ledger:
         batch = [self._pending[rid] for rid in list(self._pending)[:self.block_max]]
         tip = self._tip
         height, first_seq = tip.height + 1, tip.trades
-        block = _BlockBuild(batch, height, first_seq, tip.block_hash)
+        block = BlockBuild(batch, height, first_seq, tip.block_hash)
         signatures = [sign_header(signer, key, block.header)
                       for signer, key in self._signers.items()]
         block_row = (height, block.hash, canonical_json.dumps(block.header).decode(),
@@ -328,7 +285,7 @@ class Ledger:
         self._changed.notify_all()
 
     @staticmethod
-    def _visible_records(org: str, batch: list[_Queued], first_seq: int) -> list[tuple[int, bytes]]:
+    def _visible_records(org: str, batch: list[Queued], first_seq: int) -> list[tuple[int, bytes]]:
         return [(first_seq + i, q.body) for i, q in enumerate(batch)
                 if q.entry.visible_to is None or org in q.entry.visible_to]
 

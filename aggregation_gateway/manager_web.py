@@ -17,8 +17,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 from market_protocol import ApiError, format_fen
 
 from .channels.base import ChannelError
-from .manager_accounts import verify_manager
-from .requests_in import gateway
+from .requests_in import check_manager_login, gateway
 from .settlement import MISMATCH_KINDS, settlement_csv, settlement_svg
 from .settlement_store import open_items, parse_day, run_reconciliation, vendor_day
 from .web_sessions import COOKIE, create_session, csrf_ok, end_session, load_session
@@ -82,7 +81,7 @@ def login_post() -> Any:
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:256]
     gw = gateway()
-    if not username or not password or not verify_manager(gw.db, username, password):
+    if not username or not password or not check_manager_login(username, password):
         token = secrets.token_urlsafe(24)
         response = Response(render_template("manager_login.html", csrf_token=token,
                                             error="Wrong user name or password.",

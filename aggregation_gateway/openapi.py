@@ -136,21 +136,21 @@ def _paths() -> dict[str, Any]:
             "post": {"summary": "Enrol a terminal (manager)", "security": basic,
                      "requestBody": _body({"$ref": "#/components/schemas/EnrolRequest"}),
                      "responses": {"201": _json({"$ref": "#/components/schemas/Enrolment"}),
-                                   **_errors(400, 401, 409, 413, 415)}},
+                                   **_errors(400, 401, 409, 413, 415, 429)}},
             "get": {"summary": "All terminals (manager)", "security": basic,
                     "responses": {"200": _json(_obj({"devices": {
                         "type": "array", "items": {"$ref": "#/components/schemas/Device"}}})),
-                        **_errors(401)}}},
+                        **_errors(401, 429)}}},
         "/v1/devices/{device_id}/revoke": {"post": {
             "summary": "Revoke a terminal: its QR codes are refused at once (manager)",
             "security": basic, "parameters": [device_id],
             "responses": {"200": _json(_obj({"device_id": _STR, "status": _STR})),
-                          **_errors(400, 401, 404)}}},
+                          **_errors(400, 401, 404, 429)}}},
         "/v1/devices/{device_id}/rotate": {"post": {
             "summary": "New key version and a code to claim it (manager)", "security": basic,
             "parameters": [device_id],
             "responses": {"200": _json({"$ref": "#/components/schemas/Enrolment"}),
-                          **_errors(400, 401, 404, 409)}}},
+                          **_errors(400, 401, 404, 409, 429)}}},
         "/v1/enrolments/{code}/claim": {"post": {
             "summary": "Claim a device key with a one-time enrolment code",
             "parameters": [_path("code")],
@@ -174,7 +174,7 @@ def _paths() -> dict[str, Any]:
             "parameters": [payment_id],
             "requestBody": _body({"$ref": "#/components/schemas/RefundRequest"}),
             "responses": {"201": _json({"$ref": "#/components/schemas/Refund"}),
-                          **_errors(400, 401, 404, 409, 413, 415, 502)}}},
+                          **_errors(400, 401, 404, 409, 413, 415, 429, 502)}}},
         "/v1/devices/{device_id}/refunds": {"post": {
             "summary": "A refund asked for by the terminal, MACed with its device key",
             "parameters": [device_id],
@@ -216,7 +216,7 @@ def _paths() -> dict[str, Any]:
                      "requestBody": _form(_obj({"username": _STR, "password": _STR,
                                                 "csrf_token": _STR})),
                      "responses": {"303": _redirect("logged in"), "401": _html("wrong"),
-                                   **_errors(403)}}},
+                                   **_errors(403, 429)}}},
         "/manager/logout": {"post": {"summary": "Log out", "security": session,
                                      "responses": {"303": _redirect("logged out"),
                                                    **login_redirect, **_errors(403)}}},

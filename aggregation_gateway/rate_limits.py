@@ -23,6 +23,15 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def exhausted(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` has no token left (without taking one)."""
+        if self.rate <= 0:
+            return False
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            return min(self.burst, tokens + (now - last) * self.rate) < 1
+
     def allow(self, key: str, now: float | None = None) -> bool:
         if self.rate <= 0:
             return True

@@ -12,7 +12,8 @@ from market_protocol import ApiError
 from .manager_accounts import verify_manager
 from .wiring import Gateway
 
-__all__ = ["gateway", "json_object", "require_manager", "client_key", "rate_limit"]
+__all__ = ["gateway", "json_object", "require_manager", "client_key", "rate_limit",
+           "check_manager_login"]
 
 
 def gateway() -> Gateway:
@@ -37,9 +38,21 @@ def require_manager() -> str:
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
         raise ApiError(401, "unauthorized", "manager credentials required (HTTP Basic)")
-    if not verify_manager(gateway().db, auth.username, auth.password):
+    if not check_manager_login(auth.username, auth.password):
         raise ApiError(401, "unauthorized", "wrong manager user name or password")
     return auth.username
+
+
+def check_manager_login(username: str, password: str) -> bool:
+    """Verify a manager's password; failures are counted per address and, past a burst,
+    answered 429 without even checking (password guessing is slowed to a crawl)."""
+    failures = current_app.extensions["login_failures"]
+    if failures.exhausted(client_key()):
+        raise ApiError(429, "rate_limited", "too many failed logins; wait a little")
+    if verify_manager(gateway().db, username, password):
+        return True
+    failures.allow(client_key())
+    return False
 
 
 def client_key() -> str:

@@ -105,3 +105,13 @@ def test_platform_answer_with_a_bad_signature_is_not_acted_on(tmp_path: Path,
         conn = gw.gateway.db.conn
         assert conn.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM channel_calls").fetchone()[0] == 1
+
+
+def test_password_guessing_is_slowed(tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url) as gw:
+        url = f"{gw.url}/v1/devices"
+        answers = [gw.http.get(url, auth=(MANAGER[0], f"guess-{i}")).status_code
+                   for i in range(12)]
+        assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
+        # Even the right password waits until the bucket refills.
+        assert gw.http.get(url, auth=MANAGER).status_code == 429

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from market_protocol import canonical_json, merkle, signing
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay_command
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -250,7 +249,7 @@ def test_scan_page_shows_but_does_not_follow_a_foreign_code(browser, tmp_path, c
         page.wait_for_selector("#scan-result:not([hidden])", timeout=20_000)
         assert page.inner_text("#scan-link") == foreign
         assert page.is_visible("#scan-foreign") and not page.is_visible("#scan-video")
-        shots = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+        shots = screenshot_dir()
         page.screenshot(path=str(shots / "consumer-scan.png"), full_page=True)
         assert (shots / "consumer-scan.png").stat().st_size <= 300 * 1024
         assert page.url.startswith(f"{consumer_url}/scan")

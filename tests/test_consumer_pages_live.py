@@ -4,7 +4,7 @@ The bridge runs as its own process with a gateway key from a file; a small marke
 wholesale → stall → shoppers) is posted to it as gateway-signed trades. The pages are then
 checked as a shopper sees them: Verified, then Tampered after the off-chain record is edited
 in the bridge's SQLite behind the page's back, then a recall warning after an inspector fails
-the farm's lot. Screenshots go to docs/screenshots/.
+the farm's lot. Screenshots go to test-artifacts/screenshots/ (TRACEPAY_SCREENSHOTS_DIR=docs/screenshots refreshes the docs)..
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay_command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from consumer_scenario import FARM, STALL, Market, wait_for_trace, write_gateway_key  # noqa: E402
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 STATES = "['verified','tampered','unavailable','none']"

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tracepay.testing import tracepay_command
+from tracepay.testing import screenshot_dir, tracepay_command
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = screenshot_dir()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command"]
+__all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command",
+           "screenshot_dir"]
 
 
 def free_port() -> int:
@@ -121,3 +122,15 @@ class ServiceProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def screenshot_dir() -> Path:
+    """Where tests save screenshots: ``test-artifacts/screenshots`` unless
+    ``TRACEPAY_SCREENSHOTS_DIR`` says otherwise (``docs/screenshots`` refreshes the docs)."""
+    root = Path(__file__).resolve().parents[1]
+    directory = Path(os.environ.get("TRACEPAY_SCREENSHOTS_DIR")
+                     or root / "test-artifacts" / "screenshots")
+    if not directory.is_absolute():
+        directory = root / directory
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

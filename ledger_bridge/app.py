@@ -80,6 +80,8 @@ def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = N
     # trades in ---------------------------------------------------------------------------
     @app.post("/v1/trades")
     def post_trade():  # type: ignore[no-untyped-def]
+        if not service.check_trades(request.headers.get("Authorization")):
+            raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <trades token>'")
         trade = object_body()
         result = service.writer.call(lambda: service.intake.trade(trade))
         if result.status == "rejected":

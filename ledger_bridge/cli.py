@@ -64,7 +64,8 @@ def bridge(config_file: str | None, **flags: Any) -> None:
                             block_timeout_s=settings["block_timeout_s"],
                             enrol_unknown_devices=settings["enrol_unknown_devices"],
                             public_url=settings["public_url"],
-                            admin_token=settings["admin_token"])
+                            admin_token=settings["admin_token"],
+                            trades_token=settings["trades_token"])
     if settings["mqtt_host"]:
         service.start_mqtt(settings["mqtt_host"], settings["mqtt_port"],
                            settings["mqtt_username"], settings["mqtt_password"])

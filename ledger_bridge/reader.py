@@ -87,6 +87,9 @@ class ReaderService:
     def check_admin(self, authorization: str | None) -> bool:
         return bearer_matches(self.admin_token, authorization)
 
+    def check_trades(self, authorization: str | None) -> bool:
+        return True  # trades are forwarded; the writer checks its token
+
     def health(self) -> dict[str, Any]:
         return {"role": "reader", "writer": self.writer_url}
 

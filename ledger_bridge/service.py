@@ -76,10 +76,11 @@ class BridgeService:
     def __init__(self, data_dir: str | os.PathLike[str], *, gateway_key: Ed25519PublicKey,
                  block_max: int = 500, block_timeout_s: float = 0.2,
                  enrol_unknown_devices: bool = True, public_url: str = "",
-                 admin_token: str | None = None) -> None:
+                 admin_token: str | None = None, trades_token: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.public_url = public_url
         self.admin_token = admin_token
+        self.trades_token = trades_token
         self.gateway_key = gateway_key
         self.store = TraceStore(self.data_dir / STORE_FILE)
         contract = ContractRunner(gateway_key)
@@ -116,6 +117,9 @@ class BridgeService:
 
     def check_admin(self, authorization: str | None) -> bool:
         return bearer_matches(self.admin_token, authorization)
+
+    def check_trades(self, authorization: str | None) -> bool:
+        return bearer_matches(self.trades_token, authorization)
 
     def health(self) -> dict[str, Any]:
         mqtt = self.mqtt

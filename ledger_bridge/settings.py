@@ -33,6 +33,9 @@ SETTINGS: tuple[Setting, ...] = (
             "GS1 Digital Link lot URLs."),
     Setting("admin_token", None, "Bearer token required by the registration, catalogue and "
             "rapid-test endpoints (none: open, for loopback set-ups).", secret=True),
+    Setting("trades_token", None, "Bearer token required by POST /v1/trades (none: open). "
+            "Every trade that fails the contract becomes a ledger entry, so where the API is "
+            "reachable by others this keeps strangers from filling the ledger.", secret=True),
     Setting("enrol_unknown_devices", True, "Register a device from its first gateway-signed "
             "trade; off: trades from devices not enrolled through the admin API are "
             "rejected.", parse_bool),

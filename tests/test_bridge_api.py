@@ -278,3 +278,17 @@ def test_private_record_reaches_only_parties_to_the_trade(client):
     assert "2088" not in other.get_data(as_text=True)
     assert client.get(f"/v1/private/{trade['trade_id']}?org=bank").status_code == 400
     assert client.get("/v1/private/nope?org=retail_market").status_code == 404
+
+
+def test_trades_token_keeps_strangers_off_the_ledger(tmp_path):
+    svc = BridgeService(tmp_path / "t", gateway_key=KEY.public_key(), trades_token="feed")
+    try:
+        client = create_app(svc).test_client()
+        refused = client.post("/v1/trades", json={"junk": 1})
+        assert refused.status_code == 401 and refused.json["error"] == "unauthorized"
+        assert svc.store.counts()["rejected"] == 0
+        ok = client.post("/v1/trades", json=stall_sale(),
+                         headers={"Authorization": "Bearer feed"})
+        assert ok.status_code == 200 and ok.json["status"] == "accepted"
+    finally:
+        svc.close()

@@ -29,6 +29,7 @@ RED_JS = CACHE / "node_modules" / "node-red" / "red.js"
 VERSION = "~4.1"  # node-red 5 needs Node.js >= 22.9; Debian's Node 20 runs 4.1
 
 KEY = Ed25519PrivateKey.generate()
+TOKEN = "node-red-feed"
 STALL = Seller("stall-nr", "Node-RED stall", "retail_market", "dev-nr")
 
 
@@ -59,7 +60,8 @@ def bridge(tmp_path):
                             str(tmp_path / "bridge"), "--gateway-public-key", str(pem))
     with ServiceProcess(argv, log_path=tmp_path / "bridge.log",
                         health_url=f"http://127.0.0.1:{port}/healthz",
-                        env={"TRACEPAY_BRIDGE_BLOCK_TIMEOUT_S": "0.05"}):
+                        env={"TRACEPAY_BRIDGE_BLOCK_TIMEOUT_S": "0.05",
+                             "TRACEPAY_BRIDGE_TRADES_TOKEN": TOKEN}):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -68,7 +70,7 @@ def node_red(tmp_path, bridge):
     _install_node_red()
     port = free_port()
     env = {"TRACEPAY_NODERED_PORT": str(port), "TRACEPAY_NODERED_DIR": str(tmp_path / "nr"),
-           "TRACEPAY_BRIDGE_URL": bridge}
+           "TRACEPAY_BRIDGE_URL": bridge, "TRACEPAY_BRIDGE_TRADES_TOKEN": TOKEN}
     argv = ["node", str(RED_JS), "--settings", str(FLOW_DIR / "settings.js")]
     process = ServiceProcess(argv, log_path=tmp_path / "node-red.log", env=env,
                              startup_timeout=90)
@@ -110,6 +112,8 @@ def test_flow_carries_trades_to_the_ledger(node_red, bridge):
     not_json = requests.post(f"{url}/tracepay/trades", data="hello", timeout=30,
                              headers={"Content-Type": "text/plain"})
     assert not_json.status_code == 400 and not_json.json()["error"] == "malformed_json"
+    direct = requests.post(f"{bridge}/v1/trades", json=trade, timeout=30)
+    assert direct.status_code == 401  # only the flow, which holds the token, gets through
     on_ledger = requests.get(f"{bridge}/v1/trace/{trade['trace_code']}", timeout=10).json()
     assert on_ledger["record"]["lines"][0]["weight_g"] == 1_800
     via_flow = requests.get(f"{url}/tracepay/trace/{trade['trace_code']}", timeout=30)

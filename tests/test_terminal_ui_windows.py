@@ -228,6 +228,8 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     tap_all(windows, f"sale-{seq}", "void")
     after = windows.vendor.state()
     assert next(s for s in after["sales"] if s["seq"] == seq)["status"] == "void"
+    assert not after["locked"]  # the voided sale's QR was taken down
+    windows.customer.wait_for(lambda s: s["phase"] == "cancelled", what="QR taken down")
     tap_all(windows, "refund-quality")  # the voided sale is still selected
     assert "未成" in windows.vendor.state()["notice"]  # a void sale is not refundable
     paid_seq = next(s["seq"] for s in after["sales"] if s["status"] == "paid")
@@ -247,7 +249,7 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     data_dir, *_ = device
     saved = list((data_dir / "reports").glob("z-*.png"))
     assert len(saved) == 1 and saved[0].stat().st_size > 1000
-    tap_all(windows, "back", "back")
+    tap_all(windows, "back", "back", "clear-cart")
     assert windows.vendor.state()["screen"] == "ring_up"
 
 
@@ -274,3 +276,17 @@ def test_with_the_simulated_scale_a_five_line_sale_takes_six_taps(screen, tmp_pa
             ("cabbage", 804), ("tomato", 350), ("chicken", 1200), ("tofu", None),
             ("eggs", 500)]
         vendor.wait_for(lambda s: s["scale_text"].startswith("秤 500"), what="live weight")
+
+
+def test_a_killed_customer_display_comes_back_showing_the_qr(windows):
+    tap_all(windows, "product-tofu")
+    state = charge(windows)
+    old_pid = state["display_pid"]
+    os.kill(old_pid, 9)
+    windows.vendor.wait_for(lambda s: s["display_pid"] != old_pid and s["display_connected"],
+                            timeout=60, what="a new customer display")
+    windows.customer.close()
+    windows.customer.connect(60, lambda: True)
+    windows.customer.wait_for(lambda s: s["phase"] == "qr"
+                              and s["sale_id"] == state["pending_sale_id"], what="QR again")
+    tap_all(windows, "cancel", "clear-cart")

@@ -116,6 +116,9 @@ class VendorLink:
             try:
                 reply = decode(conn.recv_bytes(MAX_FRAME))
             except (EOFError, OSError):
+                with self._lock:
+                    if self._conn is conn:
+                        self._conn = None
                 return
             except ValueError as exc:
                 log.warning("ignoring a malformed frame from the display: %s", exc)

@@ -9,6 +9,7 @@ nothing calls the widget's handlers directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -95,6 +96,8 @@ class UIControl:
     def __init__(self, address: str, authkey: bytes, state: Callable[[], dict[str, Any]],
                  extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
                  ) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)  # left by a previous run of this window that crashed
         self._listener = Listener(address, family="AF_UNIX", authkey=authkey)
         self._state = state
         self._extra_ops = extra_ops or {}

@@ -145,6 +145,7 @@ class VendorApp(App):
         self._want_display = customer_display
         self._display_geometry = display_geometry
         self._display_process: subprocess.Popen | None = None
+        self._display_started = 0.0
         self._keys_drawn: tuple = ()
         self._control: UIControl | None = None
         self._unsubscribe = lambda: None
@@ -236,6 +237,7 @@ class VendorApp(App):
         if self._display_geometry:
             argv += ["--geometry", self._display_geometry]
         self._display_process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL)
+        self._display_started = time.monotonic()
 
     def _display_reply(self, reply: dict[str, Any]) -> None:
         if reply.get("type") == "shown":
@@ -250,7 +252,19 @@ class VendorApp(App):
 
     def _tick(self, dt: float) -> None:
         self.model.tick()
+        self._keep_display_alive()
         self.refresh()
+
+    def _keep_display_alive(self) -> None:
+        """A crashed or closed customer display comes back within seconds, showing the
+        current screen (the link replays it), so a QR is never lost with the window."""
+        process = self._display_process
+        if not self._want_display or process is None or process.poll() is None:
+            return
+        if time.monotonic() - self._display_started < 3.0:
+            return  # crashing at start-up: do not spin
+        log.warning("customer display exited with %s; starting it again", process.returncode)
+        self._start_display()
 
     # -- state for tests and benchmarks --------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -264,6 +278,7 @@ class VendorApp(App):
             "pending_sale_id": pending.sale_id if pending else None,
             "pending_seq": pending.seq if pending else None,
             "phase": model.display.state.phase, "display_connected": self.link.connected,
+            "display_pid": self._display_process.pid if self._display_process else None,
             "display_shown": self.display_shown, "outbox": self.terminal.outbox_counts(),
             "products": {p.code: p.unit_price_fen for p in model.products},
             "z_report": self.z_report_text, "scale_text": self.scale_text, "unsent_warning": self.unsent_warning,
@@ -406,6 +421,9 @@ class VendorApp(App):
         else:
             try:
                 self.terminal.void(self.selected_sale)
+                pending = self.model.pending
+                if pending is not None and pending.sale_id == self.selected_sale:
+                    self.model.cancel_charge()  # its QR must not stay on the display
                 self.model.tell("voided")
             except TerminalError as exc:
                 self.model.tell("void_failed", reason=str(exc), error=True)

@@ -176,8 +176,12 @@ def verify(data_dir: str) -> None:
     Example:
         tracepay ledger verify --data-dir var/bridge
     """
-    with _open_ledger(data_dir) as opened:
-        report = opened.verify()
+    from .ledger import verify_data_dir
+
+    try:
+        report = verify_data_dir(Path(data_dir) / "ledger")
+    except FileNotFoundError as exc:
+        raise click.UsageError(f"no ledger under {data_dir}: {exc}") from exc
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     if not report.ok:
         click.echo(f"ledger verification FAILED: {report.first}", err=True)

@@ -30,6 +30,7 @@ from market_protocol.topics import results_topic
 from pos_terminal.qr_image import qr_matrix
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
 from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
+from tracepay.testing import free_port
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -253,10 +254,10 @@ def test_day_screens_void_and_z_report(windows, device, shots):
     assert windows.vendor.state()["screen"] == "ring_up"
 
 
-def test_with_the_simulated_scale_a_five_line_sale_takes_six_taps(screen, tmp_path,
-                                                                  mqtt_broker):
+def test_offline_with_the_simulated_scale_a_five_line_sale_takes_six_taps(screen, tmp_path):
     device_id = f"T-UI-{uuid.uuid4().hex[:6]}"
-    enrol_offline(tmp_path / "t", device_id, gateway_url=GATEWAY, mqtt_port=mqtt_broker.port)
+    # No broker listens on this port: the QR must appear with no network at all.
+    enrol_offline(tmp_path / "t", device_id, gateway_url=GATEWAY, mqtt_port=free_port())
     with TerminalWindows(tmp_path / "t", screen.display, log_path=tmp_path / "app.log",
                          scale="simulated") as running:
         vendor = running.vendor
@@ -276,6 +277,8 @@ def test_with_the_simulated_scale_a_five_line_sale_takes_six_taps(screen, tmp_pa
             ("cabbage", 804), ("tomato", 350), ("chicken", 1200), ("tofu", None),
             ("eggs", 500)]
         vendor.wait_for(lambda s: s["scale_text"].startswith("秤 500"), what="live weight")
+        assert state["outbox"] == {"queued": 1, "sent": 0}
+        assert running.customer.state()["qr_url"].startswith(GATEWAY + "/q/")
 
 
 def test_a_killed_customer_display_comes_back_showing_the_qr(windows):

@@ -147,6 +147,7 @@ class VendorApp(App):
         self._display_process: subprocess.Popen | None = None
         self._display_started = 0.0
         self._keys_drawn: tuple = ()
+        self._cart_drawn: tuple = ()
         self._control: UIControl | None = None
         self._unsubscribe = lambda: None
 
@@ -333,7 +334,13 @@ class VendorApp(App):
                                      tap_id=f"product-{product.code}"))
 
     def _draw_cart(self, rows: Any) -> None:
+        """Rebuild the rows only when the cart, the selection or the language changed: the
+        clock refreshes twice a second and must not re-render text for nothing."""
         model = self.model
+        drawn = (model.lang, model.cart.lines, model.selected_line)
+        if drawn == self._cart_drawn:
+            return
+        self._cart_drawn = drawn
         rows.clear_widgets()
         for index, line in enumerate(model.cart.lines):
             row = CartRow(index=index, name=product_name(line.product, model.lang),

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -104,6 +105,7 @@ def main() -> None:
         "trace_p50_ms": round(statistics.median(latencies), 3),
         "trace_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 3),
         "verify_seconds": round(verify_s, 3), "verified": verified,
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }))
 
 

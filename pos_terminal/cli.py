@@ -49,10 +49,19 @@ log = logging.getLogger(__name__)
 @click.option("--force", is_flag=True, help="With --close-day: close even with unsent sales.")
 @click.option("--scale", default="manual", show_default=True,
               help="Window: 'manual', 'simulated' or 'mettler:/dev/ttyUSB0'.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=None,
+              help="Window: first language (switchable at run time).")
+@click.option("--fullscreen", is_flag=True, default=None, help="Window: vendor screen full screen.")
+@click.option("--customer-display/--no-customer-display", default=None,
+              help="Window: start the customer display window (default: on).")
+@click.option("--geometry", default=None, help="Window: vendor window WxH[+X+Y].")
+@click.option("--display-geometry", default=None, help="Window: customer display WxH[+X+Y].")
 def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
              simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
              seed: int | None, qr_format: str | None, close_day: bool, force: bool,
-             scale: str) -> None:
+             scale: str, lang: str | None, fullscreen: bool | None,
+             customer_display: bool | None, geometry: str | None,
+             display_geometry: str | None) -> None:
     """Run a vendor terminal.
 
     \b
@@ -71,7 +80,10 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         if not headless:
             from pos_terminal.ui.app import run
 
-            run({"data_dir": str(data_dir), "scale": scale})
+            options = {"data_dir": str(data_dir), "scale": scale, "lang": lang,
+                       "fullscreen": fullscreen, "customer_display": customer_display,
+                       "geometry": geometry, "display_geometry": display_geometry}
+            run({name: value for name, value in options.items() if value is not None})
             return
         # With no sales to simulate, a headless run drains whatever the outbox still holds.
         _simulate(data_dir, simulate_sales, interval_ms, wait_results, drain_timeout, seed)

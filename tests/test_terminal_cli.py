@@ -228,3 +228,17 @@ def test_every_terminal_option_is_documented():
     for param in terminal.params:
         for flag in param.opts:
             assert f"`{flag}" in docs, f"{flag} is missing from docs/terminal.md"
+
+
+def test_window_mode_hands_the_options_to_the_ui(tmp_path, monkeypatch):
+    import pos_terminal.ui.app as ui_app
+
+    enrol_offline(tmp_path, "T-WIN")
+    calls = []
+    monkeypatch.setattr(ui_app, "run", calls.append)
+    result = CliRunner().invoke(terminal, ["--data-dir", str(tmp_path), "--scale", "simulated",
+                                           "--lang", "en", "--no-customer-display"])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"data_dir": str(tmp_path), "scale": "simulated", "lang": "en",
+                      "customer_display": False}]
+    assert set(calls[0]) <= set(ui_app.UI_OPTIONS)

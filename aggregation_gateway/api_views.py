@@ -93,7 +93,7 @@ def rotate(device_id: str) -> Any:
 def claim(code: str) -> Any:
     if not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):
         raise ApiError(404, "unknown_code", "no such enrolment code")
-    rate_limit("scan_limiter")
+    rate_limit("scan_limiter", "claim:")
     return jsonify(gateway().registry.claim(code))
 
 

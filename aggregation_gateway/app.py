@@ -32,8 +32,8 @@ def create_app(settings: Mapping[str, Any] | None = None,
     app.extensions["gateway"] = gateway
     app.extensions["scan_limiter"] = RateLimiter(gateway.settings["scan_rate_per_s"])
     app.extensions["notify_limiter"] = RateLimiter(gateway.settings["notify_rate_per_s"])
-    #: Failed manager logins: a burst of 10, then one try every 2 s per address.
-    app.extensions["login_failures"] = RateLimiter(0.5, burst=10)
+    app.extensions["login_failures"] = RateLimiter(
+        gateway.settings["login_failure_rate_per_s"], burst=10)
     install_json_errors(app)
 
     from . import api_views, manager_web, scan_views

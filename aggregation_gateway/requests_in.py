@@ -59,6 +59,7 @@ def client_key() -> str:
     return request.remote_addr or "unknown"
 
 
-def rate_limit(name: str) -> None:
-    if not current_app.extensions[name].allow(client_key()):
+def rate_limit(name: str, scope: str = "") -> None:
+    """429 when the caller's bucket in limiter ``name`` (per ``scope``) is empty."""
+    if not current_app.extensions[name].allow(scope + client_key()):
         raise ApiError(429, "rate_limited", "too many requests; slow down")

@@ -68,6 +68,8 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
             "(token bucket; 0 disables).", float),
     Setting("notify_rate_per_s", 200.0, "Notifications per second allowed per client "
             "address (0 disables).", float),
+    Setting("login_failure_rate_per_s", 0.5, "After a burst of 10 failed manager logins from "
+            "one address, allow one more try this often (per second).", float),
     Setting("session_lifetime_s", 8 * 3600, "Manager web session lifetime.", int),
     Setting("auto_reconcile", True, "Reconcile yesterday (UTC) against the platform's "
             "statement once a day, after reconcile_after_s past midnight.", parse_bool),

@@ -34,6 +34,7 @@ class GatewayProcess:
         self.log = tmp_path / "gateway.log"
         self.process = ServiceProcess(self.argv, log_path=self.log,
                                       health_url=f"{self.url}/healthz",
+                                      startup_timeout=90,
                                       env={"TRACEPAY_GATEWAY_PLATFORM_APP_ID":
                                            f"gw-{self.port}"})
 

@@ -133,7 +133,7 @@ def test_weighed_key_without_weight_asks_for_one_and_adds_nothing(rig):
     model.tap_product("cabbage")
     assert len(model.cart) == 0
     assert model.notice.error and model.notice_text() == "请输入重量"
-    assert sent == []
+    assert sent == [{"type": "lang", "lang": "zh"}]  # only the opening language
 
 
 def test_scale_weight_is_used_when_nothing_was_typed(tmp_path):
@@ -212,6 +212,13 @@ def test_price_edit_mode_changes_the_key_and_saves_the_catalogue(rig):
     type_digits(model, "500")
     model.tap_product("cabbage")
     assert model.total_fen == 180
+
+
+def test_the_display_starts_in_the_vendor_screens_language(tmp_path):
+    sent: list[dict] = []
+    model = VendorScreenModel(list(DEFAULT_PRODUCTS), Charger(tmp_path), lang="en",
+                              send_to_display=sent.append)
+    assert sent == [{"type": "lang", "lang": "en"}] and model.display.state.lang == "en"
 
 
 def test_language_switch_rerenders_keys_notice_and_display(rig):

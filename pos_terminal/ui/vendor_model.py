@@ -76,6 +76,7 @@ class VendorScreenModel:
         self._save_products = save_products
         self._scale_weight_g = scale_weight_g
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._emit({"type": "lang", "lang": lang})  # the display starts in our language
 
     # -- reading -------------------------------------------------------------------------
     @property

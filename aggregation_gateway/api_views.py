@@ -48,8 +48,10 @@ def _device_id(device_id: str) -> str:
 def healthz() -> Any:
     gw = gateway()
     pending = outbox.pending_count(gw.db.conn)
+    link = gw.db.conn.execute("SELECT state FROM link_status WHERE name = 'mqtt'").fetchone()
+    mqtt = (link["state"] if link else "starting") if gw.settings.get("mqtt_host") else "off"
     return jsonify(status="ok", service="gateway", channels=sorted(gw.channels),
-                   outbox_pending=pending)
+                   outbox_pending=pending, mqtt=mqtt)
 
 
 @blueprint.get("/openapi.json")

@@ -135,6 +135,11 @@ CREATE TABLE IF NOT EXISTS channel_calls (
     at_ms INTEGER NOT NULL,
     elapsed_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS link_status (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS web_sessions (
     session_hash TEXT PRIMARY KEY,
     username TEXT NOT NULL,

@@ -12,6 +12,7 @@ worker.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ import paho.mqtt.client as mqtt
 from market_protocol.topics import SALES_WILDCARD
 
 from . import outbox
+from .database import now_ms
 from .payments import PaymentService
 from .sales_intake import SaleRejected, accept_sale
 
@@ -49,6 +51,7 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}   # mqtt mid -> outbox row id
@@ -76,6 +79,21 @@ class MqttLink:
             log.error("subscription to %s refused: %s", SALES_WILDCARD, reasons)
             return
         self.connected.set()
+        self._set_state("subscribed")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.connected.clear()
+        self._set_state("disconnected")
+
+    def _set_state(self, state: str) -> None:
+        """Tell the HTTP workers (``/healthz``) how the link is, through the database."""
+        try:
+            self.service.db.conn.execute(
+                "INSERT OR REPLACE INTO link_status (name, state, at_ms) VALUES "
+                "('mqtt', ?, ?)", (state, now_ms()))
+        except sqlite3.Error:
+            log.exception("could not record the MQTT link state")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
                     ) -> None:
@@ -158,3 +176,4 @@ class MqttLink:
             self._thread.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
+        self._set_state("stopped")

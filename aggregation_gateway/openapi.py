@@ -125,7 +125,9 @@ def _paths() -> dict[str, Any]:
         "/healthz": {"get": {"summary": "Liveness and outbox backlog", "responses": {
             "200": _json(_obj({"status": {"const": "ok"}, "service": _STR,
                                "channels": {"type": "array", "items": _STR},
-                               "outbox_pending": _INT}))}}},
+                               "outbox_pending": _INT,
+                               "mqtt": {"enum": ["off", "starting", "subscribed",
+                                                 "disconnected", "stopped"]}}))}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": _json({"type": "object"})}}},
         "/v1/keys": {"get": {"summary": "The gateway's Ed25519 public key (trade signatures)",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from test_gateway_mqtt import Listener
 from test_gateway_support import (  # noqa: F401 - fixtures
     MANAGER,
@@ -39,7 +41,15 @@ class GatewayProcess:
                                            f"gw-{self.port}"})
 
     def start(self) -> GatewayProcess:
+        """Started, and its MQTT link subscribed: on a fresh broker, sales published before
+        the gateway's first subscription would have no session to wait in."""
         self.process.start()
+        http = requests.Session()
+        http.trust_env = False
+        deadline = time.monotonic() + 60
+        while http.get(f"{self.url}/healthz", timeout=5).json()["mqtt"] != "subscribed":
+            assert time.monotonic() < deadline, self.process.log_tail()
+            time.sleep(0.1)
         return self
 
 
@@ -89,6 +99,13 @@ def test_full_sale_through_the_process_and_device_cli(gateway_process, mqtt_brok
         capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "unauthorized" in bad.stderr
+    rotated = subprocess.run(tracepay_command(
+        "device", "rotate", "--gateway-url", gateway_process.url, "--manager-user",
+        MANAGER[0], "--manager-password", MANAGER[1], "dev-proc-1"),
+        capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(rotated.stdout)["key_version"] == 2
+    assert (gateway_process.data_dir / "master.key").stat().st_mode & 0o777 == 0o600
+    assert (gateway_process.data_dir / "gateway_ed25519.pem").stat().st_mode & 0o777 == 0o600
     log = gateway_process.log.read_text()
     master = (gateway_process.data_dir / "master.key").read_bytes().hex()
     assert "registered at" in log  # the log is really there and written

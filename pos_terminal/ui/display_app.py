@@ -44,7 +44,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
 
     from .display_link import connect_display, decode, encode
     from .display_model import CustomerDisplayModel, DisplayMessageError, DisplayState
-    from .qr_texture import qr_pixels, texture_from_pixels
+    from .qr_texture import qr_texture
     from .strings import text
     from .ui_control import UIControl
 
@@ -89,7 +89,6 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             self._qr_for: str | None = None
             self._announce: dict[str, Any] | None = None
             self._timing: dict[str, Any] = {}
-            self._qr_pixels: dict[str, tuple[int, bytes]] = {}
             self.conn = connect_display(address)
             self._send_lock = threading.Lock()
             Window.bind(on_flip=self._flipped)
@@ -127,18 +126,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                     log.info("the vendor screen closed the display link; closing")
                     Clock.schedule_once(lambda dt: self.stop(), 0)
                     return
-                self._prepare_qr(frame)
                 Clock.schedule_once(lambda dt, f=frame: self._apply(f), 0)
-
-        def _prepare_qr(self, frame: bytes) -> None:
-            """Compute a QR's modules here, on the reader thread, while the main loop waits
-            for its next frame; the main thread then only uploads the texture."""
-            try:
-                message = decode(frame)
-                if message.get("type") == "qr" and isinstance(message.get("url"), str):
-                    self._qr_pixels[message["url"]] = qr_pixels(message["url"])
-            except ValueError:
-                pass  # _apply reports it
 
         def _apply(self, frame: bytes) -> None:
             try:
@@ -162,13 +150,10 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
             if state.qr_url and state.qr_url != self._qr_for:
                 started = time.monotonic_ns()
                 try:
-                    side, pixels = self._qr_pixels.pop(state.qr_url, None) or qr_pixels(
-                        state.qr_url)
-                    root.qr_texture = texture_from_pixels(side, pixels)
+                    root.qr_texture = qr_texture(state.qr_url)
                 except ValueError as exc:  # too large for a scannable QR: say so, not crash
                     log.error("cannot draw the QR: %s", exc)
                     root.qr_texture = None
-                self._qr_pixels.clear()
                 self._qr_for = state.qr_url
                 self._timing["qr_ms"] = (time.monotonic_ns() - started) / 1e6
             root.total_text = format_fen(state.total_fen) if state.phase != "idle" else ""

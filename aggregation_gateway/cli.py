@@ -8,6 +8,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import click
@@ -67,6 +68,20 @@ class _Supervisor:
             self.process.join(timeout=10)
 
 
+def _wait_for_subscription(parts: Any, timeout: float) -> None:
+    """Serve only once the sales subscription exists: on a fresh broker there is no
+    session yet, and a sale published before it would have nowhere to wait."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = parts.db.conn.execute("SELECT state FROM link_status WHERE name = 'mqtt'"
+                                    ).fetchone()
+        if row is not None and row["state"] == "subscribed":
+            return
+        time.sleep(0.1)
+    log.warning("MQTT link not subscribed after %.0f s; serving anyway (sales wait for it "
+                "only once its session exists at the broker)", timeout)
+
+
 @click.command("gateway")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False),
               help="TOML file with a [gateway] table.")
@@ -117,15 +132,17 @@ def gateway(config: str | None, **flags: Any) -> None:
     workers = max(1, settings["workers"])
     supervisor: _Supervisor | None = None
     background = None
+    parts.db.conn.execute("DELETE FROM link_status")
     if workers > 1:
-        parts.db.close()  # no SQLite connection may cross gunicorn's fork
         supervisor = _Supervisor(settings)
         supervisor.start()
     else:
         from .background import Background
 
-        parts = build_gateway(settings)  # now with the platform key in place
-        background = Background(parts).start()
+        background = Background(build_gateway(settings)).start()  # with the platform key
+    if settings["mqtt_host"]:
+        _wait_for_subscription(parts, settings["mqtt_subscribe_wait_s"])
+    parts.db.close()  # no SQLite connection may cross gunicorn's fork
     try:
         serve_wsgi(lambda: create_app(settings), settings["host"], settings["port"],
                    workers=workers, threads=settings["threads"])

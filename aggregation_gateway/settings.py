@@ -40,6 +40,8 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt_port", 1883, "MQTT broker port.", int),
     Setting("mqtt_username", "", "The gateway's MQTT user name."),
     Setting("mqtt_password", "", "The gateway's MQTT password.", secret=True),
+    Setting("mqtt_subscribe_wait_s", 30.0, "At start-up, wait this long for the MQTT link's "
+            "sales subscription before serving HTTP.", float),
     Setting("mqtt_bridge_username", "", "The ledger bridge's MQTT user (written to the "
             "Mosquitto files with read access to trades)."),
     Setting("mqtt_bridge_password", "", "Its password.", secret=True),

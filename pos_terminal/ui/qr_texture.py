@@ -34,8 +34,11 @@ def qr_texture(data: str):  # -> kivy.graphics.texture.Texture
 
 
 def texture_from_pixels(side: int, pixels: bytes):  # -> kivy.graphics.texture.Texture
-    """Upload ``qr_pixels`` output; main (GL) thread only. The pixels may be computed on
-    any thread, which is how the display hides the QR maths behind the wait for a frame."""
+    """Upload ``qr_pixels`` output; main (GL) thread only.
+
+    Computing the pixels on a reader thread was tried and measured slower: that thread
+    loses the GIL to the frame loop at every wake-up, so the QR arrived later, not sooner.
+    """
     from kivy.graphics.texture import Texture
 
     texture = Texture.create(size=(side, side), colorfmt="rgba")

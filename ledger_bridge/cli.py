@@ -182,6 +182,12 @@ def verify(data_dir: str) -> None:
         report = verify_data_dir(Path(data_dir) / "ledger")
     except FileNotFoundError as exc:
         raise click.UsageError(f"no ledger under {data_dir}: {exc}") from exc
+    except Exception as exc:  # damage the checks did not foresee is still damage
+        log.exception("ledger verification stopped")
+        click.echo(json.dumps({"ok": False, "first_problem": f"verification could not "
+                               f"complete: {type(exc).__name__}: {exc}"}))
+        click.echo(f"ledger verification FAILED: {exc}", err=True)
+        sys.exit(1)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     if not report.ok:
         click.echo(f"ledger verification FAILED: {report.first}", err=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages tracepay needs, only those that are missing.
 #   scripts/install-system-packages.sh demo   -> the broker
-#   scripts/install-system-packages.sh test   -> the broker, a virtual screen, a browser, fonts
+#   scripts/install-system-packages.sh test   -> also a virtual screen with software GL, Chromium,
+#                                               a CJK font, and Node.js for the Node-RED test
 set -euo pipefail
 
 profile="${1:-demo}"
@@ -9,12 +10,10 @@ declare -A wanted=( [mosquitto]="/usr/sbin/mosquitto" )
 if [[ "$profile" == "test" ]]; then
     wanted+=(
         [xvfb]="/usr/bin/Xvfb"
-        [xdotool]="/usr/bin/xdotool"
-        [x11-apps]="/usr/bin/xwd"
         [chromium]="/usr/bin/chromium"
-        [fonts-noto-cjk]="/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
-        [libmtdev1]="/usr/lib/x86_64-linux-gnu/libmtdev.so.1"
+        [fonts-wqy-microhei]="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
         [libgl1-mesa-dri]="/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so"
+        [libmtdev1]="/usr/lib/x86_64-linux-gnu/libmtdev.so.1"
         [nodejs]="/usr/bin/node"
         [npm]="/usr/bin/npm"
     )

@@ -76,3 +76,30 @@ def test_a_tampered_ledger_record_is_named_by_verify(demo_run):
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode != 0
     assert record_id in completed.stdout + completed.stderr
+
+
+def test_sigterm_stops_every_service_the_demo_started(tmp_path):
+    """A supervisor's SIGTERM unwinds the demo like Ctrl-C: no service outlives it."""
+    import os
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        tracepay_command("demo", "--no-terminal", "--data-dir", str(tmp_path / "demo")),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    urls: list[str] = []
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        urls += [word for word in line.split() if word.startswith("http://127.0.0.1:")]
+        if "Ctrl-C" in line or time.monotonic() > deadline:
+            break
+    assert len(urls) >= 4, urls
+    for url in urls:
+        base = "/".join(url.split("/")[:3])
+        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=60) != 0
+    for url in urls:
+        base = "/".join(url.split("/")[:3])
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{base}/healthz", timeout=2)

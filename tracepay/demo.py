@@ -302,6 +302,10 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None, timeo
 
     system = DemoSystem(data_dir)
     exit_code = 0
+    # SIGTERM (a supervisor, `timeout`, a closed terminal) must unwind through `finally`
+    # like Ctrl-C does, or the services this command started outlive it.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         system.start(log=say)
         if headless:
@@ -311,11 +315,17 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None, timeo
     except RuntimeError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         exit_code = 2
+    except KeyboardInterrupt:
+        exit_code = 130
     finally:
         system.stop()
         if temporary and not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
     sys.exit(exit_code)
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _headless(system: DemoSystem, sales: int, timeout_s: int, as_json: bool, say: Any) -> int:
@@ -363,13 +373,8 @@ def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
         say("  vendor terminal (needs a display):")
         say("    " + " ".join(terminal_argv))
     say("Press Ctrl-C to stop.")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.is_set():
-            for name, process in system.services.items():
-                if process.process and process.process.poll() is not None and name != "terminal":
-                    raise RuntimeError(f"{name} stopped: see {process.log_path}")
-            stop.wait(1)
-    except KeyboardInterrupt:
-        pass
+    while True:
+        for name, process in system.services.items():
+            if process.process and process.process.poll() is not None and name != "terminal":
+                raise RuntimeError(f"{name} stopped: see {process.log_path}")
+        time.sleep(1)

@@ -180,3 +180,20 @@ def test_stored_tree_gives_the_rfc_audit_path_for_every_leaf():
                 leaves[:n], i)
     with pytest.raises(ValueError, match="inner nodes"):
         StoredTree(b"".join(leaves[:4]), b"\x00" * 32)
+
+
+@pytest.mark.parametrize("record", [
+    {"b": 1, "a": [True, None, "x"], "c": {"z": -5, "y": [[], {}]}, "é": "ü"},
+    {"trade_id": "t1", "lines": [{"weight_g": 500, "lot": None}], "n": 2**40},
+])
+def test_records_are_encoded_exactly_as_the_shared_canonical_json(record):
+    from ledger_bridge.ledger.entries import canonical_record
+    from market_protocol import canonical_json
+
+    assert canonical_record(record) == canonical_json.dumps(record)
+
+
+@pytest.mark.parametrize("record", [{"w": 1.5}, {"a": [1, {"b": [2.0]}]}, {"t": (1, float("nan"))}])
+def test_a_float_anywhere_in_a_record_is_refused(record):
+    with pytest.raises(LedgerEntryError, match="float"):
+        LedgerEntry("trade", "t1", record, ["k"]).check()

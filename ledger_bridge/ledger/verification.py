@@ -80,6 +80,7 @@ class _Copy:
     header: dict[str, Any] | None = None
     leaves: list[LeafRow] = field(default_factory=list)
     derived: tuple[bytes, bytes] | None = None
+    summary: str | None = None
 
     def same_as(self, other: _Copy) -> bool:
         return (self.row, self.leaves, self.derived) == (other.row, other.leaves, other.derived)
@@ -217,6 +218,23 @@ def _stored_hash(node: NodeStore, height: int) -> str:
     return "" if row is None else row[1]  # a missing block is reported by its own range
 
 
+def _load_leaves(height: int, nodes: Mapping[str, NodeStore], copies: dict[str, _Copy]) -> None:
+    """Read the leaf rows: the first copy's always; the others' only when some copy differs
+    from it (identical copies share its rows, so they are not read and parsed again)."""
+    readable = [(org, c) for org, c in copies.items() if c.header is not None]
+    if not readable:
+        return
+    reference = readable[0][1]
+    fields = (reference.row, reference.derived, reference.summary)
+    differs = any((c.row, c.derived, c.summary) != fields for _, c in readable)
+    for org, copy in readable:
+        if copy is reference or differs:
+            header = copy.header or {}
+            copy.leaves = nodes[org].leaves_between(copy.row[4], copy.row[4] + header["count"])
+        else:
+            copy.leaves = reference.leaves
+
+
 def _verify_height(height: int, nodes: Mapping[str, NodeStore],
                    keys: Mapping[str, Ed25519PublicKey], orderer: str, prev: dict[str, str],
                    report: VerifyReport) -> None:
@@ -230,10 +248,11 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
         prev[org] = row[1]
         copy = copies[org] = _Copy(row, header)
         if header is not None:
-            copy.leaves = node.leaves_between(row[4], row[4] + header["count"])
+            copy.summary = node.leaves_summary(row[4], row[4] + header["count"])
             copy.derived = node.derived(height)
             found += _check_signatures(org, height, header, row[3], keys, orderer)
         report.problems.extend(found)
+    _load_leaves(height, nodes, copies)
     checked: list[_Copy] = []
     for org, copy in copies.items():
         if copy.header is None:

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 @click.option("--headless", is_flag=True, help="No window: run the sales simulator.")
 @click.option("--enrol-code", help="First run: the manager's enrolment code, or the scanned "
               "claim URL <gateway>/v1/enrolments/<code>/claim.")
-@click.option("--gateway-url", help="First run: the gateway that issued the enrolment code.")
+@click.option("--gateway-url", help="First run: the gateway that issued the enrolment code "
+              "(in a window without --enrol-code: shown on the enrolment screen).")
 @click.option("--simulate-sales", type=click.IntRange(0, 1_000_000), default=0,
               show_default=True, help="Headless: ring up this many random sales.")
 @click.option("--interval-ms", type=click.IntRange(0, 3_600_000), default=0, show_default=True,
@@ -72,7 +73,9 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         tracepay terminal --data-dir var/t1 --scale simulated
     """
     try:
-        _ensure_enrolled(data_dir, enrol_code, gateway_url)
+        if headless or enrol_code is not None:
+            _ensure_enrolled(data_dir, enrol_code, gateway_url)
+        # else a window on a fresh data dir opens on its enrolment screen
         if qr_format:
             from .provisioning import update_config
 
@@ -82,7 +85,8 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
 
             options = {"data_dir": str(data_dir), "scale": scale, "lang": lang,
                        "fullscreen": fullscreen, "customer_display": customer_display,
-                       "geometry": geometry, "display_geometry": display_geometry}
+                       "geometry": geometry, "display_geometry": display_geometry,
+                       "gateway_url": gateway_url if enrol_code is None else None}
             run({name: value for name, value in options.items() if value is not None})
             return
         # With no sales to simulate, a headless run drains whatever the outbox still holds.

@@ -22,6 +22,8 @@ UI_OPTIONS: dict[str, tuple[Any, str]] = {
     "fullscreen": (False, "vendor window full screen"),
     "customer_display": (True, "start the customer display process"),
     "scale": ("manual", "'manual' (keypad), 'simulated' or 'mettler:/dev/ttyUSB0'"),
+    "gateway_url": ("", "first run: the gateway address shown on the enrolment screen"),
+    "scanner": (None, "serial barcode reader device (e.g. /dev/ttyACM0); wedge needs none"),
 }
 
 
@@ -50,27 +52,40 @@ def run(config_or_data_dir: Any) -> None:
     """Open the terminal in ``data_dir`` and run its windows until the vendor closes them.
 
     Accepts a data directory, a mapping of ``UI_OPTIONS`` or an object with those attributes.
-    Raises ``ProvisioningError`` when the directory holds no enrolment.
+    A directory with no enrolment opens on the enrolment screen; a damaged one raises
+    ``ProvisioningError`` (never overwrite a key that may still be in use).
     """
     options = _options(config_or_data_dir)
-    from ..terminal import Terminal
     from .window_setup import configure_window
 
-    terminal = Terminal.open(Path(options["data_dir"]))
+    terminal = _open_terminal(Path(options["data_dir"]))
     scale = _open_scale(options["scale"])
     has_cjk = configure_window(options["geometry"], fullscreen=options["fullscreen"])
     from .vendor_app import VendorApp
 
     app = VendorApp(terminal, lang=options["lang"], has_cjk_font=has_cjk, scale=scale,
                     customer_display=options["customer_display"],
-                    display_geometry=options["display_geometry"])
+                    display_geometry=options["display_geometry"],
+                    data_dir=options["data_dir"], gateway_url=options["gateway_url"],
+                    scanner=options["scanner"])
     _stop_on_sigterm(app)
     try:
         app.run()
     finally:
-        terminal.close()
+        if app.terminal is not None:
+            app.terminal.close()
         if scale is not None:
             scale.close()
+
+
+def _open_terminal(data_dir: Path) -> Any:
+    """The enrolled terminal, or None when nothing of an enrolment is there yet."""
+    from ..provisioning import CONFIG_FILE, KEY_FILE
+    from ..terminal import Terminal
+
+    if not (data_dir / CONFIG_FILE).exists() and not (data_dir / KEY_FILE).exists():
+        return None
+    return Terminal.open(data_dir)
 
 
 def _open_scale(spec: str) -> Any:
@@ -101,10 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("data_dir", help="the enrolled terminal's data directory")
     parser.add_argument("--scale", default="manual", help=UI_OPTIONS["scale"][1])
     parser.add_argument("--lang", choices=("zh", "en"), default=None)
+    parser.add_argument("--gateway-url", default="", help=UI_OPTIONS["gateway_url"][1])
+    parser.add_argument("--scanner", default=None, help=UI_OPTIONS["scanner"][1])
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TRACEPAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run({"data_dir": args.data_dir, "scale": args.scale, "lang": args.lang})
+    run({"data_dir": args.data_dir, "scale": args.scale, "lang": args.lang,
+         "gateway_url": args.gateway_url, "scanner": args.scanner})
 
 
 if __name__ == "__main__":

@@ -124,8 +124,11 @@ class TerminalWindows:
 
     def __init__(self, data_dir: str | os.PathLike[str], display: str, *,
                  log_path: str | os.PathLike[str], lang: str = "zh", scale: str = "manual",
-                 startup_timeout: float = 60.0) -> None:
+                 startup_timeout: float = 60.0, extra_args: tuple[str, ...] = (),
+                 expect_display: bool = True) -> None:
         self.scale = scale
+        self.extra_args = tuple(extra_args)
+        self.expect_display = expect_display
         self.data_dir, self.display, self.lang = Path(data_dir), display, lang
         self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
@@ -145,17 +148,27 @@ class TerminalWindows:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pos_terminal.ui.app", str(self.data_dir),
-                 "--scale", self.scale], env=env,
+                 "--scale", self.scale, *self.extra_args], env=env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         try:
             alive = lambda: self.process is not None and self.process.poll() is None  # noqa: E731
             self.vendor.connect(self.startup_timeout, alive)
-            self.customer.connect(self.startup_timeout, alive)
+            if self.expect_display:
+                self.customer.connect(self.startup_timeout, alive)
         except UIHarnessError as exc:
             self.__exit__()
             raise UIHarnessError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from exc
         return self
+
+    def connect_customer(self) -> None:
+        """After a first-run enrolment the customer display starts; connect to it then."""
+        self.customer.connect(self.startup_timeout,
+                              lambda: self.process is not None and self.process.poll() is None)
+
+    def type(self, text: str) -> dict[str, Any]:
+        """Keys into the vendor window, as a keyboard or a wedge scanner sends them."""
+        return self.vendor.request(op="type", text=text)
 
     def log_tail(self, lines: int = 60) -> str:
         try:

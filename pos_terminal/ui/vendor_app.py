@@ -20,6 +20,7 @@ from typing import Any
 
 from kivy.app import App
 from kivy.clock import Clock
+from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.properties import (
     BooleanProperty,
@@ -40,10 +41,13 @@ from ..scales import Scale, ScaleError, SimulatedScale, take_weight
 from ..terminal import Terminal, TerminalError
 from .day_model import sale_view, z_report_lines
 from .display_link import VendorLink
+from .enrol_model import KEYBOARD_ROWS, EnrolmentModel
 from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
-from .strings import STRINGS, text
+from .plu import load_plu_table
+from .scan_input import WedgeBuffer, start_serial_reader
+from .strings import STRINGS, next_language, text
 from .ui_control import UIControl
 from .vendor_model import VendorScreenModel
 
@@ -57,6 +61,12 @@ KV_DIR = Path(__file__).with_name("kv")
 def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
     value = hex_colour.lstrip("#")
     return (int(value[0:2], 16) / 255, int(value[2:4], 16) / 255, int(value[4:6], 16) / 255, 1)
+
+
+def _enrol_key(key: str) -> Any:
+    from kivy.factory import Factory
+
+    return Factory.EnrolKey(text=key)
 
 
 def _text_colour(background: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -95,6 +105,10 @@ class RingUpScreen(Screen):
     pass
 
 
+class EnrolScreen(Screen):
+    pass
+
+
 class SalesScreen(Screen):
     pass
 
@@ -121,24 +135,38 @@ class VendorApp(App):
     z_report_text = StringProperty()
     has_scale = BooleanProperty(False)
     scale_text = StringProperty()
+    enrol_code_text = StringProperty()
+    enrol_gateway_text = StringProperty()
+    enrol_field = StringProperty("code")
+    enrol_notice = StringProperty()
+    enrol_error = BooleanProperty(False)
+    enrol_busy = BooleanProperty(False)
 
-    def __init__(self, terminal: Terminal, *, lang: str = "zh", has_cjk_font: bool = False,
-                 scale: Scale | None = None,
+    def __init__(self, terminal: Terminal | None, *, lang: str = "zh",
+                 has_cjk_font: bool = False, scale: Scale | None = None,
                  customer_display: bool = True, display_geometry: str | None = None,
-                 **kwargs: Any) -> None:
+                 data_dir: str | os.PathLike[str] | None = None, gateway_url: str = "",
+                 scanner: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.terminal = terminal
+        self.terminal: Terminal | None = None
+        self.model: VendorScreenModel | None = None
         self.has_cjk_font = has_cjk_font
         self.title = "tracepay"
-        self.merchant_name = terminal.config.merchant_name
         self.link = VendorLink(on_reply=self._display_reply)
         self.scale = scale
         self.has_scale = scale is not None
         self._scale_lock = threading.Lock()
-        self.model = VendorScreenModel(terminal.catalogue(), terminal,
-                                       send_to_display=self.link.send,
-                                       save_products=terminal.save_catalogue,
-                                       scale_weight_g=self._scale_weight, lang=lang)
+        self._lang = lang
+        self._scanner_device = scanner
+        self._stop_scanner = lambda: None
+        self.wedge = WedgeBuffer()
+        self.enrol: EnrolmentModel | None = None
+        if terminal is None:
+            if data_dir is None:
+                raise ValueError("without an enrolled terminal the app needs data_dir")
+            self.enrol = EnrolmentModel(data_dir, gateway_url=gateway_url, lang=lang)
+        else:
+            self._attach(terminal)
         self.t = {key: table[lang] for key, table in STRINGS.items()}
         self.display_shown: dict[str, Any] = {}
         self.selected_sale: str | None = None
@@ -151,17 +179,55 @@ class VendorApp(App):
         self._control: UIControl | None = None
         self._unsubscribe = lambda: None
 
+    def _attach(self, terminal: Terminal) -> None:
+        """Bind the enrolled terminal: from start-up, or once the enrolment screen is done."""
+        self.terminal = terminal
+        self.merchant_name = terminal.config.merchant_name
+        products = terminal.catalogue()
+        try:
+            plu_table = load_plu_table(terminal.data_dir, products)
+        except ValueError as exc:
+            log.error("%s; scale labels will not be recognised", exc)
+            plu_table = {}
+        lang = self.model.lang if self.model else (self.enrol.lang if self.enrol else self._lang)
+        self.model = VendorScreenModel(products, terminal,
+                                       send_to_display=self.link.send,
+                                       save_products=terminal.save_catalogue,
+                                       scale_weight_g=self._scale_weight, lang=lang,
+                                       plu_table=plu_table)
+
     # -- life cycle ----------------------------------------------------------------------
     def build(self) -> ScreenManager:
-        for name in ("theme", "ring_up", "sales", "z_report"):
+        for name in ("theme", "ring_up", "sales", "z_report", "enrol"):
             Builder.load_file(str(KV_DIR / f"{name}.kv"))
         self.manager = ScreenManager(transition=NoTransition())
-        for screen in (RingUpScreen(), SalesScreen(), ZReportScreen()):
+        if self.terminal is None:
+            screen = EnrolScreen()
             self.manager.add_widget(screen)
+            self._draw_enrol_keys(screen.ids.enrol_keys)
+        else:
+            self._add_day_screens()
         self.refresh()
         return self.manager
 
+    def _add_day_screens(self) -> None:
+        for screen in (RingUpScreen(), SalesScreen(), ZReportScreen()):
+            self.manager.add_widget(screen)
+
     def on_start(self) -> None:
+        Window.bind(on_textinput=self._on_textinput, on_key_down=self._on_key_down)
+        if self.terminal is not None:
+            self._start_services()
+        if self._scanner_device:
+            self._stop_scanner = start_serial_reader(
+                self._scanner_device,
+                lambda line: Clock.schedule_once(lambda dt: self.scanned(line), 0))
+        self._control = UIControl.from_environment(
+            self.snapshot, extra_ops={"scale_place": self._scale_place,
+                                      "type": self._type_op})
+
+    def _start_services(self) -> None:
+        assert self.terminal is not None
         self._unsubscribe = self.terminal.on_result(self._result_from_network)
         self.terminal.start()
         if self._want_display:
@@ -169,8 +235,106 @@ class VendorApp(App):
         Clock.schedule_interval(self._tick, 0.5)
         if self.scale is not None:
             threading.Thread(target=self._watch_scale, name="scale", daemon=True).start()
-        self._control = UIControl.from_environment(
-            self.snapshot, extra_ops={"scale_place": self._scale_place})
+
+    # -- keyboard wedge, serial reader and enrolment ---------------------------------------
+    def _on_textinput(self, window: Any, chars: str) -> None:
+        if self.enrol is not None and self.manager.current == "enrol":
+            for char in chars:
+                if char.isprintable() and not char.isspace():
+                    self.enrol_press(char)
+            return
+        self.wedge.feed(chars)
+
+    def _on_key_down(self, window: Any, key: int, scancode: int, codepoint: Any,
+                     modifiers: Any) -> bool:
+        if key in (13, 271):  # Enter, keypad Enter: a wedge scanner ends its code so
+            if self.enrol is not None and self.manager.current == "enrol":
+                self.enrol_submit()
+            else:
+                for line in self.wedge.enter():
+                    self.scanned(line)
+            return True
+        if key == 8 and self.enrol is not None and self.manager.current == "enrol":
+            self.enrol_press("back")
+            return True
+        return False
+
+    def _type_op(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Control op: keys as a keyboard (or a wedge scanner) sends them to the window."""
+        for char in str(request["text"]):
+            if char in "\r\n":
+                Window.dispatch("on_key_down", 13, 36, None, [])
+                Window.dispatch("on_key_up", 13, 36)
+            else:
+                Window.dispatch("on_key_down", ord(char.lower()), 0, char, [])
+                Window.dispatch("on_textinput", char)
+                Window.dispatch("on_key_up", ord(char.lower()), 0)
+        return {"ok": True}
+
+    def scanned(self, line: str) -> None:
+        """One whole scan from the serial reader or the wedge, on the UI thread."""
+        if self.enrol is not None and self.manager.current == "enrol":
+            self.enrol.scanned(line)
+            self.enrol_submit()
+            return
+        if self.model is None:
+            return
+        if self.manager.current != "ring_up":
+            self.manager.current = "ring_up"
+        self.model.scan_barcode(line)
+        self.refresh()
+
+    def _draw_enrol_keys(self, grid: Any) -> None:
+        for row in KEYBOARD_ROWS:
+            for key in row:
+                grid.add_widget(_enrol_key(key))
+
+    def enrol_press(self, key: str) -> None:
+        if self.enrol is None or self.enrol.busy:
+            return
+        self.enrol.press(key)
+        self.refresh()
+
+    def enrol_select(self, field: str) -> None:
+        if self.enrol is not None:
+            self.enrol.select_field(field)
+            self.refresh()
+
+    def enrol_language(self) -> None:
+        if self.enrol is not None:
+            self.enrol.lang = next_language(self.enrol.lang)
+            self.refresh()
+
+    def enrol_submit(self) -> None:
+        """Claim off the UI thread (the gateway may take seconds); the screen stays live."""
+        enrol = self.enrol
+        if enrol is None:
+            return
+        target = enrol.begin()
+        self.refresh()
+        if target is None:
+            return
+
+        def claim() -> None:
+            outcome = enrol.claim(*target)
+            Clock.schedule_once(lambda dt: self._enrol_finished(outcome), 0)
+        threading.Thread(target=claim, name="enrol-claim", daemon=True).start()
+
+    def _enrol_finished(self, outcome: Any) -> None:
+        enrol = self.enrol
+        assert enrol is not None
+        config = enrol.finish(outcome)
+        self.refresh()
+        if config is None:
+            return
+        self._attach(Terminal.open(enrol.data_dir))
+        self._add_day_screens()
+        self.manager.current = "ring_up"
+        self.manager.remove_widget(self.manager.get_screen("enrol"))
+        self.enrol = None
+        self.model.tell("enrol_done", device=config.device_id)
+        self._start_services()
+        self.refresh()
 
     # -- scale ---------------------------------------------------------------------------
     def _scale_weight(self) -> int | None:
@@ -218,8 +382,10 @@ class VendorApp(App):
         return {"ok": True}
 
     def on_stop(self) -> None:
+        self._stop_scanner()
         self._unsubscribe()
-        self.terminal.stop()
+        if self.terminal is not None:
+            self.terminal.stop()
         if self._display_process and self._display_process.poll() is None:
             self._display_process.terminate()
             try:
@@ -269,6 +435,14 @@ class VendorApp(App):
 
     # -- state for tests and benchmarks --------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        if self.model is None or self.terminal is None:
+            enrol = self.enrol
+            return {"screen": self.manager.current, "lang": enrol.lang if enrol else None,
+                    "enrol": None if enrol is None else {
+                        "code": enrol.code, "gateway": enrol.gateway, "field": enrol.field,
+                        "busy": enrol.busy, "notice": enrol.notice_text(),
+                        "notice_key": enrol.notice.key if enrol.notice else None},
+                    "display_connected": self.link.connected}
         model = self.model
         pending = model.pending
         return {
@@ -291,6 +465,10 @@ class VendorApp(App):
 
     # -- drawing -------------------------------------------------------------------------
     def refresh(self) -> None:
+        if self.enrol is not None:
+            self._refresh_enrol(self.enrol)
+        if self.model is None:
+            return
         model = self.model
         lang = model.lang
         self.t = {key: table[lang] for key, table in STRINGS.items()}
@@ -310,6 +488,15 @@ class VendorApp(App):
         counts = self.terminal.outbox_counts()
         self.outbox_queued = counts["queued"]
         self.outbox_text = text("outbox", lang, **counts)
+
+    def _refresh_enrol(self, enrol: EnrolmentModel) -> None:
+        self.t = {key: table[enrol.lang] for key, table in STRINGS.items()}
+        self.enrol_code_text = enrol.code
+        self.enrol_gateway_text = enrol.gateway
+        self.enrol_field = enrol.field
+        self.enrol_notice = enrol.notice_text()
+        self.enrol_error = bool(enrol.notice and enrol.notice.error)
+        self.enrol_busy = enrol.busy
 
     def _pending_text(self) -> str:
         state = self.model.display.state

@@ -17,12 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from market_protocol.money import UNIT_GRAMS
+
+from ..barcodes import BarcodeError, ProductBarcode, parse_ean13
 from ..cart import Cart, CartError
 from ..catalogue import Product
 from ..terminal import TerminalError
 from .display_model import CustomerDisplayModel, DisplayState, Phase
 from .keypad import Keypad, KeypadMode
 from .line_text import display_line, price_text, product_name
+from .plu import product_for_plu
 from .strings import LANGUAGES, next_language, text
 
 __all__ = ["VendorScreenModel", "ChargeSource", "Notice", "QR_LIFETIME_MS"]
@@ -59,7 +63,8 @@ class VendorScreenModel:
                  save_products: Callable[[list[Product]], None] = lambda products: None,
                  scale_weight_g: Callable[[], int | None] = lambda: None,
                  # returns grams, None when no scale is attached, or raises RuntimeError
-                 clock_ms: Callable[[], int] | None = None, lang: str = "zh") -> None:
+                 clock_ms: Callable[[], int] | None = None, lang: str = "zh",
+                 plu_table: dict[str, str] | None = None) -> None:
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
         self.products = list(products)
@@ -69,6 +74,7 @@ class VendorScreenModel:
         self.lang = lang
         self.selected_line: int | None = None
         self.price_edit = False
+        self.plu_table = dict(plu_table or {})
         self.notice: Notice | None = None
         self.pending: Any = None  # the ChargedSale awaiting its payment result
         self.display = CustomerDisplayModel()
@@ -143,6 +149,51 @@ class VendorScreenModel:
         self.selected_line = None
         self.notice = None
         self._cart_changed()
+
+    def scan_barcode(self, code: str) -> bool:
+        """A scanned EAN-13 with an embedded weight or price adds a line for its PLU's key.
+
+        A price label on a weighed product becomes the weight that price buys at the key's
+        unit price, so the line (and the trace) still carries grams.
+        """
+        if self._refuse_when_locked():
+            return False
+        try:
+            parsed = parse_ean13(code)
+        except BarcodeError as exc:
+            self.tell("barcode_bad", reason=str(exc), error=True)
+            return False
+        if isinstance(parsed, ProductBarcode):
+            self.tell("barcode_not_in_store", code=parsed.code, error=True)
+            return False
+        product = product_for_plu(parsed.item_code, self.plu_table, self.products)
+        if product is None:
+            self.tell("barcode_unknown_plu", plu=parsed.item_code, error=True)
+            return False
+        try:
+            if parsed.weight_g is not None:
+                if not product.weighed:
+                    self.tell("barcode_weight_on_piece", name=product_name(product, self.lang),
+                              error=True)
+                    return False
+                self.cart.add(product, weight_g=parsed.weight_g)
+            elif not product.weighed:
+                self.cart.add(product, quantity=1, unit_price_fen=parsed.price_fen)
+            else:
+                if not product.unit_price_fen:
+                    self.tell("barcode_no_unit_price", name=product_name(product, self.lang),
+                              error=True)
+                    return False
+                grams = round(parsed.price_fen * UNIT_GRAMS[product.unit]
+                              / product.unit_price_fen)
+                self.cart.add(product, weight_g=max(1, grams))
+        except CartError as exc:
+            self.tell("charge_failed", reason=str(exc), error=True)
+            return False
+        self.selected_line = None
+        self.tell("barcode_added", name=product_name(product, self.lang))
+        self._cart_changed()
+        return True
 
     def select_line(self, index: int | None) -> None:
         if index is not None and not 0 <= index < len(self.cart):

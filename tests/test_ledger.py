@@ -197,3 +197,14 @@ def test_records_are_encoded_exactly_as_the_shared_canonical_json(record):
 def test_a_float_anywhere_in_a_record_is_refused(record):
     with pytest.raises(LedgerEntryError, match="float"):
         LedgerEntry("trade", "t1", record, ["k"]).check()
+
+
+def test_key_index_lookup_by_bisection():
+    from ledger_bridge.ledger.key_index import build_key_index, lookup
+
+    pairs = [(7, 0), (3, 1), (7, 2), (2**64 - 1, 3), (0, 4), (7, 2)]
+    blob = build_key_index(pairs)
+    assert len(blob) == 5 * 12
+    assert lookup(blob, 7) == [0, 2]
+    assert (lookup(blob, 0), lookup(blob, 2**64 - 1), lookup(blob, 5)) == ([4], [3], [])
+    assert lookup(build_key_index([]), 7) == []

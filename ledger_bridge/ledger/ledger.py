@@ -19,7 +19,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,12 @@ from market_protocol.bloom import BloomFilter, key_digest
 from .block_builder import BlockBuild, Queued, record_id_digest
 from .blocks import (
     GENESIS_PREV_HASH,
-    StoredTree,
     block_hash,
     sign_header,
 )
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
-from .key_index import KeyIndex, key_id
+from .key_index import key_id
 from .node_store import STORE_NAME, NodeStore
 from .signers import load_signers, public_keys
 from .verification import VerifyReport
@@ -49,10 +47,6 @@ log = logging.getLogger(__name__)
 
 #: A node's endorsement rule: ``None`` to endorse, or the reason it refuses.
 Endorse = Callable[[LedgerEntry], "str | None"]
-
-
-#: Parsed block key indexes kept in memory (about 100 KB per 2,000-leaf block).
-KEY_INDEX_CACHE = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +87,9 @@ class Ledger:
         self._closing = False
         self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
         self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
+        self._first_seqs: list[int] = []  # by height - 1
         self._load()
         self._tip = self._head
-        self._block_keys = lru_cache(maxsize=KEY_INDEX_CACHE)(self._read_block_keys)
         self._timer = threading.Thread(target=self._cut_on_timeout, name="ledger-orderer",
                                        daemon=True)
         self._timer.start()
@@ -120,6 +114,7 @@ class Ledger:
             header = orjson.loads(header_text)
             self._blooms.add(height, BloomFilter.from_b64u(header["bloom"], header["bloom_k"]))
             self._block_hashes.append(bytes.fromhex(block_hash(header)))
+            self._first_seqs.append(self._head.trades)
             self._head = _Head(height, self._block_hashes[-1].hex(),
                                self._head.trades + header["count"])
 
@@ -277,6 +272,7 @@ class Ledger:
         if self._inflight is not inflight:
             return
         self._inflight = None
+        self._first_seqs.append(self._head.trades)
         self._head = inflight.head
         self._block_hashes.append(bytes.fromhex(inflight.block.hash))
         self._blooms.add(inflight.head.height, inflight.block.bloom)
@@ -309,16 +305,13 @@ class Ledger:
         heights = self._blooms.candidates(digest) if bloom else range(1, top + 1)
         if not heights:
             return []
-        ident, seqs = key_id(digest), []
+        ident, reference, seqs = key_id(digest), self._reference, []
         for height in heights:
-            first_seq, keys = self._block_keys(height)
-            seqs += [first_seq + index for index in keys.lookup(ident)]
+            first_seq = self._first_seqs[height - 1]
+            seqs += [first_seq + index for index in reference.key_lookup(height, ident)]
         return [Location(row[1], row[2], row[3], row[4])
                 for row in self._reference.leaves_at(seqs) if trace_key in orjson.loads(row[6])]
 
-    def _read_block_keys(self, height: int) -> tuple[int, KeyIndex]:
-        [(_, first_seq, blob)] = self._reference.key_indexes([height])
-        return first_seq, KeyIndex(blob)
 
     def _holder(self, seq: int, org: str | None) -> tuple[bytes | None, tuple[str, ...]]:
         bodies = {name: self.nodes[name].record(seq) for name in self.orgs}
@@ -349,15 +342,13 @@ class Ledger:
         stored = self.get(record_id, org)
         if stored is None:
             return None
-        block_hash_hex, header, signatures, leaf_hashes, inner_nodes = (
-            self._reference.proof_material(stored.height))
-        levels = StoredTree(leaf_hashes, inner_nodes)
-        path = merkle.inclusion_proof_from_levels(levels, stored.index)
+        block_hash_hex, header, signatures = self._reference.block_head(stored.height)
+        path, tree_size = self._reference.audit_path(stored.height, stored.index)
         return {"record_canonical": stored.record_canonical, "record_hash": stored.record_hash,
                 "leaf": {"kind": stored.kind, "record_id": record_id,
                          "record_hash": stored.record_hash, "trace_keys": stored.trace_keys},
                 "leaf_hash": stored.leaf_hash, "leaf_index": stored.index,
-                "tree_size": len(levels[0]), "audit_path": [h.hex() for h in path],
+                "tree_size": tree_size, "audit_path": [h.hex() for h in path],
                 "block": {"header": orjson.loads(header), "block_hash": block_hash_hex,
                           "signatures": orjson.loads(signatures)}}
 

@@ -21,6 +21,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from market_protocol import merkle
+
+from .blocks import StoredTree
+from .key_index import lookup
+
 __all__ = ["NodeStore", "LeafRow", "LeafInsert", "BlockRow", "STORE_NAME"]
 
 #: The writer's page cache, KiB: room for the record-id index of about a million leaves
@@ -192,27 +197,30 @@ class NodeStore:
                 f"SELECT record_id FROM leaves WHERE rid IN ({marks})", chunk))
         return found
 
-    def key_indexes(self, heights: Sequence[int]) -> list[tuple[int, int, bytes]]:
-        """``(height, first_seq, key_index)`` of each of ``heights`` that exists."""
-        found: list[tuple[int, int, bytes]] = []
-        conn = self._reader()
-        for start in range(0, len(heights), 500):
-            chunk = list(heights[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            found += conn.execute(f"SELECT height, first_seq, key_index FROM blocks "
-                                  f"WHERE height IN ({marks}) ORDER BY height", chunk).fetchall()
-        return found
-
     def derived(self, height: int) -> tuple[bytes, bytes] | None:
         """``(key_index, inner_nodes)``: what the node derived from the block's leaves."""
         return self._reader().execute("SELECT key_index, inner_nodes FROM blocks "
                                       "WHERE height = ?", (height,)).fetchone()
 
-    def proof_material(self, height: int) -> tuple[str, str, str, bytes, bytes]:
-        """``(block_hash, header, signatures, leaf_hashes, inner_nodes)`` of an existing block."""
+    def block_head(self, height: int) -> tuple[str, str, str] | None:
+        """``(block_hash, header, signatures)``: a block without its large columns."""
         return self._reader().execute(
-            "SELECT block_hash, header, signatures, leaf_hashes, inner_nodes FROM blocks "
-            "WHERE height = ?", (height,)).fetchone()
+            "SELECT block_hash, header, signatures FROM blocks WHERE height = ?",
+            (height,)).fetchone()
+
+    def audit_path(self, height: int, index: int) -> tuple[list[bytes], int]:
+        """The audit path of leaf ``index`` of an existing block, and the tree size, read
+        from the stored tree a few hashes at a time (a proof never loads a whole block)."""
+        conn = self._reader()
+        with conn.blobopen("blocks", "leaf_hashes", height, readonly=True) as leaves, \
+                conn.blobopen("blocks", "inner_nodes", height, readonly=True) as inner:
+            tree = StoredTree(leaves, inner)
+            return merkle.inclusion_proof_from_levels(tree, index), len(tree[0])
+
+    def key_lookup(self, height: int, key_id: int) -> list[int]:
+        """Leaf indexes in block ``height`` whose trace keys have ``key_id``."""
+        with self._reader().blobopen("blocks", "key_index", height, readonly=True) as blob:
+            return lookup(blob, key_id)
 
     def leaves_at(self, seqs: Sequence[int]) -> list[LeafRow]:
         found: list[LeafRow] = []

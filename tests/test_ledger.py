@@ -208,3 +208,28 @@ def test_key_index_lookup_by_bisection():
     assert lookup(blob, 7) == [0, 2]
     assert (lookup(blob, 0), lookup(blob, 2**64 - 1), lookup(blob, 5)) == ([4], [3], [])
     assert lookup(build_key_index([]), 7) == []
+
+
+def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again(tmp_path):
+    import sqlite3
+
+    from ledger_bridge.ledger.node_store import STORE_NAME
+
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as first:
+        first.submit([entry(i) for i in range(6)])
+        first.flush()
+    # as if the process died after two nodes had stored block 2 and the third had not
+    with sqlite3.connect(tmp_path / "retail_market" / STORE_NAME) as conn:
+        conn.execute("DELETE FROM records WHERE seq >= 3")
+        conn.execute("DELETE FROM leaves WHERE seq >= 3")
+        conn.execute("DELETE FROM blocks WHERE height = 2")
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as again:
+        assert again.head() | {"ledger_root": None} == {
+            "height": 1, "block_hash": again.block(1)["block_hash"], "trades": 3,
+            "ledger_root": None}
+        assert again.get("t4") is None
+        receipts = again.submit([entry(i) for i in range(6)])  # the sender delivers again
+        assert [r.status for r in receipts] == ["duplicate"] * 3 + ["accepted"] * 3
+        again.flush()
+        assert again.head()["trades"] == 6
+        assert again.verify().ok

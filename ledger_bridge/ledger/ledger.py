@@ -105,11 +105,8 @@ class Ledger:
         return cls(Path(data_dir), block_max, block_timeout_s, endorse)
 
     def _load(self) -> None:
+        self._settle_heights()
         reference = self.nodes[self.orgs[0]]
-        heights = {org: (node.last_block() or (0,))[0] for org, node in self.nodes.items()}
-        if len(set(heights.values())) > 1:
-            log.warning("ledger nodes disagree on height %s; run `tracepay ledger verify`",
-                        heights)
         for height, header_text in reference.block_headers():
             header = orjson.loads(header_text)
             self._blooms.add(height, BloomFilter.from_b64u(header["bloom"], header["bloom_k"]))
@@ -117,6 +114,24 @@ class Ledger:
             self._first_seqs.append(self._head.trades)
             self._head = _Head(height, self._block_hashes[-1].hex(),
                                self._head.trades + header["count"])
+
+    def _settle_heights(self) -> None:
+        """After a crash while the nodes were storing a block, bring them back to the
+        highest block all of them hold.
+
+        A block is acknowledged (``flush`` returns, the caller answers its sender) only
+        once every node has stored it, so a block some node lacks was never acknowledged:
+        its sender delivers it again, and dropping the partial copies is what lets it be
+        ordered again instead of clashing with them.
+        """
+        heights = {org: (node.last_block() or (0,))[0] for org, node in self.nodes.items()}
+        common = min(heights.values())
+        for org, height in heights.items():
+            if height > common:
+                log.warning("node %s holds blocks %d..%d that not every node stored "
+                            "(heights %s); dropping them so they are ordered again",
+                            org, common + 1, height, heights)
+                self.nodes[org].drop_blocks_above(common)
 
     def close(self) -> None:
         """Cut a last block from whatever waits, stop the orderer and close the files."""

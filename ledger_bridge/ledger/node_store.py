@@ -142,6 +142,22 @@ class NodeStore:
             raise
         conn.execute("COMMIT")
 
+    def drop_blocks_above(self, height: int) -> None:
+        """Remove every block above ``height`` with its leaves and records (one transaction)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT min(first_seq) FROM blocks WHERE height > ?",
+                               (height,)).fetchone()
+            if row[0] is not None:
+                conn.execute("DELETE FROM records WHERE seq >= ?", (row[0],))
+                conn.execute("DELETE FROM leaves WHERE seq >= ?", (row[0],))
+            conn.execute("DELETE FROM blocks WHERE height > ?", (height,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # -- reading --------------------------------------------------------------------------
 
     def last_block(self) -> BlockRow | None:

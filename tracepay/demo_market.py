@@ -36,10 +36,11 @@ WHOLESALER = Business("xinfadi-w17", "Xinfadi Wholesale Hall 17", "wholesale_mar
                       "xinfadi.w17@alipay")
 STALL = Business("stall-a12", "Auntie Li's Vegetables", "retail_market", "auntie.li.a12@wechat")
 
-#: Kilograms per product that each layer sells on: the farm to the wholesaler, then the
-#: wholesaler to the stall. Shoppers buy a few hundred grams to a few kilograms.
-FARM_KG = 400
-WHOLESALE_KG = 60
+#: Kilograms of each weighed product, pieces of each counted one, that each layer sells on:
+#: the farm to the wholesaler, then the wholesaler to the stall. Shoppers buy a few hundred
+#: grams to a few kilograms, or a few pieces.
+FARM_KG, FARM_PIECES = 400, 2000
+WHOLESALE_KG, WHOLESALE_PIECES = 60, 300
 
 
 def _register_payers(bridge_url: str, admin_token: str) -> None:
@@ -53,7 +54,7 @@ def _register_payers(bridge_url: str, admin_token: str) -> None:
 
 
 def _bulk_sale(data_dir: Path, system: Any, seller: Business, buyer: Business,
-               kilograms: int) -> str:
+               kilograms: int, pieces: int) -> str:
     """One bulk sale from ``seller`` to ``buyer`` through terminal, checkout and ledger."""
     from pos_terminal.cart import Cart
     from pos_terminal.provisioning import claim_enrolment, save_enrolment
@@ -74,6 +75,8 @@ def _bulk_sale(data_dir: Path, system: Any, seller: Business, buyer: Business,
         for product in terminal.catalogue():
             if product.weighed:
                 cart.add(product, weight_g=kilograms * 1000)
+            else:
+                cart.add(product, quantity=pieces)
         charged = terminal.charge(cart, render_png=False)
         outcome = SimulatedShopper(buyer.payer_id).pay(charged.qr_url)
         if not outcome["ok"]:
@@ -101,6 +104,8 @@ def seed_supply_chain(system: Any, admin_token: str) -> dict[str, str]:
     _register_payers(system.urls["bridge"], admin_token)
     upstream = system.data_dir / "upstream"
     return {
-        "farm_to_wholesaler": _bulk_sale(upstream, system, FARM, WHOLESALER, FARM_KG),
-        "wholesaler_to_stall": _bulk_sale(upstream, system, WHOLESALER, STALL, WHOLESALE_KG),
+        "farm_to_wholesaler": _bulk_sale(upstream, system, FARM, WHOLESALER, FARM_KG,
+                                         FARM_PIECES),
+        "wholesaler_to_stall": _bulk_sale(upstream, system, WHOLESALER, STALL, WHOLESALE_KG,
+                                          WHOLESALE_PIECES),
     }

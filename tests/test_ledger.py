@@ -233,3 +233,31 @@ def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again
         again.flush()
         assert again.head()["trades"] == 6
         assert again.verify().ok
+
+
+def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_path):
+    import sqlite3
+
+    from ledger_bridge.ledger import LedgerStoreError
+    from ledger_bridge.ledger.node_store import STORE_NAME
+
+    failing = tmp_path / "wholesale_market" / STORE_NAME
+    with Ledger.open(tmp_path, block_max=2, block_timeout_s=30) as ledger:
+        ledger.submit([entry(0), entry(1)])
+        ledger.flush()
+        with sqlite3.connect(failing) as conn:  # a real SQLite failure on one node
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON blocks "
+                         "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+        ledger.submit([entry(2), entry(3)])
+        with pytest.raises(LedgerStoreError, match="failed to store block 2.*disk trouble"):
+            ledger.flush()
+        with pytest.raises(LedgerStoreError):
+            ledger.submit([entry(4)])
+        assert ledger.head()["height"] == 1
+    with sqlite3.connect(failing) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    with Ledger.open(tmp_path, block_max=2, block_timeout_s=30) as again:
+        assert again.head()["height"] == 1  # the partial block 2 was dropped everywhere
+        assert [r.status for r in again.submit([entry(2), entry(3)])] == ["accepted"] * 2
+        again.flush()
+        assert again.verify().ok and again.head()["trades"] == 4

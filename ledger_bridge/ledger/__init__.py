@@ -10,9 +10,9 @@ Public surface::
 """
 
 from .entries import LedgerEntry, LedgerEntryError, Location, Receipt, StoredEntry
-from .ledger import Endorse, Ledger
+from .ledger import Endorse, Ledger, LedgerStoreError
 from .verification import Problem, VerifyReport
 from .verify_jobs import verify_data_dir
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerEntryError", "Location", "Receipt", "StoredEntry",
-           "Endorse", "Problem", "VerifyReport", "verify_data_dir"]
+           "Endorse", "LedgerStoreError", "Problem", "VerifyReport", "verify_data_dir"]

@@ -41,7 +41,12 @@ from .signers import load_signers, public_keys
 from .verification import VerifyReport
 from .verify_jobs import verify_stores
 
-__all__ = ["Ledger", "Endorse"]
+__all__ = ["Ledger", "Endorse", "LedgerStoreError"]
+
+
+class LedgerStoreError(RuntimeError):
+    """A node could not store a block. The block was never acknowledged; reopening the
+    ledger drops the partial copies so that its entries are ordered again."""
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,7 @@ class Ledger:
         self._oldest = 0.0
         self._changed = threading.Condition(threading.RLock())
         self._closing = False
+        self._failure: LedgerStoreError | None = None
         self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
         self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
         self._first_seqs: list[int] = []  # by height - 1
@@ -141,7 +147,8 @@ class Ledger:
             self._closing = True
             self._changed.notify_all()
         self._timer.join()
-        self.flush()
+        if self._failure is None:
+            self.flush()
         self._pool.shutdown()
         self._stored.put(None)
         self._publisher.join()
@@ -164,6 +171,7 @@ class Ledger:
         checked = [Queued(entry, entry.check()) for entry in entries]
         receipts = []
         with self._changed:
+            self._check_usable()
             known = self._reference.known_record_ids(
                 [record_id_digest(q.entry.record_id) for q in checked])
             for queued in checked:
@@ -202,6 +210,7 @@ class Ledger:
     def flush(self) -> None:
         """Cut blocks now from everything that waits, and wait until every node has them."""
         with self._changed:
+            self._check_usable()
             while self._pending:
                 self._cut()
             self._finish_inflight()
@@ -218,6 +227,9 @@ class Ledger:
                     self._changed.wait()
                     continue
                 wait = self._oldest + self.block_timeout_s - time.monotonic()
+                if self._failure is not None:
+                    self._changed.wait()
+                    continue
                 if wait > 0:
                     self._changed.wait(wait)
                     continue
@@ -263,8 +275,18 @@ class Ledger:
         if inflight is None:
             return
         for write in inflight.writes:
-            write.result()  # a node that failed to store the block fails the caller loudly
+            try:
+                write.result()
+            except Exception as exc:
+                self._failure = LedgerStoreError(
+                    f"a node failed to store block {inflight.head.height} ({exc}); the ledger "
+                    "accepts nothing more until it is reopened, which drops the partial block")
+                raise self._failure from exc
         self._publish(inflight)
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def _publish_when_stored(self, inflight: _InFlight) -> None:
         """Run as each node finishes; the last one to finish publishes the block."""

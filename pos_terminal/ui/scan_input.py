@@ -66,20 +66,24 @@ def start_serial_reader(device: str, on_line: Callable[[str], None], *,
     stopping = threading.Event()
 
     def loop() -> None:
-        while not stopping.is_set():
-            try:
-                line = reader.read()
-            except (serial.SerialException, OSError) as exc:
-                log.warning("barcode reader on %s stopped: %s", device, exc)
-                return
-            if isinstance(line, str) and line:
-                on_line(line)
-            elif line is not None and not isinstance(line, str):
-                log.warning("barcode reader: %s", line)  # an over-long line of noise
+        try:
+            while not stopping.is_set():
+                try:
+                    line = reader.read()
+                except (serial.SerialException, OSError) as exc:
+                    log.warning("barcode reader on %s stopped: %s", device, exc)
+                    return
+                if isinstance(line, str) and line:
+                    on_line(line)
+                elif line is not None and not isinstance(line, str):
+                    log.warning("barcode reader: %s", line)  # an over-long line of noise
+        finally:
+            reader.close()  # here, not in stop(): closing under a blocked read breaks it
 
-    threading.Thread(target=loop, name="barcode-reader", daemon=True).start()
+    thread = threading.Thread(target=loop, name="barcode-reader", daemon=True)
+    thread.start()
 
     def stop() -> None:
         stopping.set()
-        reader.close()
+        thread.join(timeout=2)  # a read returns within its 0.2 s timeout
     return stop

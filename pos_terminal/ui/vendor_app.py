@@ -46,6 +46,7 @@ from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
 from .plu import load_plu_table
+from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
 from .strings import STRINGS, next_language, text
 from .ui_control import UIControl
@@ -109,6 +110,10 @@ class EnrolScreen(Screen):
     pass
 
 
+class RefundScreen(Screen):
+    pass
+
+
 class SalesScreen(Screen):
     pass
 
@@ -141,6 +146,13 @@ class VendorApp(App):
     enrol_notice = StringProperty()
     enrol_error = BooleanProperty(False)
     enrol_busy = BooleanProperty(False)
+    refund_title = StringProperty()
+    refund_amount_text = StringProperty()
+    refund_reason = StringProperty()
+    refund_status = StringProperty()
+    refund_busy = BooleanProperty(False)
+    refund_done = BooleanProperty(False)
+    refund_refused = BooleanProperty(False)
 
     def __init__(self, terminal: Terminal | None, *, lang: str = "zh",
                  has_cjk_font: bool = False, scale: Scale | None = None,
@@ -161,6 +173,7 @@ class VendorApp(App):
         self._stop_scanner = lambda: None
         self.wedge = WedgeBuffer()
         self.enrol: EnrolmentModel | None = None
+        self.refund: RefundModel | None = None
         if terminal is None:
             if data_dir is None:
                 raise ValueError("without an enrolled terminal the app needs data_dir")
@@ -198,7 +211,7 @@ class VendorApp(App):
 
     # -- life cycle ----------------------------------------------------------------------
     def build(self) -> ScreenManager:
-        for name in ("theme", "ring_up", "sales", "z_report", "enrol"):
+        for name in ("theme", "ring_up", "sales", "z_report", "enrol", "refund"):
             Builder.load_file(str(KV_DIR / f"{name}.kv"))
         self.manager = ScreenManager(transition=NoTransition())
         if self.terminal is None:
@@ -211,7 +224,7 @@ class VendorApp(App):
         return self.manager
 
     def _add_day_screens(self) -> None:
-        for screen in (RingUpScreen(), SalesScreen(), ZReportScreen()):
+        for screen in (RingUpScreen(), SalesScreen(), ZReportScreen(), RefundScreen()):
             self.manager.add_widget(screen)
 
     def on_start(self) -> None:
@@ -243,14 +256,15 @@ class VendorApp(App):
                 if char.isprintable() and not char.isspace():
                     self.enrol_press(char)
             return
-        self.wedge.feed(chars)
+        if self.manager.current != "refund":  # there the reason field has the keyboard
+            self.wedge.feed(chars)
 
     def _on_key_down(self, window: Any, key: int, scancode: int, codepoint: Any,
                      modifiers: Any) -> bool:
         if key in (13, 271):  # Enter, keypad Enter: a wedge scanner ends its code so
             if self.enrol is not None and self.manager.current == "enrol":
                 self.enrol_submit()
-            else:
+            elif self.manager.current != "refund":
                 for line in self.wedge.enter():
                     self.scanned(line)
             return True
@@ -415,11 +429,13 @@ class VendorApp(App):
 
     def _apply_result(self, result: dict[str, Any]) -> None:
         self.model.payment_result(result)
+        self._follow_refund()
         self.refresh()
 
     def _tick(self, dt: float) -> None:
         self.model.tick()
         self._keep_display_alive()
+        self._follow_refund()
         self.refresh()
 
     def _keep_display_alive(self) -> None:
@@ -449,7 +465,8 @@ class VendorApp(App):
             "screen": self.manager.current, "lang": model.lang, "total_fen": model.total_fen,
             "lines": [line.to_record() for line in model.cart.lines],
             "keypad": model.keypad.buffer, "mode": model.keypad.mode,
-            "notice": model.notice_text(), "locked": model.locked,
+            "notice": (self.refund.notice_text() if self.refund and self.refund.notice
+                       else model.notice_text()), "locked": model.locked,
             "pending_sale_id": pending.sale_id if pending else None,
             "pending_seq": pending.seq if pending else None,
             "phase": model.display.state.phase, "display_connected": self.link.connected,
@@ -461,6 +478,11 @@ class VendorApp(App):
                        "total_fen": v.total_fen}
                       for v in map(sale_view, self.terminal.today_sales())],
             "selected_sale": self.selected_sale,
+            "refund": None if self.refund is None else {
+                "sale_id": self.refund.sale.sale_id, "amount_fen": self.refund.amount_fen(),
+                "refundable_fen": self.refund.refundable_fen, "reason": self.refund.reason_text(),
+                "outcome": self.refund.outcome, "refunded_fen": self.refund.sale.refunded_fen,
+                "status": self.refund_status, "busy": self.refund_busy},
         }
 
     # -- drawing -------------------------------------------------------------------------
@@ -488,6 +510,27 @@ class VendorApp(App):
         counts = self.terminal.outbox_counts()
         self.outbox_queued = counts["queued"]
         self.outbox_text = text("outbox", lang, **counts)
+        if self.refund is not None:
+            self._refresh_refund(self.refund, lang)
+
+    def _refresh_refund(self, refund: RefundModel, lang: str) -> None:
+        refund.lang = lang
+        sale = refund.sale
+        self.refund_title = text("refund_title", lang, seq=sale.seq,
+                                 paid=format_fen(sale.total_fen),
+                                 left=format_fen(refund.refundable_fen))
+        if refund.keypad.buffer:
+            self.refund_amount_text = f"¥{refund.keypad.buffer}"
+        else:
+            self.refund_amount_text = text("refund_all", lang,
+                                           amount=format_fen(refund.refundable_fen))
+        self.refund_reason = refund.reason or ""
+        self.refund_status = refund.status_text()
+        self.refund_done = refund.outcome is not None
+        self.refund_refused = bool(refund.outcome and refund.outcome.get("state") == "refused")
+        if refund.notice is not None:
+            self.notice_text = refund.notice_text()
+            self.notice_error = refund.notice.error
 
     def _refresh_enrol(self, enrol: EnrolmentModel) -> None:
         self.t = {key: table[enrol.lang] for key, table in STRINGS.items()}
@@ -623,18 +666,74 @@ class VendorApp(App):
                 self.model.tell("void_failed", reason=str(exc), error=True)
         self._draw_sales()
 
-    def refund_selected(self, reason: str) -> None:
+    # -- refunds -------------------------------------------------------------------------
+    def open_refund(self) -> None:
+        """The selected paid sale's refund screen (amount, reason, result)."""
         stored = self.terminal.sale(self.selected_sale) if self.selected_sale else None
         if stored is None:
             self.model.tell("need_sale", error=True)
-        else:
-            try:
-                self.terminal.request_refund(stored.sale_id,
-                                             stored.total_fen - stored.refunded_fen, reason)
-                self.model.tell("refund_requested")
-            except (TerminalError, ValueError, OSError, ImportError) as exc:
-                self.model.tell("refund_failed", reason=str(exc), error=True)
+            self._draw_sales()
+            return
+        refund = RefundModel(stored, self.terminal.request_refund, self.model.lang)
+        if not refund.can_refund:
+            self.model.tell("refund_not_paid", error=True)
+            self._draw_sales()
+            return
+        self.refund = refund
+        self.model.notice = None
+        self.manager.get_screen("refund").ids.refund_words.text = ""
+        self.manager.current = "refund"
+        self.refresh()
+
+    def close_refund(self) -> None:
+        self.refund = None
+        self.manager.current = "sales"
         self._draw_sales()
+
+    def refund_press(self, key: str) -> None:
+        if self.refund is not None:
+            self.refund.notice = None
+            self.refund.press(key)
+            self.refresh()
+
+    def refund_choose(self, reason: str) -> None:
+        if self.refund is not None and self.refund.outcome is None:
+            self.refund.choose_reason(reason)
+            self.refresh()
+
+    def refund_words(self, words: str) -> None:
+        if self.refund is not None and self.refund.outcome is None:
+            self.refund.set_free_text(words)
+
+    def refund_send(self) -> None:
+        """Queue and try to send off the UI thread: a slow gateway must not freeze the stall."""
+        refund = self.refund
+        if refund is None or self.refund_busy:
+            return
+        self.refund_busy = True
+
+        def send() -> None:
+            refund.submit()
+            Clock.schedule_once(lambda dt: self._refund_sent(refund), 0)
+        threading.Thread(target=send, name="refund", daemon=True).start()
+
+    def _refund_sent(self, refund: RefundModel) -> None:
+        self.refund_busy = False
+        if refund.outcome is not None:
+            self.model.tell("refund_requested")
+        self.refresh()
+
+    def _follow_refund(self) -> None:
+        """The retry loop sends queued refunds and the gateway's result carries the refunded
+        amount: both land in the outbox, so re-read the sale and its request from there."""
+        refund = self.refund
+        if refund is None or self.refund_busy:
+            return
+        stored = self.terminal.sale(refund.sale.sale_id)
+        request = (self.terminal.outbox.request(refund.outcome["refund_no"])
+                   if refund.outcome else None)
+        if stored is not None:
+            refund.update(stored, request)
 
     def _day_summary(self) -> dict[str, Any]:
         day_ms = day_start_ms(int(time.time() * 1000))

@@ -18,27 +18,39 @@ DEFAULT_MINIMUM_G = 40
 
 
 class ScaleError(RuntimeError):
-    """A reading that must not be used, or a scale that does not answer."""
+    """A reading that must not be used, or a scale that does not answer.
+
+    ``code`` names the message for screens that speak other languages (the terminal UI's
+    strings table has a ``scale_*`` entry per code); ``values`` fill its placeholders. The
+    English message stays the exception's text, for logs and the CLI.
+    """
+
+    default_code = "scale_error"
+
+    def __init__(self, message: str, *, code: str | None = None, **values: object) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
+        self.values = values
 
 
 class Unstable(ScaleError):
-    pass
+    default_code = "scale_unstable"
 
 
 class BelowMinimum(ScaleError):
-    pass
+    default_code = "scale_below_minimum"
 
 
 class UnderZero(ScaleError):
-    pass
+    default_code = "scale_under_zero"
 
 
 class OverCapacity(ScaleError):
-    pass
+    default_code = "scale_over_capacity"
 
 
 class ScaleFault(ScaleError):
-    pass
+    default_code = "scale_fault"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,5 +86,6 @@ def take_weight(scale: Scale, minimum_g: int = DEFAULT_MINIMUM_G) -> int:
     if not reading.stable:
         raise Unstable("the weight is still moving: wait until it settles")
     if reading.weight_g < minimum_g:
-        raise BelowMinimum(f"{reading.weight_g} g is below the scale's minimum of {minimum_g} g")
+        raise BelowMinimum(f"{reading.weight_g} g is below the scale's minimum of {minimum_g} g",
+                           grams=reading.weight_g, minimum=minimum_g)
     return reading.weight_g

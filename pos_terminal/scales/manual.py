@@ -46,14 +46,15 @@ class ManualScale:
 
     def read(self) -> Reading:
         if self._weight_g is None:
-            raise ScaleError("type the weight first")
+            raise ScaleError("type the weight first", code="scale_type_first")
         return Reading(self._weight_g)
 
     def zero(self) -> None:
         self._weight_g = None
 
     def tare(self) -> None:
-        raise ScaleError("a typed weight has no tare: type the net weight")
+        raise ScaleError("a typed weight has no tare: type the net weight",
+                         code="scale_typed_no_tare")
 
     def clear_tare(self) -> None:
         pass

@@ -95,7 +95,8 @@ class Mettler8217Scale:
             self._port.flush()
             frame = self._port.read_until(CR, size=16)
         if not frame.endswith(CR):
-            raise ScaleError("the scale did not answer: check its cable and 8217 mode")
+            raise ScaleError("the scale did not answer: check its cable and 8217 mode",
+                             code="scale_no_answer")
         start = frame.rfind(STX)
         return parse_answer(frame[start:] if start >= 0 else frame)
 
@@ -116,7 +117,8 @@ class Mettler8217Scale:
         if answer.fault:
             raise ScaleFault(f"{what} failed: {answer.fault}")
         if answer.motion:
-            raise ScaleError(f"{what} needs a stable scale: wait until it settles")
+            raise ScaleError(f"{what} needs a stable scale: wait until it settles",
+                             code="scale_needs_stable")
 
     def zero(self) -> None:
         self._command(b"Z", "zero")

@@ -49,18 +49,20 @@ class SimulatedScale:
         """Capture zero: only when stable, near zero and no tare is set (as real scales do)."""
         with self._lock:
             if not self._stable or self._tare_g:
-                raise ScaleFault("zero needs a stable scale and no tare")
+                raise ScaleFault("zero needs a stable scale and no tare",
+                                 code="scale_zero_needs_stable")
             if abs(self._load_g) > self.capacity_g * 0.02 + self._zero_g:
-                raise ScaleFault("too far from zero: empty the platter first")
+                raise ScaleFault("too far from zero: empty the platter first",
+                                 code="scale_far_from_zero")
             self._zero_g = self._load_g
 
     def tare(self) -> None:
         """Tare the container on the platter (the shopper's own bag)."""
         with self._lock:
             if not self._stable:
-                raise ScaleFault("tare needs a stable weight")
+                raise ScaleFault("tare needs a stable weight", code="scale_needs_stable")
             if self._gross() <= 0:
-                raise ScaleFault("nothing on the platter to tare")
+                raise ScaleFault("nothing on the platter to tare", code="scale_nothing_to_tare")
             self._tare_g = self._gross()
 
     def clear_tare(self) -> None:

@@ -22,7 +22,7 @@ from ..provisioning import (
     parse_enrolment_input,
     save_enrolment,
 )
-from .vendor_model import Notice
+from .messages import Notice
 
 __all__ = ["EnrolmentModel", "EnrolOutcome", "Field", "KEYBOARD_ROWS", "classify_failure"]
 

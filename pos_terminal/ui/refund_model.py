@@ -16,7 +16,7 @@ from typing import Any
 from market_protocol import format_fen
 
 from .keypad import Keypad, KeypadMode
-from .vendor_model import Notice
+from .messages import Notice, service_notice
 
 __all__ = ["PRESET_REASONS", "RefundModel"]
 
@@ -103,7 +103,7 @@ class RefundModel:
         try:
             outcome = self._request(self.sale.sale_id, amount, reason)
         except Exception as exc:  # noqa: BLE001 - TerminalError, OSError: shown, not raised
-            self.notice = Notice("refund_failed", (("reason", str(exc)),), True)
+            self.notice = service_notice("refund_failed", exc)
             return None
         self.outcome = dict(outcome)
         self.requested_fen = amount

@@ -45,6 +45,7 @@ from .enrol_model import KEYBOARD_ROWS, EnrolmentModel
 from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
+from .messages import scale_notice, service_notice
 from .plu import load_plu_table
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
@@ -367,7 +368,7 @@ class VendorApp(App):
                 key = "scale_weight" if reading.stable else "scale_moving"
                 label = text(key, self.model.lang, grams=reading.weight_g)
             except ScaleError as exc:
-                label = text("scale_refused", self.model.lang, reason=str(exc))
+                label = scale_notice(exc).render(self.model.lang)
             Clock.schedule_once(lambda dt, label=label: setattr(self, "scale_text", label), 0)
             time.sleep(0.3)
 
@@ -385,7 +386,7 @@ class VendorApp(App):
                 getattr(self.scale, action)()
             self.model.notice = None
         except ScaleError as exc:
-            self.model.tell("scale_refused", reason=str(exc), error=True)
+            self.model.notice = scale_notice(exc)
         self.refresh()
 
     def _scale_place(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -663,7 +664,7 @@ class VendorApp(App):
                     self.model.cancel_charge()  # its QR must not stay on the display
                 self.model.tell("voided")
             except TerminalError as exc:
-                self.model.tell("void_failed", reason=str(exc), error=True)
+                self.model.notice = service_notice("void_failed", exc)
         self._draw_sales()
 
     # -- refunds -------------------------------------------------------------------------

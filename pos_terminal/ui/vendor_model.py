@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from market_protocol.money import UNIT_GRAMS
@@ -26,8 +25,9 @@ from ..terminal import TerminalError
 from .display_model import CustomerDisplayModel, DisplayState, Phase
 from .keypad import Keypad, KeypadMode
 from .line_text import display_line, price_text, product_name
+from .messages import Notice, scale_notice, service_notice
 from .plu import product_for_plu
-from .strings import LANGUAGES, next_language, text
+from .strings import LANGUAGES, next_language
 
 __all__ = ["VendorScreenModel", "ChargeSource", "Notice", "QR_LIFETIME_MS"]
 
@@ -41,18 +41,6 @@ class ChargeSource(Protocol):
     """What the vendor screen needs from the terminal service to charge a cart."""
 
     def charge(self, cart: Cart, *, render_png: bool = True) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A one-line message for the vendor, kept as a key so a language switch re-renders it."""
-
-    key: str
-    values: tuple[tuple[str, object], ...] = ()
-    error: bool = False
-
-    def render(self, lang: str) -> str:
-        return text(self.key, lang, **dict(self.values))
 
 
 class VendorScreenModel:
@@ -132,7 +120,7 @@ class VendorScreenModel:
             try:
                 amount = self._scale_weight_g()
             except RuntimeError as exc:  # a scale's refusal: in motion, below minimum, ...
-                self.tell("scale_refused", reason=str(exc), error=True)
+                self.notice = scale_notice(exc)
                 return
         try:
             if product.weighed:
@@ -143,7 +131,7 @@ class VendorScreenModel:
             else:
                 self.cart.add(product, quantity=amount or 1, unit_price_fen=price)
         except CartError as exc:
-            self.tell("charge_failed", reason=str(exc), error=True)
+            self.notice = service_notice("charge_failed", exc)
             return
         self.keypad.set_mode(KeypadMode.WEIGHT)
         self.selected_line = None
@@ -188,7 +176,7 @@ class VendorScreenModel:
                               / product.unit_price_fen)
                 self.cart.add(product, weight_g=max(1, grams))
         except CartError as exc:
-            self.tell("charge_failed", reason=str(exc), error=True)
+            self.notice = service_notice("charge_failed", exc)
             return False
         self.selected_line = None
         self.tell("barcode_added", name=product_name(product, self.lang))
@@ -223,7 +211,7 @@ class VendorScreenModel:
             else:
                 self.cart.update(self.selected_line, quantity=value)
         except CartError as exc:
-            self.tell("charge_failed", reason=str(exc), error=True)
+            self.notice = service_notice("charge_failed", exc)
             return
         self.notice = None
         self._cart_changed()
@@ -279,7 +267,7 @@ class VendorScreenModel:
         try:
             charged = self.terminal.charge(self.cart, render_png=False)
         except (CartError, ValueError, TerminalError) as exc:
-            self.tell("charge_failed", reason=str(exc), error=True)
+            self.notice = service_notice("charge_failed", exc)
             return None
         self.pending = charged
         self.selected_line = None

@@ -407,3 +407,29 @@ def test_an_emv_terminal_puts_the_emvco_payload_on_the_display(tmp_path):
     charged = model.charge()
     assert sent[-1]["url"].startswith("000201") and sent[-1]["url"] == charged.qr_text
     assert model.display.state.phase == Phase.QR
+
+
+def test_long_press_reprices_one_key_then_ring_up_goes_on(rig):
+    model, _, saved, _, _ = rig
+    model.long_press_product("tomato")
+    assert model.price_for == "tomato" and model.keypad.mode == KeypadMode.PRICE
+    assert model.notice_text().startswith("改价 西红柿")
+    model.tap_product("tomato")  # nothing typed: refused, still re-pricing
+    assert model.notice.key == "bad_number" and model.price_for == "tomato"
+    type_digits(model, "4.5")
+    model.tap_product("tomato")
+    assert model.product("tomato").unit_price_fen == 450 and model.price_for is None
+    assert saved[-1] and not model.cart and model.keypad.mode == KeypadMode.WEIGHT
+    type_digits(model, "500")
+    model.tap_product("tomato")
+    assert model.cart.lines[0].amount_fen == 450
+
+
+def test_long_press_then_another_key_cancels_without_a_line(rig):
+    model, _, saved, _, _ = rig
+    model.long_press_product("tomato")
+    type_digits(model, "9")
+    model.tap_product("cabbage")
+    assert model.price_for is None and model.notice.key == "price_for_cancelled"
+    assert not model.cart and not saved and model.keypad.buffer == ""
+    assert model.product("tomato").unit_price_fen == 400

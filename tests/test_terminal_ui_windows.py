@@ -362,3 +362,19 @@ def test_a_wedge_scanned_weight_label_adds_a_line_and_an_unknown_plu_is_named(wi
     state = windows.vendor.state()
     assert state["notice"] == "未知商品编号 99999" and len(state["lines"]) == 1
     tap_all(windows, "clear-cart")
+
+
+def test_long_press_on_a_quick_key_edits_its_price(windows, device):
+    windows.vendor.tap("product-carrot", hold_s=2.0)
+    state = windows.vendor.state()
+    assert state["price_for"] == "carrot" and state["lines"] == []
+    assert state["notice"].startswith("改价 胡萝卜")
+    tap_all(windows, "key-2", "key-dot", "key-6", "product-carrot")
+    state = windows.vendor.state()
+    assert state["products"]["carrot"] == 260 and state["price_for"] is None
+    assert state["lines"] == [] and state["mode"] == "weight"
+    data_dir, *_ = device
+    assert '"unit_price_fen": 260' in (data_dir / "catalogue.json").read_text()
+    tap_all(windows, "product-tofu")  # a quick tap still rings up
+    assert [line["product_code"] for line in windows.vendor.state()["lines"]] == ["tofu"]
+    tap_all(windows, "clear-cart")

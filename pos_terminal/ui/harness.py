@@ -92,8 +92,9 @@ class ControlClient:
             raise UIHarnessError(f"{request}: {answer['error']}")
         return answer
 
-    def tap(self, target: str) -> dict[str, Any]:
-        return self.request(op="tap", target=target)
+    def tap(self, target: str, hold_s: float = 0.0) -> dict[str, Any]:
+        """A quick tap, or with ``hold_s`` a finger held down that long (a long press)."""
+        return self.request(op="tap", target=target, hold_s=hold_s)
 
     def state(self) -> dict[str, Any]:
         return self.request(op="state")["state"]

@@ -123,6 +123,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "err_out_of_range": {"zh": "数值须在 {low} 到 {high} 之间", "en": "The number must be {low} to {high}"},
     "err_void_paid": {"zh": "已付款的不能作废, 请退款", "en": "This sale is paid: refund it instead"},
     "err_refund_too_much": {"zh": "最多可退 {amount}", "en": "At most {amount} can be refunded"},
+    "price_for": {"zh": "改价 {name} (现 {price}): 输入新价, 再按该键", "en": "New price for {name} (now {price}): type it, tap the key again"},
+    "price_for_cancelled": {"zh": "改价已取消", "en": "Price change cancelled"},
     "enrol_title": {"zh": "首次使用: 终端登记", "en": "First run: enrol this terminal"},
     "enrol_hint": {"zh": "输入或扫描市场管理员给的登记码", "en": "Type or scan the code from the market manager"},
     "enrol_code": {"zh": "登记码", "en": "Code"},

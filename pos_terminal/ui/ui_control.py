@@ -49,27 +49,35 @@ class InjectedTouchProvider(MotionEventProvider):
 
     def __init__(self) -> None:
         super().__init__("injected", None)
-        self._downs: deque[tuple[InjectedTouch, Callable[[int, int], None]]] = deque()
-        self._ups: list[tuple[InjectedTouch, Callable[[int, int], None], int]] = []
+        self._downs: deque[tuple[InjectedTouch, Callable[[int, int], None], float]] = deque()
+        self._ups: list[tuple[InjectedTouch, Callable[[int, int], None], int, int]] = []
         self._counter = 0
 
-    def tap(self, sx: float, sy: float, done: Callable[[int, int], None]) -> None:
+    def tap(self, sx: float, sy: float, done: Callable[[int, int], None],
+            hold_s: float = 0.0) -> None:
         """Queue a tap at normalised window coordinates; ``done(down_ns, up_ns)`` after
-        the release has been dispatched (monotonic clock, comparable across processes)."""
+        the release has been dispatched (monotonic clock, comparable across processes).
+        ``hold_s`` keeps the finger down that long (a long press)."""
         self._counter += 1
         touch = InjectedTouch(self.device, self._counter, (sx, sy), is_touch=True,
                               type_id="touch")
-        self._downs.append((touch, done))
+        self._downs.append((touch, done, hold_s))
 
     def update(self, dispatch_fn: Callable[[str, MotionEvent], None]) -> None:
-        for touch, done, down_ns in self._ups:
+        now_ns = time.monotonic_ns()
+        waiting = []
+        for touch, done, down_ns, release_ns in self._ups:
+            if now_ns < release_ns:
+                waiting.append((touch, done, down_ns, release_ns))
+                continue
             up_ns = time.monotonic_ns()
             dispatch_fn("end", touch)
             Clock.schedule_once(lambda dt, d=done, t0=down_ns, t1=up_ns: d(t0, t1), 0)
-        self._ups = []
+        self._ups = waiting
         while self._downs:
-            touch, done = self._downs.popleft()
-            self._ups.append((touch, done, time.monotonic_ns()))
+            touch, done, hold_s = self._downs.popleft()
+            down_ns = time.monotonic_ns()
+            self._ups.append((touch, done, down_ns, down_ns + int(hold_s * 1e9)))
             dispatch_fn("begin", touch)
 
 
@@ -148,7 +156,7 @@ class UIControl:
         op = request.get("op")
         try:
             if op == "tap":
-                self._tap(str(request["target"]), reply)
+                self._tap(str(request["target"]), reply, float(request.get("hold_s", 0)))
             elif op == "state":
                 reply({"ok": True, "state": self._state()})
             elif op == "screenshot":
@@ -162,14 +170,15 @@ class UIControl:
         except (LookupError, ValueError, TypeError, OSError) as exc:
             reply({"error": str(exc)})
 
-    def _tap(self, tap_id: str, reply: Callable[[dict[str, Any]], None]) -> None:
+    def _tap(self, tap_id: str, reply: Callable[[dict[str, Any]], None],
+             hold_s: float = 0.0) -> None:
         widget = find_tap_target(Window, tap_id)
         x, y = widget.to_window(*widget.center)
         width, height = Window.system_size
         sx, sy = x / max(1, width - 1), y / max(1, height - 1)
 
         self._provider.tap(sx, sy, lambda down_ns, up_ns: reply(
-            {"ok": True, "down_ns": down_ns, "up_ns": up_ns, "x": x, "y": y}))
+            {"ok": True, "down_ns": down_ns, "up_ns": up_ns, "x": x, "y": y}), hold_s)
 
     @staticmethod
     def _screenshot(path: str) -> str:

@@ -78,10 +78,31 @@ def _text_colour(background: tuple[float, ...]) -> tuple[float, float, float, fl
 
 
 class QuickKey(Button):
+    """A product key; held for ``LONG_PRESS_S`` it asks to re-price itself instead."""
+
+    LONG_PRESS_S = 0.8
     tap_id = StringProperty()
     code = StringProperty()
     key_colour = ColorProperty((0.5, 0.5, 0.5, 1))
     text_colour = ColorProperty((0, 0, 0, 1))
+    long_fired = BooleanProperty(False)
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.collide_point(*touch.pos) and not self.disabled:
+            self.long_fired = False
+            Clock.unschedule(self._long_press)
+            Clock.schedule_once(self._long_press, self.LONG_PRESS_S)
+        return super().on_touch_down(touch)
+
+    def on_touch_up(self, touch: Any) -> bool:
+        if touch.grab_current is self:
+            Clock.unschedule(self._long_press)
+        return super().on_touch_up(touch)
+
+    def _long_press(self, dt: float) -> None:
+        if self.state == "down":  # still held
+            self.long_fired = True
+            App.get_running_app().long_press_product(self.code)
 
 
 class CartRow(ButtonBehavior, BoxLayout):
@@ -474,6 +495,7 @@ class VendorApp(App):
             "display_pid": self._display_process.pid if self._display_process else None,
             "display_shown": self.display_shown, "outbox": self.terminal.outbox_counts(),
             "products": {p.code: p.unit_price_fen for p in model.products},
+            "price_for": model.price_for,
             "z_report": self.z_report_text, "scale_text": self.scale_text, "unsent_warning": self.unsent_warning,
             "sales": [{"seq": v.seq, "sale_id": v.sale_id, "status": v.status,
                        "total_fen": v.total_fen}
@@ -597,6 +619,16 @@ class VendorApp(App):
 
     def select_line(self, index: int) -> None:
         self._act(self.model.select_line, index)
+
+    def long_press_product(self, code: str) -> None:
+        self._act(self.model.long_press_product, code)
+
+    def release_product(self, key: QuickKey) -> None:
+        """A key's release adds a line, unless the press was a long one (re-pricing)."""
+        if key.long_fired:
+            key.long_fired = False
+            return
+        self.tap_product(key.code)
 
     def edit_line(self) -> None:
         self._act(self.model.edit_line)

@@ -62,6 +62,7 @@ class VendorScreenModel:
         self.lang = lang
         self.selected_line: int | None = None
         self.price_edit = False
+        self.price_for: str | None = None  # the key a long press is re-pricing
         self.plu_table = dict(plu_table or {})
         self.notice: Notice | None = None
         self.pending: Any = None  # the ChargedSale awaiting its payment result
@@ -111,6 +112,9 @@ class VendorScreenModel:
         product = self.product(code)
         if self.price_edit:
             self._set_price(product)
+            return
+        if self.price_for is not None:
+            self._finish_key_price(product)
             return
         if self._refuse_when_locked():
             return
@@ -237,18 +241,41 @@ class VendorScreenModel:
     # -- prices and language -------------------------------------------------------------
     def toggle_price_edit(self) -> None:
         self.price_edit = not self.price_edit
+        self.price_for = None
         self.keypad.set_mode(KeypadMode.PRICE if self.price_edit else KeypadMode.WEIGHT)
 
-    def _set_price(self, product: Product) -> None:
+    def long_press_product(self, code: str) -> None:
+        """A long press on a key starts re-pricing that key alone: type the price, tap it."""
+        product = self.product(code)
+        if self.price_edit:
+            return  # edit mode already re-prices every key tapped
+        self.price_for = code
+        self.keypad.set_mode(KeypadMode.PRICE)
+        self.keypad.press("clear")
+        self.tell("price_for", name=product_name(product, self.lang),
+                  price=price_text(product.unit_price_fen, product.unit, self.lang))
+
+    def _finish_key_price(self, product: Product) -> None:
+        if product.code != self.price_for:
+            self.price_for = None
+            self.keypad.set_mode(KeypadMode.WEIGHT)
+            self.tell("price_for_cancelled")
+            return
+        if self._set_price(product):
+            self.price_for = None
+            self.keypad.set_mode(KeypadMode.WEIGHT)
+
+    def _set_price(self, product: Product) -> bool:
         value = self.keypad.take()
         if value is None:
             self.tell("bad_number", error=True)
-            return
+            return False
         updated = product.with_price(value)
         self.products = [updated if p.code == product.code else p for p in self.products]
         self._save_products(self.products)
         self.tell("price_set", name=product_name(updated, self.lang),
                    price=price_text(value, updated.unit, self.lang))
+        return True
 
     def toggle_language(self) -> None:
         self.lang = next_language(self.lang)

@@ -20,7 +20,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import sys
+from array import array
+from collections import deque
 from collections.abc import Collection, Iterable
+from itertools import repeat
 
 from .signing import b64u, unb64u
 
@@ -30,7 +34,7 @@ __all__ = ["BloomFilter", "BloomError", "key_digest", "positions", "size_for",
 DEFAULT_FP_RATE = 0.01
 MIN_BITS = 64
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
-_MASKS = tuple(1 << bit for bit in range(8))
+_AS_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 class BloomError(ValueError):
@@ -110,16 +114,35 @@ class BloomFilter:
     def add_digest(self, digest: bytes) -> None:
         self.add_digests((digest,))
 
-    def add_digests(self, digests: Iterable[bytes]) -> None:
-        """:func:`positions` unrolled into one loop: filling a block's filter is on the
-        ledger's commit path, once per trace key."""
-        bits, low, k, from_bytes = self.bits, self.m_bits - 1, self.k, int.from_bytes
-        for digest in digests:
-            p = from_bytes(digest[:8], "big") & low
-            step = (from_bytes(digest[8:16], "big") | 1) & low
-            for _ in range(k):
-                bits[p >> 3] |= _MASKS[p & 7]
-                p = (p + step) & low
+    def add_digests(self, digests: Collection[bytes]) -> None:
+        """Add many keys at once, with the per-key arithmetic done on big integers.
+
+        Filling a block's filter is on the ledger's commit path and in every verification;
+        one Python step per key and bit costs more than all the hashing. Here ``h1`` and
+        ``h2`` of every key sit in 64-bit lanes of one integer each, so the ``k`` positions
+        of all keys come from ``k`` additions and masks; the bits are then set through a
+        byte-per-bit map turned into the packed filter by C-level conversions. The result is
+        bit for bit what :func:`positions` prescribes (tests pin it).
+        """
+        count = len(digests)
+        if not count:
+            return
+        lane_low = int.from_bytes((self.m_bits - 1).to_bytes(8, "big") * count, "big")
+        lane_one = int.from_bytes((b"\x00" * 7 + b"\x01") * count, "big")
+        h1 = int.from_bytes(b"".join(d[:8] for d in digests), "big") & lane_low
+        h2 = (int.from_bytes(b"".join(d[8:16] for d in digests), "big") | lane_one) & lane_low
+        found = array("Q")
+        position = h1
+        for _ in range(self.k):
+            found.frombytes((position & lane_low).to_bytes(8 * count, "big"))
+            position += h2
+        if sys.byteorder == "little":
+            found.byteswap()
+        byte_map = bytearray(self.m_bits)
+        deque(map(byte_map.__setitem__, found, repeat(1)), maxlen=0)  # C-level scatter
+        packed = int(byte_map.translate(_AS_DIGITS)[::-1], 2)
+        current = int.from_bytes(self.bits, "little")
+        self.bits = bytearray((current | packed).to_bytes(self.m_bits // 8, "little"))
 
     def might_contain_digest(self, digest: bytes) -> bool:
         bits = self.bits

@@ -57,3 +57,20 @@ def test_serialisation_round_trips_and_bad_forms_are_refused():
     with pytest.raises(BloomError, match="base64url"):
         BloomFilter.from_b64u("!!!!", 7)
     assert 42 not in bloom
+
+
+@pytest.mark.parametrize(("count", "m_bits", "k"), [(1, 64, 1), (7, 64, 10), (300, 4096, 7),
+                                                     (2000, 32768, 10), (50, 2**20, 13)])
+def test_filling_many_keys_at_once_sets_exactly_the_prescribed_bits(count, m_bits, k):
+    digests = [key_digest(f"key-{count}-{i}") for i in range(count)]
+    expected = bytearray(m_bits // 8)
+    for digest in digests:
+        for p in positions(digest, m_bits, k):
+            expected[p >> 3] |= 1 << (p & 7)
+    bulk = BloomFilter(m_bits, k)
+    bulk.add_digests(digests)
+    assert bulk.bits == expected
+    one_by_one = BloomFilter(m_bits, k)
+    for digest in digests:
+        one_by_one.add_digest(digest)
+    assert one_by_one == bulk

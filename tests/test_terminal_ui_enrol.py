@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pos_terminal.barcodes import ean13_check_digit
 from pos_terminal.provisioning import CONFIG_FILE, KEY_FILE
 from pos_terminal.ui.enrol_model import EnrolmentModel, Field
 from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
@@ -174,12 +175,37 @@ def test_window_enrols_from_its_screen_then_rings_up(screen, gateway, tmp_path, 
     assert key_hex not in log_path.read_text(errors="replace")
 
 
-def test_window_enrols_from_a_scanned_claim_url(screen, gateway, tmp_path):
+def test_window_enrols_from_a_claim_url_on_the_serial_barcode_reader(screen, gateway,
+                                                                      tmp_path):
     issued = issue_code(gateway)
     data_dir = tmp_path / "scanned"
+    controller, reader_end = os.openpty()  # the reader's serial line, as a real tty
+    try:
+        with TerminalWindows(data_dir, screen.display, log_path=tmp_path / "app.log",
+                             expect_display=False,
+                             extra_args=("--scanner", os.ttyname(reader_end))) as running:
+            assert running.vendor.state()["enrol"]["gateway"] == ""
+            url = f"{gateway}/v1/enrolments/{issued['enrolment_code']}/claim"
+            os.write(controller, url.encode() + b"\r\n")
+            running.vendor.wait_for(lambda s: s["screen"] == "ring_up",
+                                    what="the ring-up screen")
+            # the same reader now scans a scale label into the cart
+            label = "250000300350"
+            os.write(controller, (label + str(ean13_check_digit(label)) + "\r").encode())
+            state = running.vendor.wait_for(lambda s: s["lines"], what="the scanned line")
+            assert [(x["product_code"], x["weight_g"]) for x in state["lines"]] == \
+                [("tomato", 350)]
+    finally:
+        os.close(controller)
+        os.close(reader_end)
+    assert json.loads((data_dir / CONFIG_FILE).read_text())["device_id"] == issued["device_id"]
+
+
+def test_window_enrols_from_a_wedge_scanned_claim_url(screen, gateway, tmp_path):
+    issued = issue_code(gateway)
+    data_dir = tmp_path / "wedge"
     with TerminalWindows(data_dir, screen.display, log_path=tmp_path / "app.log",
                          expect_display=False) as running:
-        assert running.vendor.state()["enrol"]["gateway"] == ""
         running.type(f"{gateway}/v1/enrolments/{issued['enrolment_code']}/claim\r")
         running.vendor.wait_for(lambda s: s["screen"] == "ring_up", what="the ring-up screen")
     assert json.loads((data_dir / CONFIG_FILE).read_text())["device_id"] == issued["device_id"]

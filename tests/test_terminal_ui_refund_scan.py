@@ -170,8 +170,9 @@ def test_price_label_on_a_piece_and_on_a_weighed_product(ring):
 
 @pytest.mark.parametrize("code, key", [
     (ean("259999900350"), "barcode_unknown_plu"),
-    ("2500003003509", "barcode_bad"),             # wrong check digit
-    ("12345", "barcode_bad"),
+    ("2500003003509", "barcode_check_digit"),
+    ("12345", "barcode_not_ean13"),
+    (ean("250000300000"), "barcode_zero_weight"),
     (ean("690123456789"), "barcode_not_in_store"),  # a packaged GTIN
     (ean("250001000350"), "barcode_weight_on_piece"),  # tofu by weight
 ])
@@ -180,6 +181,9 @@ def test_bad_scans_say_why_and_add_nothing(ring, code, key):
     assert ring.notice.key == key and ring.notice.error and not ring.cart
     if key == "barcode_unknown_plu":
         assert ring.notice_text() == "Unknown item code 99999"
+    if key == "barcode_check_digit":
+        ring.toggle_language()
+        assert ring.notice_text() == "条码校验位不对, 请重扫"
 
 
 def test_scans_are_refused_while_a_qr_is_up(ring):

@@ -31,7 +31,7 @@ class Notice:
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
-#: English service messages (pos_terminal.cart / .terminal / .refunds) -> strings-table key.
+#: English service messages (pos_terminal.cart / .terminal / .refunds / .barcodes) -> key.
 _KNOWN: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"total is too large"), "err_total_too_large"),
     (re.compile(r"a sale holds at most (?P<count>\d+) lines"), "err_too_many_lines"),
@@ -42,6 +42,11 @@ _KNOWN: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"at most (?P<fen>\d+) fen of this sale"), "err_refund_too_much"),
     (re.compile(r"only a paid sale can be refunded"), "refund_not_paid"),
     (re.compile(r"give a reason for the refund"), "refund_need_reason"),
+    (re.compile(r"is not 13 digits"), "barcode_not_ean13"),
+    (re.compile(r"check digit \d is wrong"), "barcode_check_digit"),
+    (re.compile(r"label carries a zero weight"), "barcode_zero_weight"),
+    (re.compile(r"prefix (?P<prefix>\d+) is in-store but not configured"),
+     "barcode_prefix_unset"),
 )
 
 

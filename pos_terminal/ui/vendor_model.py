@@ -153,7 +153,7 @@ class VendorScreenModel:
         try:
             parsed = parse_ean13(code)
         except BarcodeError as exc:
-            self.tell("barcode_bad", reason=str(exc), error=True)
+            self.notice = service_notice("barcode_bad", exc)
             return False
         if isinstance(parsed, ProductBarcode):
             self.tell("barcode_not_in_store", code=parsed.code, error=True)

@@ -357,6 +357,15 @@ class Ledger:
             return bodies.get(org), held_by
         return (bodies[held_by[0]] if held_by else None), held_by
 
+    def _first_record(self, seq: int, org: str | None) -> bytes | None:
+        """The record as ``org``'s node holds it, or as the first node holding it does."""
+        for name in (org,) if org is not None else self.orgs:
+            node = self.nodes.get(name)
+            body = None if node is None else node.record(seq)
+            if body is not None:
+                return body
+        return None
+
     def get(self, record_id: str, org: str | None = None) -> StoredEntry | None:
         """A committed entry; its full record as ``org``'s node holds it (any node if None)."""
         row = self._reference.leaf(record_id, record_id_digest(record_id))
@@ -376,15 +385,20 @@ class Ledger:
 
         ``record_canonical`` is None when no node (or not ``org``'s) holds the full record.
         """
-        stored = self.get(record_id, org)
-        if stored is None:
+        row = self._reference.leaf(record_id, record_id_digest(record_id))
+        if row is None:
             return None
-        block_hash_hex, header, signatures = self._reference.block_head(stored.height)
-        path, tree_size = self._reference.audit_path(stored.height, stored.index)
-        return {"record_canonical": stored.record_canonical, "record_hash": stored.record_hash,
-                "leaf": {"kind": stored.kind, "record_id": record_id,
-                         "record_hash": stored.record_hash, "trace_keys": stored.trace_keys},
-                "leaf_hash": stored.leaf_hash, "leaf_index": stored.index,
+        seq, _, kind, height, index, record_hash, keys_json = row
+        body = self._first_record(seq, org)
+        keys, record_hash_hex = orjson.loads(keys_json), record_hash.hex()
+        leaf = merkle.leaf_hash(leaf_data(kind, record_id, record_hash_hex, keys))
+        block_hash_hex, header, signatures = self._reference.block_head(height)
+        path, tree_size = self._reference.audit_path(height, index)
+        return {"record_canonical": None if body is None else body.decode(),
+                "record_hash": record_hash_hex,
+                "leaf": {"kind": kind, "record_id": record_id, "record_hash": record_hash_hex,
+                         "trace_keys": keys},
+                "leaf_hash": leaf.hex(), "leaf_index": index,
                 "tree_size": tree_size, "audit_path": [h.hex() for h in path],
                 "block": {"header": orjson.loads(header), "block_hash": block_hash_hex,
                           "signatures": orjson.loads(signatures)}}

@@ -209,3 +209,31 @@ def test_window_enrols_from_a_wedge_scanned_claim_url(screen, gateway, tmp_path)
         running.type(f"{gateway}/v1/enrolments/{issued['enrolment_code']}/claim\r")
         running.vendor.wait_for(lambda s: s["screen"] == "ring_up", what="the ring-up screen")
     assert json.loads((data_dir / CONFIG_FILE).read_text())["device_id"] == issued["device_id"]
+
+
+def test_cli_window_on_a_fresh_dir_goes_to_the_enrolment_screen(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import pos_terminal.ui.app as ui_app
+    from pos_terminal.cli import terminal
+
+    calls = []
+    monkeypatch.setattr(ui_app, "run", calls.append)  # the window itself is tested above
+    fresh = str(tmp_path / "fresh")
+    result = CliRunner().invoke(terminal, ["--data-dir", fresh, "--gateway-url",
+                                           "http://127.0.0.1:9"])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"data_dir": fresh, "scale": "manual", "gateway_url": "http://127.0.0.1:9"}]
+    headless = CliRunner().invoke(terminal, ["--data-dir", fresh, "--headless"])
+    assert headless.exit_code == 1 and "holds no enrolment" in headless.output
+
+
+def test_a_half_written_enrolment_is_refused_not_overwritten(tmp_path):
+    from pos_terminal.provisioning import ProvisioningError
+    from pos_terminal.ui.app import _open_terminal
+
+    assert _open_terminal(tmp_path) is None  # nothing there: the enrolment screen
+    (tmp_path / KEY_FILE).write_text("00" * 32)
+    os.chmod(tmp_path / KEY_FILE, 0o600)
+    with pytest.raises(ProvisioningError):
+        _open_terminal(tmp_path)

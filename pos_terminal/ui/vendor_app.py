@@ -37,6 +37,7 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 from market_protocol import format_fen
 
 from ..day_report import day_start_ms, day_summary, render_z_report
+from ..provisioning import ProvisioningError
 from ..scales import Scale, ScaleError, SimulatedScale, take_weight
 from ..terminal import Terminal, TerminalError
 from .day_model import sale_view, z_report_lines
@@ -45,7 +46,7 @@ from .enrol_model import KEYBOARD_ROWS, EnrolmentModel
 from .environment import CONTROL_ENV, DISPLAY_CONTROL_ENV
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
-from .messages import scale_notice, service_notice
+from .messages import Notice, scale_notice, service_notice
 from .plu import load_plu_table
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
@@ -63,6 +64,13 @@ KV_DIR = Path(__file__).with_name("kv")
 def _rgba(hex_colour: str) -> tuple[float, float, float, float]:
     value = hex_colour.lstrip("#")
     return (int(value[0:2], 16) / 255, int(value[2:4], 16) / 255, int(value[4:6], 16) / 255, 1)
+
+
+def _sale_amount(total_fen: int, refunded_fen: int) -> str:
+    """A row's amount, with what the gateway says was refunded of it."""
+    if not refunded_fen:
+        return format_fen(total_fen)
+    return f"{format_fen(total_fen)} (-{format_fen(refunded_fen)})"
 
 
 def _enrol_key(key: str) -> Any:
@@ -283,10 +291,12 @@ class VendorApp(App):
 
     def _on_key_down(self, window: Any, key: int, scancode: int, codepoint: Any,
                      modifiers: Any) -> bool:
-        if key in (13, 271):  # Enter, keypad Enter: a wedge scanner ends its code so
+        if key in (13, 271) and self.manager.current != "refund":
+            # Enter, keypad Enter: how a wedge scanner ends its code (the refund screen's
+            # text field keeps its own Enter)
             if self.enrol is not None and self.manager.current == "enrol":
                 self.enrol_submit()
-            elif self.manager.current != "refund":
+            else:
                 for line in self.wedge.enter():
                     self.scanned(line)
             return True
@@ -363,7 +373,14 @@ class VendorApp(App):
         self.refresh()
         if config is None:
             return
-        self._attach(Terminal.open(enrol.data_dir))
+        try:
+            terminal = Terminal.open(enrol.data_dir)
+        except (ProvisioningError, OSError, ValueError) as exc:  # stored, yet unreadable
+            enrol.config = None
+            enrol.notice = Notice("enrol_refused", (("reason", str(exc)),), True)
+            self.refresh()
+            return
+        self._attach(terminal)
         self._add_day_screens()
         self.manager.current = "ring_up"
         self.manager.remove_widget(self.manager.get_screen("enrol"))
@@ -501,6 +518,8 @@ class VendorApp(App):
                        "total_fen": v.total_fen}
                       for v in map(sale_view, self.terminal.today_sales())],
             "selected_sale": self.selected_sale,
+            "sale_rows": {str(row.seq): row.amount for row in
+                          self.manager.get_screen("sales").ids.sale_rows.children},
             "refund": None if self.refund is None else {
                 "sale_id": self.refund.sale.sale_id, "amount_fen": self.refund.amount_fen(),
                 "refundable_fen": self.refund.refundable_fen, "reason": self.refund.reason_text(),
@@ -675,7 +694,7 @@ class VendorApp(App):
             row = SaleRow(seq=view.seq, sale_id=view.sale_id,
                           summary=f"#{view.seq}  {view.time}",
                           status=text(f"status_{view.status}", lang),
-                          amount=format_fen(view.total_fen),
+                          amount=_sale_amount(view.total_fen, stored.refunded_fen),
                           selected=view.sale_id == self.selected_sale, tap_id=f"sale-{view.seq}")
             row.bind(on_release=lambda row: self._select_sale(row.sale_id))
             rows.add_widget(row)

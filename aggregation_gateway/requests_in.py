@@ -30,7 +30,20 @@ def json_object() -> dict[str, Any]:
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "expected a JSON object")
-    return body
+    return _integral(body)
+
+
+def _integral(value: Any) -> Any:
+    """JSON does not tell ``1.0`` from ``1``: a whole number written with a fraction is
+    that integer. Any other float stays a float, and the schema refuses it (money is
+    integer fen)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
 
 
 def require_manager() -> str:

@@ -115,3 +115,22 @@ def test_password_guessing_is_slowed(tmp_path: Path, platform) -> None:  # noqa:
         assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
         # Even the right password waits until the bucket refills.
         assert gw.http.get(url, auth=MANAGER).status_code == 429
+
+
+def test_whole_numbers_with_a_fraction_are_integers_other_floats_are_refused(
+        tmp_path: Path, platform) -> None:  # noqa: F811
+    with ServedGateway(tmp_path, platform.url) as gw:
+        terminal = gw.terminal()
+        url, _ = terminal.charge()
+        payment = gw.scan(url).json()
+        from test_gateway_support import pay_at_checkout
+
+        pay_at_checkout(payment["checkout_url"])
+        gw.wait_status(payment["payment_id"], "paid")
+        refunds = f"{gw.url}/v1/payments/{payment['payment_id']}/refunds"
+        half = gw.http.post(refunds, auth=MANAGER, json={"amount_fen": 2.5, "reason": "x",
+                                                         "refund_no": "F-1"})
+        assert half.status_code == 400 and "float" in half.json()["message"]
+        whole = gw.http.post(refunds, auth=MANAGER, json={"amount_fen": 3.0, "reason": "x",
+                                                          "refund_no": "F-2"})
+        assert whole.status_code == 201 and whole.json()["amount_fen"] == 3

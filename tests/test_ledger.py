@@ -261,3 +261,26 @@ def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_pa
         assert [r.status for r in again.submit([entry(2), entry(3)])] == ["accepted"] * 2
         again.flush()
         assert again.verify().ok and again.head()["trades"] == 4
+
+
+def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
+    import sqlite3
+
+    from ledger_bridge.ledger import LedgerStoreError
+    from ledger_bridge.ledger.node_store import STORE_NAME
+
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30, node_processes=True) as ledger:
+        ledger.submit([entry(i, visible_to=("retail_market",) if i == 4 else None)
+                       for i in range(8)])
+        ledger.flush()
+        assert ledger.head()["trades"] == 8
+        assert [loc.record_id for loc in ledger.locate("code-7")] == ["t7"]
+        assert ledger.get("t4").held_by == ("retail_market",)
+        assert ledger.proof("t7")["leaf_index"] == 1
+        assert ledger.verify().ok
+        with sqlite3.connect(tmp_path / "production_base" / STORE_NAME) as conn:
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON blocks "
+                         "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+        ledger.submit([entry(8)])
+        with pytest.raises(LedgerStoreError, match="production_base.*disk trouble"):
+            ledger.flush()

@@ -36,6 +36,7 @@ from .blocks import (
 from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
 from .key_index import key_id
+from .node_process import NodeProcess
 from .node_store import STORE_NAME, NodeStore
 from .signers import load_signers, public_keys
 from .verification import VerifyReport
@@ -75,7 +76,8 @@ class Ledger:
     """See the module docstring. Thread-safe; open with :meth:`open`, end with :meth:`close`."""
 
     def __init__(self, data_dir: Path, block_max: int, block_timeout_s: float,
-                 endorse: Endorse | None, orgs: Sequence[str] = ORGS) -> None:
+                 endorse: Endorse | None, orgs: Sequence[str] = ORGS,
+                 node_processes: bool = False) -> None:
         if block_max < 1:
             raise ValueError(f"block_max must be at least 1, got {block_max}")
         if block_timeout_s <= 0:
@@ -96,19 +98,28 @@ class Ledger:
         self._first_seqs: list[int] = []  # by height - 1
         self._load()
         self._tip = self._head
+        self._writers = ({org: NodeProcess(org, node.path) for org, node in self.nodes.items()}
+                         if node_processes else None)
+        self._stored: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()
         self._timer = threading.Thread(target=self._cut_on_timeout, name="ledger-orderer",
                                        daemon=True)
         self._timer.start()
-        self._stored: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()
         self._publisher = threading.Thread(target=self._publish_stored, name="ledger-publisher",
                                            daemon=True)
         self._publisher.start()
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], block_max: int = 500,
-             block_timeout_s: float = 0.2, endorse: Endorse | None = None) -> Ledger:
-        """Open (creating on first use) the ledger under ``data_dir``."""
-        return cls(Path(data_dir), block_max, block_timeout_s, endorse)
+             block_timeout_s: float = 0.2, endorse: Endorse | None = None,
+             node_processes: bool = False) -> Ledger:
+        """Open (creating on first use) the ledger under ``data_dir``.
+
+        ``node_processes`` runs each organisation's node writes in a process of its own
+        (:mod:`.node_process`): commits then use more than one core, at the price of three
+        processes started on opening (about a second). For a long-running bridge.
+        """
+        return cls(Path(data_dir), block_max, block_timeout_s, endorse,
+                   node_processes=node_processes)
 
     def _load(self) -> None:
         self._settle_heights()
@@ -150,6 +161,8 @@ class Ledger:
         if self._failure is None:
             self.flush()
         self._pool.shutdown()
+        for writer in (self._writers or {}).values():
+            writer.close()
         self._stored.put(None)
         self._publisher.join()
         for node in self.nodes.values():
@@ -257,9 +270,7 @@ class Ledger:
                      orjson.dumps(signatures).decode(), first_seq, b"".join(block.leaf_hashes),
                      block.key_index, block.inner_nodes)
         self._finish_inflight()
-        writes = [self._pool.submit(node.write_block, block_row, block.leaf_rows,
-                                    self._visible_records(org, batch, first_seq))
-                  for org, node in self.nodes.items()]
+        writes = self._start_writes(block_row, block, batch, first_seq)
         for queued in batch:
             del self._pending[queued.entry.record_id]
             self._writing[queued.entry.record_id] = queued
@@ -268,6 +279,17 @@ class Ledger:
         inflight = self._inflight = _InFlight(writes, block, self._tip, batch)
         for write in writes:
             write.add_done_callback(lambda _: self._publish_when_stored(inflight))
+
+    def _start_writes(self, block_row: tuple, block: BlockBuild, batch: list[Queued],
+                      first_seq: int) -> list[Future[None]]:
+        if self._writers is None:
+            return [self._pool.submit(node.write_block, block_row, block.leaf_rows,
+                                      self._visible_records(org, batch, first_seq))
+                    for org, node in self.nodes.items()]
+        shared = NodeProcess.pack((block_row, block.leaf_rows))
+        return [self._pool.submit(writer.write_block, shared,
+                                  NodeProcess.pack(self._visible_records(org, batch, first_seq)))
+                for org, writer in self._writers.items()]
 
     def _finish_inflight(self) -> None:
         """Wait for the block being stored, then make it readable. Caller holds the lock."""

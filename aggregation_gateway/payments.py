@@ -439,9 +439,14 @@ class PaymentService:
                 log.info("close of %s at %s: %s", payment_id, payment["channel"], exc.code)
             try:
                 status = channel.query_order(payment_id)
-            except ChannelError:
-                return 0  # cannot be sure it was not paid: try again next sweep
-            if status.status not in ("closed", "failed"):
+            except ChannelError as exc:
+                if exc.code != "unknown_order":
+                    return 0  # cannot be sure it was not paid: try again next sweep
+                # The channel has no such order (its records were lost): nothing was paid.
+                log.warning("order %s is unknown at %s; expiring it", payment_id,
+                            payment["channel"])
+                status = None
+            if status is not None and status.status not in ("closed", "failed"):
                 if status.status == "paid":
                     self.apply_channel_status(payment_id, status, "sweeper")
                 return 0

@@ -128,3 +128,14 @@ def test_sweeper_expires_and_closes_then_late_paid_notification_is_accepted(
             "SELECT url, request FROM channel_calls WHERE url LIKE '%/close'").fetchall()
         assert len(calls) == 1
         assert '"X-Signature":"***"' in calls[0]["request"]
+
+
+def test_pending_order_the_channel_never_heard_of_is_expired(gw: ServedGateway) -> None:
+    terminal = gw.terminal()
+    gw.gateway.db.conn.execute(
+        "INSERT INTO payments (payment_id, device_id, merchant_id, order_no, nonce, amount_fen,"
+        " currency, qr_issued_at, status, channel, created_at_ms, updated_at_ms) VALUES "
+        "('p00000000000000000000dead', ?, 'stall-7', 77, 'n', 100, 'CNY', 0, 'pending', "
+        "'sandbox', 0, 0)", (terminal.device_id,))
+    assert gw.gateway.payments.sweep()["expired"] == 1
+    assert gw.payment("p00000000000000000000dead")["status"] == "expired"

@@ -162,23 +162,43 @@ class PaymentService:
 
     def _record_order(self, conn: sqlite3.Connection, payment_id: str, payload: Any,
                       device: sqlite3.Row, channel_name: str, created: Any) -> bool:
+        """Store the order the channel created, as ``pending``: True if this call stored it.
+
+        The hot path of the scan landing: one insert, both events and the terminal's
+        ``pending`` result, without re-reading what was just written.
+        """
         now = now_ms()
+        row = {"payment_id": payment_id, "device_id": payload.device_id,
+               "merchant_id": device["merchant_id"], "order_no": payload.order_no,
+               "nonce": payload.nonce_hex, "amount_fen": payload.amount_fen,
+               "currency": payload.currency, "qr_issued_at": payload.issued_at,
+               "status": "pending", "channel": channel_name,
+               "channel_order_id": created.channel_order_id,
+               "checkout_url": created.checkout_url, "channel_txn_id": None,
+               "refunded_fen": 0, "created_at_ms": now, "updated_at_ms": now}
         cursor = conn.execute(
             "INSERT OR IGNORE INTO payments (payment_id, device_id, merchant_id, order_no, "
             "nonce, amount_fen, currency, qr_issued_at, status, channel, channel_order_id, "
-            "checkout_url, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-            "'created', ?, ?, ?, ?, ?)",
-            (payment_id, payload.device_id, device["merchant_id"], payload.order_no,
-             payload.nonce_hex, payload.amount_fen, payload.currency, payload.issued_at,
-             channel_name, created.channel_order_id, created.checkout_url, now, now))
+            "checkout_url, created_at_ms, updated_at_ms) VALUES (:payment_id, :device_id, "
+            ":merchant_id, :order_no, :nonce, :amount_fen, :currency, :qr_issued_at, "
+            ":status, :channel, :channel_order_id, :checkout_url, :created_at_ms, "
+            ":updated_at_ms)", row)
         if cursor.rowcount == 1:
-            self._event(conn, payment_id, "none", "created", "scan", True)
-        else:
-            conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? WHERE "
-                         "payment_id = ? AND checkout_url IS NULL",
-                         (created.channel_order_id, created.checkout_url, payment_id))
+            conn.executemany(
+                "INSERT INTO payment_events (payment_id, from_status, to_status, source, "
+                "accepted, reason, at_ms) VALUES (?, ?, ?, ?, 1, '', ?)",
+                [(payment_id, "none", "created", "scan", now),
+                 (payment_id, "created", "pending", "create_order", now)])
+            key = self.registry.device_key(payload.device_id, device["key_version"])
+            outbox.enqueue(conn, "payment_result", f"{payment_id}:pending:0",
+                           results_topic(payload.device_id),
+                           build_payment_result(row, key, None, now))
+            return True
+        conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? WHERE "
+                     "payment_id = ? AND checkout_url IS NULL",
+                     (created.channel_order_id, created.checkout_url, payment_id))
         self._apply(conn, payment_id, "pending", "create_order")
-        return cursor.rowcount == 1
+        return False
 
     def _close_orphan(self, channel_name: str, payment_id: str) -> None:
         """Another code with the same order number won the race: close our order."""

@@ -57,12 +57,15 @@ log = logging.getLogger(__name__)
               help="Window: start the customer display window (default: on).")
 @click.option("--geometry", default=None, help="Window: vendor window WxH[+X+Y].")
 @click.option("--display-geometry", default=None, help="Window: customer display WxH[+X+Y].")
+@click.option("--scanner", default=None,
+              help="Window: serial barcode scanner device, e.g. /dev/ttyACM0 (a keyboard-wedge "
+                   "scanner needs no option).")
 def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
              simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
              seed: int | None, qr_format: str | None, close_day: bool, force: bool,
              scale: str, lang: str | None, fullscreen: bool | None,
              customer_display: bool | None, geometry: str | None,
-             display_geometry: str | None) -> None:
+             display_geometry: str | None, scanner: str | None) -> None:
     """Run a vendor terminal.
 
     \b
@@ -86,7 +89,7 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
             options = {"data_dir": str(data_dir), "scale": scale, "lang": lang,
                        "fullscreen": fullscreen, "customer_display": customer_display,
                        "geometry": geometry, "display_geometry": display_geometry,
-                       "gateway_url": gateway_url if enrol_code is None else None}
+                       "scanner": scanner, "gateway_url": gateway_url if enrol_code is None else None}
             run({name: value for name, value in options.items() if value is not None})
             return
         # With no sales to simulate, a headless run drains whatever the outbox still holds.

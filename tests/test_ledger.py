@@ -284,3 +284,21 @@ def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
         ledger.submit([entry(8)])
         with pytest.raises(LedgerStoreError, match="production_base.*disk trouble"):
             ledger.flush()
+
+
+def test_nodes_that_disagree_beyond_a_crash_are_left_for_verify_to_name(tmp_path):
+    import sqlite3
+
+    from ledger_bridge.ledger import verify_data_dir
+    from ledger_bridge.ledger.node_store import STORE_NAME
+
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as first:
+        first.submit([entry(i) for i in range(6)])
+    # only the block row is gone: its leaves are still there, so this is no crash
+    with sqlite3.connect(tmp_path / "retail_market" / STORE_NAME) as conn:
+        conn.execute("DELETE FROM blocks WHERE height = 2")
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as again:
+        assert again.head()["height"] == 2  # nothing dropped from the other nodes
+    report = verify_data_dir(tmp_path)
+    assert (report.first.node, report.first.height, report.first.what) == (
+        "retail_market", 2, "block is missing")

@@ -139,16 +139,27 @@ class Ledger:
         A block is acknowledged (``flush`` returns, the caller answers its sender) only
         once every node has stored it, so a block some node lacks was never acknowledged:
         its sender delivers it again, and dropping the partial copies is what lets it be
-        ordered again instead of clashing with them.
+        ordered again instead of clashing with them. Only that shape is settled: one block
+        at most (one is stored at a time), and nothing of it on the nodes that lack it.
+        Anything else is not a crash; it is left as found for ``verify`` to name.
         """
         heights = {org: (node.last_block() or (0,))[0] for org, node in self.nodes.items()}
-        common = min(heights.values())
-        for org, height in heights.items():
-            if height > common:
-                log.warning("node %s holds blocks %d..%d that not every node stored "
-                            "(heights %s); dropping them so they are ordered again",
-                            org, common + 1, height, heights)
-                self.nodes[org].drop_blocks_above(common)
+        common, top = min(heights.values()), max(heights.values())
+        if common == top:
+            return
+        ahead = [org for org, height in heights.items() if height == top]
+        first_seq = self.nodes[ahead[0]].block(top)[4]
+        behind = [org for org, height in heights.items() if height == common]
+        crash = top == common + 1 and not any(
+            self.nodes[org].leaves_between(first_seq, first_seq + 1) for org in behind)
+        if not crash:
+            log.error("ledger nodes disagree (heights %s) in a way a crash does not explain; "
+                      "leaving them as found: run `tracepay ledger verify`", heights)
+            return
+        for org in ahead:
+            log.warning("node %s holds block %d, which not every node stored (heights %s); "
+                        "dropping it so its entries are ordered again", org, top, heights)
+            self.nodes[org].drop_blocks_above(common)
 
     def close(self) -> None:
         """Cut a last block from whatever waits, stop the orderer and close the files."""

@@ -171,3 +171,14 @@ def test_daily_reconciler_runs_once_for_yesterday_after_the_cutoff(gw: ServedGat
     run = gw.gateway.db.conn.execute("SELECT statement_date, mismatches FROM "
                                      "reconciliation_runs").fetchone()
     assert run["statement_date"] == (today - timedelta(days=1)).date().isoformat()
+
+
+def test_live_payments_feed_shows_the_latest_payment(gw: ServedGateway) -> None:
+    terminal = gw.terminal()
+    paid = _sell(gw, terminal)
+    browser, _ = _login(gw)
+    feed = browser.get(f"{gw.url}/manager/payments.json").json()["payments"]
+    assert feed[0]["payment_id"] == paid["payment_id"]
+    assert (feed[0]["status"], feed[0]["merchant_name"]) == ("paid", "Li's greens")
+    page = browser.get(f"{gw.url}/manager/")
+    assert "payments.json" in page.text and terminal.device_id in page.text

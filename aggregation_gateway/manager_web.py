@@ -1,5 +1,5 @@
 """Manager web pages: login, terminals (enrol, revoke, rotate), live payments, per-vendor
-daily settlement with CSV and chart, T+1 reconciliation.
+daily settlement with CSV and chart, T+1 reconciliation, the channel-call audit log.
 
 Sessions are server-side (``web_sessions``); every state-changing form carries the
 session's CSRF token, and the login form a double-submit token of its own.
@@ -142,6 +142,15 @@ def payments_json() -> Any:
         "p.updated_at_ms FROM payments p LEFT JOIN merchants m USING (merchant_id) "
         "ORDER BY p.updated_at_ms DESC LIMIT 50").fetchall()
     return jsonify(payments=[dict(row) for row in rows])
+
+
+@blueprint.get("/audit")
+def audit() -> Any:
+    """The latest channel calls, as stored for audit (secrets already removed)."""
+    calls = gateway().db.conn.execute(
+        "SELECT id, channel, method, url, status, error, at_ms, elapsed_ms, request, response "
+        "FROM channel_calls ORDER BY id DESC LIMIT 100").fetchall()
+    return _render("manager_audit.html", calls=[dict(call) for call in calls])
 
 
 # -- settlement and reconciliation --------------------------------------------------------

@@ -240,6 +240,9 @@ def _paths() -> dict[str, Any]:
             "summary": "Latest payments for the live view", "security": session,
             "responses": {"200": _json(_obj({"payments": {"type": "array"}})),
                           **_errors(401)}}},
+        "/manager/audit": {"get": {"summary": "Latest channel calls (secrets removed)",
+                                   "security": session,
+                                   "responses": {"200": _html(), **login_redirect}}},
         "/manager/settlement": {"get": {
             "summary": "Per-vendor daily settlement with chart", "security": session,
             "parameters": [{"name": "date", "in": "query", "schema": {"format": "date",

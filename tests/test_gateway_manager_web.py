@@ -182,3 +182,6 @@ def test_live_payments_feed_shows_the_latest_payment(gw: ServedGateway) -> None:
     assert (feed[0]["status"], feed[0]["merchant_name"]) == ("paid", "Li's greens")
     page = browser.get(f"{gw.url}/manager/")
     assert "payments.json" in page.text and terminal.device_id in page.text
+    audit = browser.get(f"{gw.url}/manager/audit")
+    assert audit.status_code == 200 and "/v1/orders" in audit.text
+    assert "&#34;X-Signature&#34;:&#34;***&#34;" in audit.text

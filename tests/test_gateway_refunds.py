@@ -139,3 +139,25 @@ def test_pending_order_the_channel_never_heard_of_is_expired(gw: ServedGateway) 
         "'sandbox', 0, 0)", (terminal.device_id,))
     assert gw.gateway.payments.sweep()["expired"] == 1
     assert gw.payment("p00000000000000000000dead")["status"] == "expired"
+
+
+def test_the_terminals_own_refund_request_is_accepted(gw: ServedGateway) -> None:
+    """The record pos_terminal builds is exactly what the gateway verifies."""
+    from pos_terminal.refunds import build_refund_request
+
+    terminal, payment, sale = _paid(gw)
+    record = build_refund_request(
+        device_id=terminal.device_id, key_version=terminal.key_version,
+        device_key=terminal.key, sale_id=sale["sale_id"], refund_no=f"{sale['sale_id']}.r1",
+        amount_fen=100, reason="one leaf short", requested_at_ms=int(time.time() * 1000))
+    # The sale reached the gateway over MQTT in production; store it as the link would.
+    import orjson
+
+    from aggregation_gateway.sales_intake import accept_sale
+    from market_protocol.topics import sales_topic
+
+    assert accept_sale(gw.gateway.payments, sales_topic(terminal.device_id),
+                       orjson.dumps(sale)) == "stored"
+    response = gw.http.post(f"{gw.url}/v1/devices/{terminal.device_id}/refunds", json=record)
+    assert response.status_code == 201, response.text
+    assert gw.payment(payment["payment_id"])["refunded_fen"] == 100

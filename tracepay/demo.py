@@ -43,6 +43,8 @@ class DemoSystem:
     manager_user: str = "manager"
     manager_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     bridge_admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mqtt_gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mqtt_bridge_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     broker: Broker | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -61,7 +63,11 @@ class DemoSystem:
     def start(self, *, log: Any = None) -> DemoSystem:
         say = log or (lambda _text: None)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.broker = Broker(self.data_dir / "broker").start()
+        # The broker admits only users the gateway writes: itself, the bridge, and each
+        # enrolled terminal, each confined by the ACL to its own topics.
+        broker_dir = self.data_dir / "broker"
+        self.broker = Broker(broker_dir, password_file=broker_dir / "passwords",
+                             acl_file=broker_dir / "acl").start()
         self.urls["mqtt"] = self.broker.url
         say(f"broker ({self.broker.implementation}) on {self.broker.url}")
         mqtt = ["--mqtt-host", self.broker.host, "--mqtt-port", str(self.broker.port)]
@@ -76,13 +82,22 @@ class DemoSystem:
                       str(ports["gateway"]), "--data-dir", str(self.data_dir / "gateway"),
                       "--public-url", gateway_url, "--platform-url", self.urls["platform"],
                       "--consumer-url", consumer_url, "--manager-user", self.manager_user,
-                      "--manager-password", self.manager_password, *mqtt,
-                      port=ports["gateway"])
+                      "--mqtt-username", "tracepay-gateway",
+                      "--mosquitto-password-file", str(broker_dir / "passwords"),
+                      "--mosquitto-acl-file", str(broker_dir / "acl"),
+                      "--mosquitto-pid-file", str(broker_dir / "broker.pid"), *mqtt,
+                      port=ports["gateway"],
+                      env={"TRACEPAY_GATEWAY_MANAGER_PASSWORD": self.manager_password,
+                           "TRACEPAY_GATEWAY_MQTT_PASSWORD": self.mqtt_gateway_password,
+                           "TRACEPAY_GATEWAY_MQTT_BRIDGE_USERNAME": "tracepay-bridge",
+                           "TRACEPAY_GATEWAY_MQTT_BRIDGE_PASSWORD": self.mqtt_bridge_password})
         say(f"gateway on {gateway_url}")
         self._service("bridge", "bridge", "--host", "127.0.0.1", "--port", str(ports["bridge"]),
                       "--data-dir", str(self.data_dir / "bridge"), "--gateway-url",
-                      gateway_url, *mqtt, port=ports["bridge"],
-                      env={"TRACEPAY_BRIDGE_ADMIN_TOKEN": self.bridge_admin_token})
+                      gateway_url, "--mqtt-username", "tracepay-bridge", *mqtt,
+                      port=ports["bridge"],
+                      env={"TRACEPAY_BRIDGE_ADMIN_TOKEN": self.bridge_admin_token,
+                           "TRACEPAY_BRIDGE_MQTT_PASSWORD": self.mqtt_bridge_password})
         say(f"ledger bridge on {self.urls['bridge']}")
         self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
                       str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",

@@ -8,7 +8,6 @@ bridge that is down for a while loses nothing.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from .testing import free_port, wait_for_port
+from .testing import ServiceProcess, free_port, wait_for_port
 
 __all__ = ["Broker", "mosquitto_binary", "render_mosquitto_conf", "broker_command"]
 
@@ -103,7 +102,7 @@ class Broker:
                                "or use implementation='amqtt'")
         self.implementation = implementation
         self._binary = binary
-        self.process: subprocess.Popen | None = None
+        self._service: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
@@ -123,25 +122,26 @@ class Broker:
         self.config_path.write_text(_amqtt_config(self.host, self.port))
         return [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.config_path)]
 
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self._service.process if self._service else None
+
     def start(self, timeout: float = 15.0) -> Broker:
         if self.process and self.process.poll() is None:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.password_file and not self.password_file.exists():
-            self.password_file.touch(mode=0o600)
-        if self.acl_file and not self.acl_file.exists():
-            self.acl_file.touch(mode=0o600)
-        log = (self.data_dir / "broker.stdout.log").open("ab")
-        self.process = subprocess.Popen(self._argv(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        for path in (self.password_file, self.acl_file):
+            if path and not path.exists():
+                path.touch(mode=0o600)
+        self._service = ServiceProcess(self._argv(),
+                                       log_path=self.data_dir / "broker.stdout.log").start()
         try:
             wait_for_port(self.port, self.host, timeout)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"{self.implementation} did not start on {self.port}: "
                                f"see {self.data_dir}") from None
-        (self.data_dir / "broker.pid").write_text(f"{self.process.pid}\n")
+        (self.data_dir / "broker.pid").write_text(f"{self._service.pid}\n")
         return self
 
     def reload(self) -> None:
@@ -151,21 +151,13 @@ class Broker:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Clean shutdown: Mosquitto writes its persistence file on SIGTERM."""
-        if not self.process or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self._service:
+            self._service.stop(timeout)
 
     def kill(self) -> None:
         """A crash: SIGKILL, no chance to save."""
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self._service:
+            self._service.kill()
 
     def __enter__(self) -> Broker:
         return self.start()

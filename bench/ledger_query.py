@@ -10,8 +10,8 @@ then measures, and prints one JSON object:
 * a full verify of every node (seconds) and whether it passed;
 * this process's resident memory: now (VmRSS) and peak (VmHWM).
 
-Example (the issue's figure; about 1.2 GB of disk per 100,000 trades over three nodes
-is not needed, roughly 3.5 GB per million):
+Example (the full figure needs about 4.3 GB of disk: 172 MB per 40,000 trades over the
+three nodes):
 
     .venv/bin/python bench/ledger_query.py --trades 1000000 --data-dir var/bench-ledger
     .venv/bin/python bench/ledger_query.py --trades 20000          # quick

@@ -18,23 +18,50 @@ class CanonicalJSONError(ValueError):
     """Raised when a value cannot be put in canonical form (floats, non-string keys, ...)."""
 
 
-def _reject_floats(value: Any, path: str = "$") -> None:
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _contains_float(value: Any) -> bool:
+    """Fast test on the hot path: one type check per string or integer, recursion only
+    into containers."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind not in _SCALARS and isinstance(value, float)
+    for item in items:  # noqa: SIM110 - a plain loop beats any() over a generator here
+        if type(item) not in _SCALARS and _contains_float(item):
+            return True
+    return False
+
+
+def _float_path(value: Any, path: str = "$") -> str | None:
+    """Where the first float is, for the error message (only called once one exists)."""
     if isinstance(value, float):
-        raise CanonicalJSONError(f"float at {path}: use integer minor units or grams")
+        return path
     if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise CanonicalJSONError(f"non-string key {key!r} at {path}")
-            _reject_floats(item, f"{path}.{key}")
+        pairs = ((f"{path}.{key}", item) for key, item in value.items())
     elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _reject_floats(item, f"{path}[{index}]")
+        pairs = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for item_path, item in pairs:
+        found = _float_path(item, item_path)
+        if found:
+            return found
+    return None
 
 
 def dumps(value: Any) -> bytes:
-    """Encode ``value`` canonically. Raises CanonicalJSONError for floats."""
-    _reject_floats(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """Encode ``value`` canonically. Raises CanonicalJSONError for floats and non-string keys."""
+    if _contains_float(value):
+        raise CanonicalJSONError(f"float at {_float_path(value)}: use integer minor units or grams")
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise CanonicalJSONError(f"not canonical JSON: {exc}") from exc
 
 
 def loads(data: bytes | str) -> Any:

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from market_protocol import ORGS
+from market_protocol import ORGS, canonical_json
+from market_protocol.canonical_json import CanonicalJSONError
 
 __all__ = ["LedgerEntry", "Receipt", "Location", "StoredEntry", "LedgerEntryError",
            "leaf_data", "canonical_record", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
@@ -57,35 +58,14 @@ class LedgerEntry:
             raise LedgerEntryError(f"{self.record_id}: record is not canonical JSON: {exc}") from exc
 
 
-_NOT_FLOAT = frozenset({str, int, bool, type(None)})
-
-
-def _contains_float(value: Any) -> bool:
-    """Recursion only into containers: strings and integers, nearly every value of a trade,
-    are skipped with one type test each."""
-    kind = type(value)
-    if kind is dict:
-        items = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    else:
-        return kind not in _NOT_FLOAT and isinstance(value, float)
-    for item in items:  # noqa: SIM110 - a loop; any() over a generator is slower here
-        if type(item) not in _NOT_FLOAT and _contains_float(item):
-            return True
-    return False
 
 
 def canonical_record(record: dict[str, Any]) -> bytes:
-    """The same bytes as ``market_protocol.canonical_json.dumps``, checked faster.
-
-    Every entry's record is encoded once on the commit path, and the shared encoder's
-    recursive float check cost more than everything else per record put together; this
-    loop over a stack finds floats at a fraction of the cost (tests pin the equality).
-    """
-    if _contains_float(record):
-        raise ValueError("float in record: use integer minor units or grams")
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    """The record's canonical bytes (``market_protocol.canonical_json``), as hashed on-chain."""
+    try:
+        return canonical_json.dumps(record)
+    except CanonicalJSONError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _check_keys(record_id: str, keys: Any) -> None:

@@ -57,6 +57,20 @@ def test_an_edited_off_chain_record_is_named(data_dir):
     assert "off-chain record does not match its on-chain hash" in problem.what
 
 
+def test_a_record_edited_as_text_in_sql_is_named_not_a_crash(data_dir):
+    tamper(data_dir, "retail_market",
+           "UPDATE records SET body = replace(CAST(body AS TEXT), 'lot-', 'lot_') "
+           "WHERE seq = (SELECT seq FROM leaves WHERE record_id = 't3')")
+    problem = first_problem(data_dir)
+    assert (problem.node, problem.record_id) == ("retail_market", "t3")
+    assert "off-chain record does not match its on-chain hash" in problem.what
+
+
+def test_a_record_retyped_as_text_but_unchanged_still_verifies(data_dir):
+    tamper(data_dir, "retail_market", "UPDATE records SET body = CAST(body AS TEXT) WHERE seq = 3")
+    assert verify_data_dir(data_dir).ok
+
+
 def test_an_edit_made_on_every_node_is_still_caught(data_dir):
     edited = canonical_json.dumps({"trade_id": "t1", "amount_fen": 1, "lot": "lot-1"})
     for org in ("production_base", "wholesale_market", "retail_market"):

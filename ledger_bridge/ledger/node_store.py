@@ -195,11 +195,13 @@ class NodeStore:
     def records_between(self, first_seq: int, end_seq: int,
                         conn: sqlite3.Connection | None = None) -> list[tuple[int, bytes]]:
         return (conn or self._reader()).execute(
-            "SELECT seq, body FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
+            # CAST: a body someone re-typed as TEXT is still hashed as its UTF-8 bytes.
+            "SELECT seq, CAST(body AS BLOB) FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
             (first_seq, end_seq)).fetchall()
 
     def record(self, seq: int) -> bytes | None:
-        row = self._reader().execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()
+        row = self._reader().execute("SELECT CAST(body AS BLOB) FROM records WHERE seq = ?",
+                                     (seq,)).fetchone()
         return None if row is None else row[0]
 
     def known_record_ids(self, rids: Sequence[int]) -> set[str]:

@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS sales (
     sale_id TEXT NOT NULL,
     record TEXT NOT NULL,
     received_at_ms INTEGER NOT NULL,
+    voided_at_ms INTEGER,               -- set when the terminal re-sent it as "void"
+    void_record TEXT,                   -- that MACed void record, kept as evidence
     PRIMARY KEY (device_id, seq, sale_id)
 );
 CREATE INDEX IF NOT EXISTS sales_sale_id ON sales(sale_id);
@@ -183,6 +185,7 @@ class Database:
         self._local = threading.local()
         with self._connect() as conn:
             conn.executescript(SCHEMA)
+            _add_missing_columns(conn)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -206,6 +209,22 @@ class Database:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+#: Columns added after the first release: (table, column, declaration). A database made
+#: before them gains them on open, so an upgrade keeps its data.
+_ADDED_COLUMNS = (("sales", "voided_at_ms", "INTEGER"), ("sales", "void_record", "TEXT"))
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 class transaction:  # noqa: N801 - used like a keyword: ``with transaction(conn):``

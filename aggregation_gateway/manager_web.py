@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 from market_protocol import ApiError, format_fen
 
 from .channels.base import ChannelError
+from .payment_states import FINAL_PAID
 from .requests_in import check_manager_login, gateway
 from .settlement import MISMATCH_KINDS, settlement_csv, settlement_svg
 from .settlement_store import open_items, parse_day, run_reconciliation, vendor_day
@@ -139,9 +140,18 @@ def payments_json() -> Any:
     rows = gateway().db.conn.execute(
         "SELECT p.payment_id, p.device_id, p.merchant_id, m.name AS merchant_name, p.order_no,"
         " p.amount_fen, p.refunded_fen, p.status, p.channel, p.created_at_ms, p.paid_at_ms, "
-        "p.updated_at_ms FROM payments p LEFT JOIN merchants m USING (merchant_id) "
+        "p.updated_at_ms, EXISTS (SELECT 1 FROM sales s WHERE s.device_id = p.device_id AND "
+        "s.seq = p.order_no AND s.voided_at_ms IS NOT NULL) AS sale_voided "
+        "FROM payments p LEFT JOIN merchants m USING (merchant_id) "
         "ORDER BY p.updated_at_ms DESC LIMIT 50").fetchall()
-    return jsonify(payments=[dict(row) for row in rows])
+    payments = [dict(row) for row in rows]
+    for payment in payments:
+        # Paid at the platform before the void reached us: the money moved, so the payment
+        # stands, and the manager is asked to refund it.
+        payment["sale_voided"] = bool(payment["sale_voided"])
+        payment["needs_refund"] = (payment["sale_voided"] and payment["status"] in FINAL_PAID
+                                   and payment["refunded_fen"] < payment["amount_fen"])
+    return jsonify(payments=payments)
 
 
 @blueprint.get("/audit")

@@ -60,8 +60,8 @@ class MqttLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()  # set once the sales subscription is granted
-        self.stats = {"sales_stored": 0, "sales_duplicate": 0, "sales_rejected": 0,
-                      "sales_unacknowledged": 0, "published": 0}
+        self.stats = {"sales_stored": 0, "sales_voided": 0, "sales_duplicate": 0,
+                      "sales_rejected": 0, "sales_unacknowledged": 0, "published": 0}
         self._redeliver = threading.Event()
 
     # -- paho callbacks (network thread) --------------------------------------------------
@@ -109,7 +109,7 @@ class MqttLink:
             self._redeliver.set()
             return
         else:
-            self.stats["sales_stored" if outcome == "stored" else "sales_duplicate"] += 1
+            self.stats[f"sales_{outcome}"] += 1
         if message.qos > 0:
             client.ack(message.mid, message.qos)
 

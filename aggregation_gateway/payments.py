@@ -99,8 +99,14 @@ class PaymentService:
         return result
 
     # -- scan landing ---------------------------------------------------------------------
-    def verify_scan(self, token: str) -> tuple[Any, sqlite3.Row]:
-        """Check a QR token: MAC, device status and key version. Returns (payload, device)."""
+    def verify_scan(self, token: str) -> tuple[Any, sqlite3.Row, sqlite3.Row | None]:
+        """Every check on a scanned QR that needs no channel: MAC, device status and key
+        version, replay (paid, closed, conflicting), age and void.
+
+        Returns (payload, device, existing payment or None). It runs before anything looks
+        at channels, so a forged or replayed code is refused the same way whatever the
+        channels' state.
+        """
         try:
             payload, _, _ = decode_token(token)
         except QRTokenError as exc:
@@ -119,7 +125,22 @@ class PaymentService:
             verify_token(token, key, self.settings["public_url"])
         except QRTokenError as exc:
             raise ApiError(403, "bad_mac", str(exc)) from None
-        return payload, device
+        existing = self.db.conn.execute(
+            "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
+            (payload.device_id, payload.order_no)).fetchone()
+        if existing is not None:
+            self._check_existing(existing, payload)
+        self._check_age(payload)
+        self._check_not_voided(payload)
+        return payload, device, existing
+
+    def _check_not_voided(self, payload: Any) -> None:
+        voided = self.db.conn.execute(
+            "SELECT 1 FROM sales WHERE device_id = ? AND seq = ? AND voided_at_ms IS NOT NULL "
+            "LIMIT 1", (payload.device_id, payload.order_no)).fetchone()
+        if voided is not None:
+            raise ApiError(410, "sale_voided", "the vendor cancelled this sale; ask for a new "
+                           "code")
 
     def payment_id_for(self, payload: Any) -> str:
         """Deterministic for one QR, unguessable without the master key: two phones
@@ -128,21 +149,16 @@ class PaymentService:
                    f"{payload.nonce_hex}|{payload.amount_fen}|{payload.currency}").encode()
         return "p" + hmac.new(self.registry.master_key, message, hashlib.sha256).hexdigest()[:24]
 
-    def scan(self, token: str, channel_name: str) -> tuple[sqlite3.Row, sqlite3.Row]:
+    def scan(self, token: str, channel_name: str,
+             checked: tuple[Any, sqlite3.Row, sqlite3.Row | None] | None = None
+             ) -> tuple[sqlite3.Row, sqlite3.Row]:
         """The payment for a scanned QR (and its device), its order created at the channel
-        exactly once."""
-        payload, device = self.verify_scan(token)
-        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
-        existing = self.db.conn.execute(select, (payload.device_id, payload.order_no)
-                                        ).fetchone()
+        exactly once. ``checked`` is what ``verify_scan`` already returned for ``token``."""
+        payload, device, existing = checked or self.verify_scan(token)
         if existing is not None:
-            self._check_existing(existing, payload)
-            self._check_age(payload)
             if existing["status"] != "created":
                 return existing, device
             channel_name = existing["channel"]
-        else:
-            self._check_age(payload)
         payment_id = self.payment_id_for(payload)
         audit = self.audit.deferred() if self.audit else contextlib.nullcontext()
         with audit:
@@ -153,6 +169,7 @@ class PaymentService:
                     self.audit.flush(conn)
                 inserted = self._record_order(conn, payment_id, payload, device, channel_name,
                                               created)
+        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
         payment = self.db.conn.execute(select, (payload.device_id, payload.order_no)
                                        ).fetchone()
         if not inserted and payment["payment_id"] != payment_id:
@@ -420,7 +437,8 @@ class PaymentService:
         return self.get(payment_id)
 
     def sweep(self) -> dict[str, int]:
-        """Query pending orders that had no news, expire those past their window."""
+        """Query pending orders that had no news, expire those past their window, and close
+        those whose sale the vendor voided (a payment that raced the close stays paid)."""
         now = now_ms()
         counts = {"queried": 0, "expired": 0}
         settings = self.settings
@@ -429,7 +447,18 @@ class PaymentService:
             "SELECT payment_id, status, created_at_ms, qr_issued_at, last_query_at_ms "
             "FROM payments WHERE status IN ('created', 'pending') AND created_at_ms <= ? "
             "ORDER BY created_at_ms LIMIT 500", (query_before,)).fetchall()
+        voided = self.db.conn.execute(
+            "SELECT p.payment_id, p.status FROM payments p JOIN sales s ON "
+            "s.device_id = p.device_id AND s.seq = p.order_no WHERE p.status IN "
+            "('created', 'pending') AND s.voided_at_ms IS NOT NULL LIMIT 500").fetchall()
+        for row in voided:
+            # The vendor voided the sale: close its order now rather than at the QR's end.
+            counts["expired"] += self._expire(row["payment_id"],
+                                              close=row["status"] == "pending")
+        handled = {row["payment_id"] for row in voided}
         for row in rows:
+            if row["payment_id"] in handled:
+                continue
             qr_dead = (row["qr_issued_at"] + settings["qr_lifetime_s"]) * 1000 <= now
             window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
             if row["status"] == "created":

@@ -4,11 +4,17 @@ A sale is accepted only when its schema holds, it came in on its own device's to
 device is known and not revoked, and its MAC verifies with the device key of the version
 it names. It is stored idempotently by (device_id, seq, sale_id): the broker redelivers
 QoS 1 messages, so duplicates are normal and must change nothing.
+
+A sale re-sent with ``"status": "void"`` (docs/protocol.md section 2a) is a status change of
+the stored sale, not a new one: it must carry the same ids and the same content apart from
+its status and MAC, and it marks the sale void so the QR is refused from then on. The void
+record is kept beside the original, which stays what any trade is built from.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import orjson
 
@@ -53,8 +59,38 @@ def _verified(service: PaymentService, topic: str, payload: bytes) -> dict:
     return sale
 
 
+def _same_sale(original: dict, void: dict) -> bool:
+    def content(record: dict) -> dict:
+        return {k: v for k, v in record.items() if k not in ("status", "mac")}
+    return content(original) == content(void)
+
+
+def _store_void(conn: sqlite3.Connection, sale: dict) -> str:
+    """Mark the stored sale void (or store the void when it arrived first)."""
+    ids = (sale["device_id"], sale["seq"], sale["sale_id"])
+    record = canonical_json.dumps(sale).decode()
+    now = now_ms()
+    with transaction(conn):
+        row = conn.execute("SELECT record, voided_at_ms FROM sales WHERE device_id = ? AND "
+                           "seq = ? AND sale_id = ?", ids).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO sales (device_id, seq, sale_id, record, received_at_ms, "
+                         "voided_at_ms, void_record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (*ids, record, now, now, record))
+            return "voided"
+        if row["voided_at_ms"] is not None:
+            return "duplicate"
+        if not _same_sale(orjson.loads(row["record"]), sale):
+            raise SaleRejected("void differs from the sale it names beyond its status")
+        conn.execute("UPDATE sales SET voided_at_ms = ?, void_record = ? WHERE device_id = ? "
+                     "AND seq = ? AND sale_id = ? AND voided_at_ms IS NULL",
+                     (now, record, *ids))
+    return "voided"
+
+
 def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
-    """Store a sale; returns ``"stored"`` or ``"duplicate"``; raises SaleRejected.
+    """Store a sale; returns ``"stored"``, ``"voided"`` or ``"duplicate"``; raises
+    SaleRejected.
 
     A rejected message is logged and counted, never retried: redelivery would not make
     a forged or malformed sale valid.
@@ -67,6 +103,14 @@ def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
         conn.execute("INSERT INTO rejected_messages (topic, reason, at_ms) VALUES (?, ?, ?)",
                      (topic[:200], str(exc)[:500], now_ms()))
         raise
+    if sale.get("status") == "void":
+        try:
+            return _store_void(conn, sale)
+        except SaleRejected as exc:
+            log.warning("void on %s rejected: %s", topic, exc)
+            conn.execute("INSERT INTO rejected_messages (topic, reason, at_ms) VALUES "
+                         "(?, ?, ?)", (topic[:200], str(exc)[:500], now_ms()))
+            raise
     with transaction(conn):
         cursor = conn.execute(
             "INSERT OR IGNORE INTO sales (device_id, seq, sale_id, record, received_at_ms) "

@@ -46,21 +46,19 @@ def scan(token: str) -> Any:
 
 def _scan(token: str, wants_json: bool) -> Any:
     gw = gateway()
+    # The code itself first: a forged, replayed, expired or voided QR gets its own answer
+    # whatever the state of the channels.
+    checked = gw.payments.verify_scan(token)
+    payload, device, existing = checked
     requested = request.args.get("channel")
     if requested is not None and requested not in gw.channels:
         raise ApiError(400, "unknown_channel", f"channel must be one of "
                        f"{', '.join(sorted(gw.channels)) or '(none configured)'}")
     if not gw.channels:
         raise ApiError(503, "channel_unavailable", "no payment channel is configured")
-    existing_channel = None
     channel = choose_channel(request.headers.get("User-Agent"), gw.channels, requested)
     if channel is None:
-        payload, device = gw.payments.verify_scan(token)
-        existing = gw.db.conn.execute(
-            "SELECT channel FROM payments WHERE device_id = ? AND order_no = ?",
-            (payload.device_id, payload.order_no)).fetchone()
-        existing_channel = existing["channel"] if existing else None
-        if existing_channel is None:
+        if existing is None:
             if wants_json:
                 return jsonify(status="choose_channel", channels=sorted(gw.channels),
                                amount_fen=payload.amount_fen, currency=payload.currency), 300
@@ -68,8 +66,8 @@ def _scan(token: str, wants_json: bool) -> Any:
                 "choose_channel.html", token=token, merchant=device["merchant_name"],
                 amount=format_fen(payload.amount_fen), labels=CHANNEL_LABELS,
                 channels=sorted(gw.channels))
-        channel = existing_channel
-    payment, device = gw.payments.scan(token, channel)
+        channel = existing["channel"]
+    payment, device = gw.payments.scan(token, channel, checked)
     view = gw.payments.view(payment, device=device)
     if wants_json:
         return jsonify(view)

@@ -1,16 +1,17 @@
 """Who sent a request, and the platform's signature on what it answers.
 
-A merchant app signs every ``/v1`` request with its Ed25519 key: ``X-Signature`` is over
-the raw body, or, when the body is empty (GET, a bare POST), over ``METHOD + "\\n" + path``
-(with ``?query`` when there is one). The bare path alone is accepted too for an empty body,
-because docs/protocol.md §5 words it that way ("over the path for GET"); neither form can be
-mistaken for a JSON body. The platform signs every ``/v1`` answer (errors included) and
-every notification over the raw body with its own key, so the merchant can trust what it
-acts on.
+A merchant app signs every ``/v1`` request with its Ed25519 key. ``X-Signature`` covers
+``METHOD \\n PATH[?QUERY] \\n X-Timestamp \\n X-Nonce \\n BODY`` (docs/protocol.md §5): the
+method and target bind a body-less request (a close, a query) to the one order it names,
+and the timestamp and nonce make every signature usable once, within ±300 s of its
+making. The nonce is remembered in the platform's database, so every worker process sees
+it. The platform signs every ``/v1`` answer (errors included) and every notification over
+the raw body with its own key, so the merchant can trust what it acts on.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -23,21 +24,22 @@ from flask import Response, current_app, request
 from market_protocol import signing
 from market_protocol.http_errors import ApiError
 
-__all__ = ["signed_message", "signed_messages", "authenticate_app", "signed_response",
-           "sign_v1_answers", "app_public_key"]
+from .store import now_ms
+
+__all__ = ["signed_message", "authenticate_app", "signed_response", "sign_v1_answers",
+           "app_public_key", "TIMESTAMP_WINDOW_MS"]
+
+#: How far a request's X-Timestamp may be from the platform's clock, either way.
+TIMESTAMP_WINDOW_MS = 300_000
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-def signed_message(method: str, path: str, query: str, body: bytes) -> bytes:
-    """The exact bytes a request's ``X-Signature`` covers (the preferred form)."""
-    return signed_messages(method, path, query, body)[0]
-
-
-def signed_messages(method: str, path: str, query: str, body: bytes) -> tuple[bytes, ...]:
-    """Every form a request's ``X-Signature`` may cover: the body, else method and path."""
-    if body:
-        return (body,)
+def signed_message(method: str, path: str, query: str, timestamp: str, nonce: str,
+                   body: bytes) -> bytes:
+    """The exact bytes a request's ``X-Signature`` covers. ``path`` is percent-decoded,
+    ``query`` is the raw query string as sent (without ``?``)."""
     target = f"{path}?{query}" if query else path
-    return f"{method.upper()}\n{target}".encode(), target.encode()
+    return f"{method.upper()}\n{target}\n{timestamp}\n{nonce}\n".encode() + body
 
 
 @lru_cache(maxsize=1024)
@@ -45,21 +47,43 @@ def app_public_key(pem: str) -> Ed25519PublicKey:
     return signing.load_public_key(pem)
 
 
+def _timestamp(now: int) -> str:
+    raw = request.headers.get("X-Timestamp", "")
+    if not raw.isdigit() or len(raw) > 16:
+        raise ApiError(401, "bad_timestamp", "X-Timestamp must be epoch milliseconds")
+    if abs(int(raw) - now) > TIMESTAMP_WINDOW_MS:
+        raise ApiError(401, "stale_timestamp", "X-Timestamp is more than 300 s from the "
+                       "platform's clock; check the merchant's clock and sign afresh")
+    return raw
+
+
 def authenticate_app() -> dict[str, Any]:
     """The registered app that signed this request, or a 401/403 saying what is wrong."""
     app_id = request.headers.get("X-App-Id", "")
     signature = request.headers.get("X-Signature", "")
-    if not app_id or not signature:
-        raise ApiError(401, "missing_signature", "X-App-Id and X-Signature headers are required")
-    app = current_app.extensions["sandbox_platform"].store.app(app_id)
+    nonce = request.headers.get("X-Nonce", "")
+    if not app_id or not signature or not nonce or "X-Timestamp" not in request.headers:
+        raise ApiError(401, "missing_signature", "X-App-Id, X-Timestamp, X-Nonce and "
+                       "X-Signature headers are required")
+    if not _NONCE.fullmatch(nonce):
+        raise ApiError(401, "bad_nonce", "X-Nonce must be 16 to 64 characters of "
+                       "A-Z a-z 0-9 _ -")
+    now = now_ms()
+    timestamp = _timestamp(now)
+    store = current_app.extensions["sandbox_platform"].store
+    app = store.app(app_id)
     if app is None:
         raise ApiError(401, "unknown_app", f"app {app_id!r} is not registered; "
                        "POST /sandbox/apps first")
-    messages = signed_messages(request.method, request.path,
-                               request.query_string.decode("latin-1"), request.get_data())
-    key = app_public_key(app["public_key_pem"])
-    if not any(signing.verify(key, message, signature) for message in messages):
+    message = signed_message(request.method, request.path,
+                             request.query_string.decode("latin-1"), timestamp, nonce,
+                             request.get_data())
+    if not signing.verify(app_public_key(app["public_key_pem"]), message, signature):
         raise ApiError(403, "bad_signature", "X-Signature does not verify with the app's key")
+    # Only a request that verifies may use up a nonce: forged ones cannot block real ones.
+    if not store.use_nonce(app_id, nonce, now, 2 * TIMESTAMP_WINDOW_MS):
+        raise ApiError(401, "replayed_nonce", "this X-Nonce was already used; every "
+                       "request needs a fresh nonce and signature")
     return app
 
 

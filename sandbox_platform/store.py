@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_attempt_at_ms);
 CREATE INDEX IF NOT EXISTS notifications_trade ON notifications (out_trade_no);
+CREATE TABLE IF NOT EXISTS request_nonces (
+    app_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (app_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces (seen_at_ms);
 CREATE TABLE IF NOT EXISTS attempts (
     notify_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -153,6 +160,22 @@ class Store:
 
     def app(self, app_id: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM apps WHERE app_id = ?", app_id)
+
+    def use_nonce(self, app_id: str, nonce: str, now: int, keep_ms: int) -> bool:
+        """Record a request nonce; False if the app used it within ``keep_ms``.
+
+        Nonces older than ``keep_ms`` are forgotten now and then: a request that old is
+        refused by its timestamp anyway, so the table stays the size of a few minutes.
+        """
+        db = self._connection()
+        self._nonce_uses = getattr(self, "_nonce_uses", 0) + 1
+        if self._nonce_uses % 512 == 1:
+            db.execute("DELETE FROM request_nonces WHERE seen_at_ms < ?", (now - keep_ms,))
+        cursor = db.execute("INSERT INTO request_nonces (app_id, nonce, seen_at_ms) VALUES "
+                            "(?, ?, ?) ON CONFLICT (app_id, nonce) DO UPDATE SET seen_at_ms "
+                            "= excluded.seen_at_ms WHERE seen_at_ms < ?",
+                            (app_id, nonce, now, now - keep_ms))
+        return cursor.rowcount == 1
 
     # orders ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 import threading
 import time
 import uuid
@@ -85,19 +86,29 @@ class Merchant:
         self.platform_key = signing.load_public_key(response.json()["platform_public_key_pem"])
         return response
 
+    def signed_headers(self, method: str, target: str, body: bytes = b"", *,
+                       key: Ed25519PrivateKey | None = None, timestamp: int | None = None,
+                       nonce: str | None = None) -> dict[str, str]:
+        """X-App-Id, X-Timestamp, X-Nonce and X-Signature over
+        METHOD\\nTARGET\\nTIMESTAMP\\nNONCE\\nBODY (docs/protocol.md section 5)."""
+        stamp = str(int(time.time() * 1000) if timestamp is None else timestamp)
+        nonce = nonce or secrets.token_urlsafe(18)
+        message = f"{method}\n{target}\n{stamp}\n{nonce}\n".encode() + body
+        return {"X-App-Id": self.app_id, "X-Timestamp": stamp, "X-Nonce": nonce,
+                "X-Signature": signing.sign(key or self.key, message)}
+
     def post(self, path: str, body: Any = None, *, raw: bytes | None = None,
              key: Ed25519PrivateKey | None = None) -> requests.Response:
         data = raw if raw is not None else (canonical_json.dumps(body) if body is not None
                                              else b"")
-        message = data or f"POST\n{path}".encode()
         return self.http.post(f"{self.base_url}{path}", data=data, headers={
-            "Content-Type": "application/json", "X-App-Id": self.app_id,
-            "X-Signature": signing.sign(key or self.key, message)})
+            "Content-Type": "application/json",
+            **self.signed_headers("POST", path, data, key=key)})
 
-    def get(self, path: str, *, signed_path: str | None = None) -> requests.Response:
-        message = f"GET\n{signed_path or path}".encode()
+    def get(self, path: str, *, signed_path: str | None = None,
+            **extra_headers: str) -> requests.Response:
         return self.http.get(f"{self.base_url}{path}", headers={
-            "X-App-Id": self.app_id, "X-Signature": signing.sign(self.key, message)})
+            **self.signed_headers("GET", signed_path or path), **extra_headers})
 
     def verified(self, response: requests.Response) -> Any:
         """The answer's JSON, after checking the platform's signature on it."""
@@ -224,9 +235,10 @@ def test_bad_signature_is_refused(merchant: Merchant, receiver: NotifyReceiver,
                                   tamper: str) -> None:
     order = merchant.order(receiver.url)
     data = canonical_json.dumps(order)
-    headers = {"X-App-Id": merchant.app_id, "X-Signature": signing.sign(merchant.key, data)}
+    headers = merchant.signed_headers("POST", "/v1/orders", data)
     if tamper == "other_key":
-        headers["X-Signature"] = signing.sign(Ed25519PrivateKey.generate(), data)
+        headers = merchant.signed_headers("POST", "/v1/orders", data,
+                                          key=Ed25519PrivateKey.generate())
     elif tamper == "other_body":
         data = canonical_json.dumps({**order, "amount_fen": 1})
     elif tamper == "missing":
@@ -249,14 +261,90 @@ def test_refusals_are_signed_too(merchant: Merchant, receiver: NotifyReceiver) -
     assert merchant.verified(missing)["error"] == "unknown_order"
 
 
-def test_a_get_may_be_signed_over_the_bare_path(merchant: Merchant,
-                                                receiver: NotifyReceiver) -> None:
+def test_a_signature_is_bound_to_method_and_path(merchant: Merchant,
+                                                 receiver: NotifyReceiver) -> None:
+    """A body-less request's signature names its order: it cannot be moved to another."""
+    first, second = merchant.order(receiver.url), merchant.order(receiver.url)
+    merchant.post("/v1/orders", first)
+    merchant.post("/v1/orders", second)
+    close_a = f"/v1/orders/{first['out_trade_no']}/close"
+    close_b = f"/v1/orders/{second['out_trade_no']}/close"
+    captured = merchant.signed_headers("POST", close_a)
+    moved = requests.post(f"{merchant.base_url}{close_b}", headers=captured)
+    assert moved.status_code == 403
+    assert merchant.verified(moved)["error"] == "bad_signature"
+    as_get = requests.get(f"{merchant.base_url}/v1/orders/{first['out_trade_no']}",
+                          headers=merchant.signed_headers("POST", f"/v1/orders/"
+                                                          f"{first['out_trade_no']}"))
+    assert as_get.status_code == 403
+    bare = requests.get(f"{merchant.base_url}/v1/orders/{second['out_trade_no']}",
+                        headers={"X-App-Id": merchant.app_id, "X-Signature": signing.sign(
+                            merchant.key, f"/v1/orders/{second['out_trade_no']}".encode())})
+    assert bare.status_code == 401  # the old path-only form is no longer enough
+    assert merchant.verified(merchant.get(f"/v1/orders/{second['out_trade_no']}")
+                             )["status"] == "WAIT_PAY"
+    assert merchant.verified(merchant.get(f"/v1/orders/{first['out_trade_no']}")
+                             )["status"] == "WAIT_PAY"
+
+
+def test_a_request_cannot_be_replayed(merchant: Merchant, receiver: NotifyReceiver) -> None:
     order = merchant.order(receiver.url)
     merchant.post("/v1/orders", order)
-    path = f"/v1/orders/{order['out_trade_no']}"
-    response = requests.get(f"{merchant.base_url}{path}", headers={
-        "X-App-Id": merchant.app_id, "X-Signature": signing.sign(merchant.key, path.encode())})
-    assert merchant.verified(response)["out_trade_no"] == order["out_trade_no"]
+    path = f"/v1/orders/{order['out_trade_no']}/close"
+    headers = merchant.signed_headers("POST", path)
+    assert merchant.verified(requests.post(f"{merchant.base_url}{path}",
+                                           headers=headers))["status"] == "CLOSED"
+    again = requests.post(f"{merchant.base_url}{path}", headers=headers)
+    assert again.status_code == 401
+    assert merchant.verified(again)["error"] == "replayed_nonce"
+    data = canonical_json.dumps(merchant.order(receiver.url))
+    create = merchant.signed_headers("POST", "/v1/orders", data)
+    assert requests.post(f"{merchant.base_url}/v1/orders", data=data,
+                         headers=create).status_code == 201
+    replay = requests.post(f"{merchant.base_url}/v1/orders", data=data, headers=create)
+    assert replay.status_code == 401 and replay.json()["error"] == "replayed_nonce"
+
+
+@pytest.mark.parametrize("skew_s", [-301, 301])
+def test_a_stale_or_future_timestamp_is_refused(merchant: Merchant, skew_s: int) -> None:
+    path = "/v1/orders/whatever"
+    stamp = int(time.time() * 1000) + skew_s * 1000
+    response = requests.get(f"{merchant.base_url}{path}",
+                            headers=merchant.signed_headers("GET", path, timestamp=stamp))
+    assert response.status_code == 401
+    assert merchant.verified(response)["error"] == "stale_timestamp"
+    assert "300 s" in response.json()["message"]
+
+
+@pytest.mark.parametrize("change", ["no_nonce", "short_nonce", "bad_timestamp",
+                                    "timestamp_changed"])
+def test_malformed_replay_headers_are_refused(merchant: Merchant, change: str) -> None:
+    path = "/v1/orders/whatever"
+    headers = merchant.signed_headers("GET", path)
+    if change == "no_nonce":
+        del headers["X-Nonce"]
+    elif change == "short_nonce":
+        headers = merchant.signed_headers("GET", path, nonce="abc")
+    elif change == "bad_timestamp":
+        headers["X-Timestamp"] = "yesterday"
+    else:
+        headers["X-Timestamp"] = str(int(headers["X-Timestamp"]) + 1)
+    response = requests.get(f"{merchant.base_url}{path}", headers=headers)
+    assert response.status_code in (401, 403)
+    assert response.json()["error"] == {
+        "no_nonce": "missing_signature", "short_nonce": "bad_nonce",
+        "bad_timestamp": "bad_timestamp", "timestamp_changed": "bad_signature"}[change]
+
+
+def test_a_forged_request_does_not_use_up_a_nonce(merchant: Merchant) -> None:
+    path = "/v1/orders/whatever"
+    good = merchant.signed_headers("GET", path)
+    forged = {**good, "X-Signature": merchant.signed_headers(
+        "GET", path, key=Ed25519PrivateKey.generate(), timestamp=int(good["X-Timestamp"]),
+        nonce=good["X-Nonce"])["X-Signature"]}
+    assert requests.get(f"{merchant.base_url}{path}", headers=forged).status_code == 403
+    answer = requests.get(f"{merchant.base_url}{path}", headers=good)
+    assert answer.status_code == 404 and answer.json()["error"] == "unknown_order"
 
 
 def test_malformed_json_is_400(merchant: Merchant) -> None:
@@ -607,9 +695,7 @@ def test_daily_statement_lists_payments_and_refunds_with_fees(
                                ("payment", second["out_trade_no"], 10000, 60),
                                ("refund", second["out_trade_no"], -10000, -60)]
     assert sum(int(r["net_fen"]) for r in rows) == 248
-    as_json = merchant.http.get(f"{merchant.base_url}/v1/statements/{day}", headers={
-        "X-App-Id": merchant.app_id, "Accept": "application/json",
-        "X-Signature": signing.sign(merchant.key, f"GET\n/v1/statements/{day}".encode())})
+    as_json = merchant.get(f"/v1/statements/{day}", Accept="application/json")
     statement = merchant.verified(as_json)
     assert [line["out_trade_no"] for line in statement["lines"]] == [r["out_trade_no"]
                                                                      for r in rows]

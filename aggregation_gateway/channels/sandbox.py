@@ -1,15 +1,19 @@
 """Adapter for the sandbox payment platform (docs/protocol.md section 5).
 
-Requests carry ``X-App-Id`` and ``X-Signature`` (Ed25519 over the raw body, or over the
-path for GET, base64url). Every response and notification must carry the platform's
-``X-Signature`` over its raw body; one that does not verify is never acted on.
+Requests carry ``X-App-Id``, ``X-Timestamp`` (epoch ms), a fresh ``X-Nonce`` and
+``X-Signature``: Ed25519 (base64url) over ``METHOD\nPATH[?QUERY]\nTIMESTAMP\nNONCE\nBODY``,
+so a captured request cannot be sent again, nor its signature moved to another order.
+Every response and notification must carry the platform's ``X-Signature`` over its raw
+body; one that does not verify is never acted on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,8 +51,10 @@ class SandboxChannel:
     name = "sandbox"
 
     def __init__(self, base_url: str, app_id: str, private_key: Ed25519PrivateKey,
-                 platform_key: Ed25519PublicKey, transport: Transport) -> None:
+                 platform_key: Ed25519PublicKey, transport: Transport,
+                 clock: Callable[[], float] = time.time) -> None:
         self.base_url = base_url.rstrip("/")
+        self.clock = clock
         self.app_id = app_id
         self.private_key = private_key
         self.platform_key = platform_key
@@ -58,12 +64,18 @@ class SandboxChannel:
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None
               ) -> tuple[int, Any]:
         body = canonical_json.dumps(payload) if payload is not None else b""
-        signed = body if method != "GET" else urlsplit(self.base_url + path).path.encode()
-        headers = {"X-App-Id": self.app_id, "X-Signature": sign(self.private_key, signed),
+        url = self.base_url + path
+        parts = urlsplit(url)
+        target = unquote(parts.path) + (f"?{parts.query}" if parts.query else "")
+        timestamp = str(int(self.clock() * 1000))
+        nonce = secrets.token_urlsafe(18)
+        signed = f"{method}\n{target}\n{timestamp}\n{nonce}\n".encode() + body
+        headers = {"X-App-Id": self.app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
+                   "X-Signature": sign(self.private_key, signed),
                    "Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        response = self.transport(HttpRequest(method, self.base_url + path, headers, body))
+        response = self.transport(HttpRequest(method, url, headers, body))
         signature = _header(response.headers, "X-Signature")
         if not signature or not verify(self.platform_key, response.body, signature):
             raise ChannelSignatureError(f"{method} {path}: platform answer (HTTP "

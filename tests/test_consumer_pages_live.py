@@ -58,7 +58,7 @@ def system(tmp_path_factory):
         health_url=f"{consumer_url}/healthz")
     with bridge, consumer:
         market = Market(key)
-        codes = market.load(bridge_url, shoppers=4)
+        codes = market.load(bridge_url, shoppers=5)
         yield {"bridge": bridge_url, "consumer": consumer_url, "codes": codes,
                "data_dir": root / "bridge", "market": market}
 
@@ -257,6 +257,27 @@ def test_tampered_record_shows_tampered(browser, system):
     untouched.context.close()
 
 
+def test_a_changed_copy_on_a_node_not_served_still_shows_tampered(browser, system):
+    """Only the retail market's copy is edited; the page is served another node's copy."""
+    code = system["codes"][4]
+    record_id = wait_for_trace(system["bridge"], code)["record"]["trade_id"]
+    store = system["data_dir"] / "ledger" / "retail_market" / "ledger.sqlite"
+    with sqlite3.connect(store) as db:
+        changed = db.execute(
+            "UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '\"trade_id\":\"', "
+            "'\"trade_id\":\"x') AS BLOB) "
+            "WHERE seq = (SELECT seq FROM leaves WHERE record_id = ?)", (record_id,)).rowcount
+    assert changed == 1
+    answer = requests.get(f"{system['bridge']}/v1/trace/{code}", timeout=10).json()
+    served = answer["proofs"][0]
+    assert served["node_record_hashes"]["retail_market"] != served["leaf"]["record_hash"]
+    page, _ = _open(browser, f"{system['consumer']}/trace/{code}")
+    assert _verify_state(page) == "tampered"
+    assert "the retail_market node's copy of the record was changed" in page.inner_text(
+        "#verify-status .verify-problems")
+    page.context.close()
+
+
 def test_record_shown_but_not_on_the_ledger_shows_tampered(browser, system):
     """Edit the bridge's own index (what the page displays), not the ledger's copy."""
     code = system["codes"][3]
@@ -278,7 +299,7 @@ def test_stall_page_lists_todays_stock_and_its_qr_opens_the_page(browser, system
     stock = page.inner_text("#stock")
     assert "cabbage" in stock and "tomato" in stock
     assert "Green Field Co-op" in stock and "Shouguang" in stock and "W-17" in stock
-    assert "15 kg" in stock  # 20 kg bought, four shoppers took 1.25 kg each
+    assert "13.75 kg" in stock  # 20 kg bought, five shoppers took 1.25 kg each
     page.add_script_tag(url=f"{system['consumer']}/static/vendor/jsQR.min.js")
     decoded = page.evaluate("""async () => {
         const svg = document.querySelector('#stall-qr svg');

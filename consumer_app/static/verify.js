@@ -121,6 +121,15 @@
       if (proof.record_hash && proof.record_hash !== proof.leaf.record_hash) {
         problems.push("record_hash differs from the leaf's");
       }
+      // Every organisation's node keeps its own copy; the bridge reports the hash of each.
+      // One changed copy is tampering even when the copy served here is intact.
+      var copies = proof.node_record_hashes || {};
+      Object.keys(copies).sort().forEach(function (org) {
+        var copyHash = copies[org];
+        if (copyHash !== null && copyHash !== undefined && copyHash !== proof.leaf.record_hash) {
+          problems.push("the " + org + " node's copy of the record was changed");
+        }
+      });
       var leaf = await leafHash(encoder.encode(canonicalJson(proof.leaf)));
       if (proof.leaf_hash && proof.leaf_hash !== bytesToHex(leaf)) {
         problems.push("leaf hash does not match the leaf");

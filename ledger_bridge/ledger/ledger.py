@@ -10,6 +10,7 @@ only if its organisation is in the entry's ``visible_to``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -390,6 +391,15 @@ class Ledger:
             return bodies.get(org), held_by
         return (bodies[held_by[0]] if held_by else None), held_by
 
+    def _copy_hashes(self, seq: int) -> dict[str, str | None]:
+        """SHA-256 of each node's own copy (None where the node keeps only the hash), so a
+        verifier sees one changed copy even when the copy it was served is intact."""
+        copies: dict[str, str | None] = {}
+        for name in self.orgs:
+            body = self.nodes[name].record(seq)
+            copies[name] = None if body is None else hashlib.sha256(body).hexdigest()
+        return copies
+
     def _first_record(self, seq: int, org: str | None) -> bytes | None:
         """The record as ``org``'s node holds it, or as the first node holding it does."""
         for name in (org,) if org is not None else self.orgs:
@@ -423,12 +433,14 @@ class Ledger:
             return None
         seq, _, kind, height, index, record_hash, keys_json = row
         body = self._first_record(seq, org)
+        copies = self._copy_hashes(seq)
         keys, record_hash_hex = orjson.loads(keys_json), record_hash.hex()
         leaf = merkle.leaf_hash(leaf_data(kind, record_id, record_hash_hex, keys))
         block_hash_hex, header, signatures = self._reference.block_head(height)
         path, tree_size = self._reference.audit_path(height, index)
         return {"record_canonical": None if body is None else body.decode(),
                 "record_hash": record_hash_hex,
+                "node_record_hashes": copies,
                 "leaf": {"kind": kind, "record_id": record_id, "record_hash": record_hash_hex,
                          "trace_keys": keys},
                 "leaf_hash": leaf.hex(), "leaf_index": index,

@@ -93,8 +93,9 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"appSignature": {
                 "type": "apiKey", "in": "header", "name": "X-Signature",
-                "description": "Ed25519 (base64url) over the raw body, or over "
-                               "'METHOD\\npath' when the body is empty; with X-App-Id."}},
+                "description": "Ed25519 (base64url) over 'METHOD\\nPATH[?QUERY]\\n"
+                               "TIMESTAMP\\nNONCE\\nBODY'; with X-App-Id, X-Timestamp "
+                               "(epoch ms, within 300 s) and X-Nonce (never reused)."}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"}}},

@@ -48,6 +48,7 @@ class DeviceRegistry:
         self.master_key = master_key
         self.settings = settings
         self.on_change = on_change or (lambda: None)
+        self._keys: dict[tuple[str, int], bytes] = {}
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, device_id: str) -> sqlite3.Row | None:
@@ -56,7 +57,17 @@ class DeviceRegistry:
             "JOIN merchants m USING (merchant_id) WHERE d.device_id = ?", (device_id,)).fetchone()
 
     def device_key(self, device_id: str, key_version: int) -> bytes:
-        return derive_device_key(self.master_key, device_id, key_version)
+        """Derived once per (device, version) and kept: a pure function of the master key,
+        so the cache can never disagree with a fresh derivation. Whether the device may
+        still be used (revoked, rotated) is read from the database on every check."""
+        cache_key = (device_id, key_version)
+        key = self._keys.get(cache_key)
+        if key is None:
+            key = derive_device_key(self.master_key, device_id, key_version)
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            self._keys[cache_key] = key
+        return key
 
     def all(self) -> list[dict[str, Any]]:
         rows = self.db.conn.execute(

@@ -125,22 +125,20 @@ class PaymentService:
             verify_token(token, key, self.settings["public_url"])
         except QRTokenError as exc:
             raise ApiError(403, "bad_mac", str(exc)) from None
-        existing = self.db.conn.execute(
-            "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
-            (payload.device_id, payload.order_no)).fetchone()
+        # One statement for both: the order, if any, and whether its sale was voided.
+        found = self.db.conn.execute(
+            "SELECT (SELECT 1 FROM sales WHERE device_id = :d AND seq = :n AND voided_at_ms "
+            "IS NOT NULL LIMIT 1) AS voided, p.* FROM (SELECT 1) LEFT JOIN payments p ON "
+            "p.device_id = :d AND p.order_no = :n",
+            {"d": payload.device_id, "n": payload.order_no}).fetchone()
+        existing = found if found["payment_id"] is not None else None
         if existing is not None:
             self._check_existing(existing, payload)
         self._check_age(payload)
-        self._check_not_voided(payload)
-        return payload, device, existing
-
-    def _check_not_voided(self, payload: Any) -> None:
-        voided = self.db.conn.execute(
-            "SELECT 1 FROM sales WHERE device_id = ? AND seq = ? AND voided_at_ms IS NOT NULL "
-            "LIMIT 1", (payload.device_id, payload.order_no)).fetchone()
-        if voided is not None:
+        if found["voided"]:
             raise ApiError(410, "sale_voided", "the vendor cancelled this sale; ask for a new "
                            "code")
+        return payload, device, existing
 
     def payment_id_for(self, payload: Any) -> str:
         """Deterministic for one QR, unguessable without the master key: two phones
@@ -151,7 +149,7 @@ class PaymentService:
 
     def scan(self, token: str, channel_name: str,
              checked: tuple[Any, sqlite3.Row, sqlite3.Row | None] | None = None
-             ) -> tuple[sqlite3.Row, sqlite3.Row]:
+             ) -> tuple[Mapping[str, Any], sqlite3.Row]:
         """The payment for a scanned QR (and its device), its order created at the channel
         exactly once. ``checked`` is what ``verify_scan`` already returned for ``token``."""
         payload, device, existing = checked or self.verify_scan(token)
@@ -167,19 +165,23 @@ class PaymentService:
             with transaction(conn):
                 if self.audit:
                     self.audit.flush(conn)
-                inserted = self._record_order(conn, payment_id, payload, device, channel_name,
-                                              created)
-        select = "SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
-        payment = self.db.conn.execute(select, (payload.device_id, payload.order_no)
-                                       ).fetchone()
-        if not inserted and payment["payment_id"] != payment_id:
+                stored = self._record_order(conn, payment_id, payload, device, channel_name,
+                                            created)
+        if stored is not None:
+            return stored, device
+        payment = self.db.conn.execute(
+            "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
+            (payload.device_id, payload.order_no)).fetchone()
+        if payment["payment_id"] != payment_id:
             self._close_orphan(channel_name, payment_id)
             self._check_existing(payment, payload)
         return payment, device
 
     def _record_order(self, conn: sqlite3.Connection, payment_id: str, payload: Any,
-                      device: sqlite3.Row, channel_name: str, created: Any) -> bool:
-        """Store the order the channel created, as ``pending``: True if this call stored it.
+                      device: sqlite3.Row, channel_name: str, created: Any
+                      ) -> dict[str, Any] | None:
+        """Store the order the channel created, as ``pending``: the row if this call stored
+        it, None if another request had stored the order first.
 
         The hot path of the scan landing: one insert, both events and the terminal's
         ``pending`` result, without re-reading what was just written.
@@ -192,7 +194,8 @@ class PaymentService:
                "status": "pending", "channel": channel_name,
                "channel_order_id": created.channel_order_id,
                "checkout_url": created.checkout_url, "channel_txn_id": None,
-               "refunded_fen": 0, "created_at_ms": now, "updated_at_ms": now}
+               "refunded_fen": 0, "created_at_ms": now, "updated_at_ms": now,
+               "payer_id": None, "paid_at_ms": None, "last_query_at_ms": None}
         cursor = conn.execute(
             "INSERT OR IGNORE INTO payments (payment_id, device_id, merchant_id, order_no, "
             "nonce, amount_fen, currency, qr_issued_at, status, channel, channel_order_id, "
@@ -210,12 +213,12 @@ class PaymentService:
             outbox.enqueue(conn, "payment_result", f"{payment_id}:pending:0",
                            results_topic(payload.device_id),
                            build_payment_result(row, key, None, now))
-            return True
+            return row
         conn.execute("UPDATE payments SET channel_order_id = ?, checkout_url = ? WHERE "
                      "payment_id = ? AND checkout_url IS NULL",
                      (created.channel_order_id, created.checkout_url, payment_id))
         self._apply(conn, payment_id, "pending", "create_order")
-        return False
+        return None
 
     def _close_orphan(self, channel_name: str, payment_id: str) -> None:
         """Another code with the same order number won the race: close our order."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request
+import orjson
+from flask import Blueprint, Response, jsonify, redirect, render_template, request
 
 from market_protocol import ApiError, format_fen
 
@@ -70,7 +71,9 @@ def _scan(token: str, wants_json: bool) -> Any:
     payment, device = gw.payments.scan(token, channel, checked)
     view = gw.payments.view(payment, device=device)
     if wants_json:
-        return jsonify(view)
+        # orjson: the hot path's answer, several times cheaper than Flask's json encoder.
+        return Response(orjson.dumps(view, option=orjson.OPT_SORT_KEYS),
+                        mimetype="application/json")
     consumer = gw.settings.get("consumer_url")
     if consumer:
         return redirect(f"{consumer}/pay/{payment['payment_id']}", code=303)

@@ -111,10 +111,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=("new", "rescan"), default="new",
                         help="new: every scan creates an order at the platform; rescan: "
                              "scans of 50 codes whose orders exist (the landing alone)")
+    parser.add_argument("--keep-dir", help="keep the services' data and logs in this "
+                        "directory (default: a temporary one, removed afterwards)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tracepay-bench-") as tmp:
-        root = Path(tmp)
+        root = Path(args.keep_dir or tmp)
         platform_port, gateway_port = free_port(), free_port()
         platform_url = f"http://127.0.0.1:{platform_port}"
         gateway_url = f"http://127.0.0.1:{gateway_port}"

@@ -89,3 +89,27 @@ def test_gateway_with_a_wrong_clock_is_told_why(gw: ServedGateway) -> None:
     with pytest.raises(ChannelError) as refused:
         channel.query_order(first["payment_id"])
     assert refused.value.code == "stale_timestamp"
+
+
+class SentTwice:
+    """A connection that dies after the platform took the request: the transport's retry
+    sends the same bytes again, and only the second answer comes back."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.answers: list[int] = []
+
+    def __call__(self, req: HttpRequest) -> Any:
+        if not self.answers:
+            self.inner(req)
+        answer = self.inner(req)
+        self.answers.append(answer.status)
+        return answer
+
+
+def test_a_resent_request_is_asked_again_under_a_fresh_nonce(gw: ServedGateway) -> None:
+    channel = gw.gateway.channels["sandbox"]
+    first, _ = _two_orders(gw)
+    channel.transport = twice = SentTwice(channel.transport)
+    assert channel.query_order(first["payment_id"]).status == "pending"
+    assert twice.answers == [401, 200]  # the replay was refused, the fresh request answered

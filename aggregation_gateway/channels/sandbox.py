@@ -64,6 +64,18 @@ class SandboxChannel:
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None
               ) -> tuple[int, Any]:
         body = canonical_json.dumps(payload) if payload is not None else b""
+        try:
+            return self._signed_call(method, path, body, payload is not None)
+        except ChannelError as exc:
+            if exc.code != "replayed_nonce":
+                raise
+            # The transport re-sent a request whose first copy reached the platform (the
+            # connection died before its answer). Every call is idempotent by its merchant
+            # number, so asking again under a fresh nonce is safe.
+            return self._signed_call(method, path, body, payload is not None)
+
+    def _signed_call(self, method: str, path: str, body: bytes, is_json: bool
+                     ) -> tuple[int, Any]:
         url = self.base_url + path
         parts = urlsplit(url)
         target = unquote(parts.path) + (f"?{parts.query}" if parts.query else "")
@@ -73,7 +85,7 @@ class SandboxChannel:
         headers = {"X-App-Id": self.app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
                    "X-Signature": sign(self.private_key, signed),
                    "Accept": "application/json"}
-        if payload is not None:
+        if is_json:
             headers["Content-Type"] = "application/json"
         response = self.transport(HttpRequest(method, url, headers, body))
         signature = _header(response.headers, "X-Signature")

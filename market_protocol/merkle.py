@@ -64,8 +64,10 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     if not leaf_hashes:
         return empty_root()
     level = list(leaf_hashes)
+    sha256, node = _sha256, _NODE
     while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        paired = [sha256(node + left + right).digest()
+                  for left, right in zip(level[::2], level[1::2], strict=False)]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
@@ -81,9 +83,13 @@ def levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
     if not leaf_hashes:
         raise MerkleError("a tree with no leaves has no levels")
     built = [list(leaf_hashes)]
+    sha256, node = _sha256, _NODE
     while len(built[-1]) > 1:
         level = built[-1]
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        # zip over the even and odd slices: no per-pair indexing or call (a block's tree
+        # is built on the commit path and again by every verification)
+        paired = [sha256(node + left + right).digest()
+                  for left, right in zip(level[::2], level[1::2], strict=False)]
         if len(level) % 2:
             paired.append(level[-1])
         built.append(paired)

@@ -302,3 +302,13 @@ def test_nodes_that_disagree_beyond_a_crash_are_left_for_verify_to_name(tmp_path
     report = verify_data_dir(tmp_path)
     assert (report.first.node, report.first.height, report.first.what) == (
         "retail_market", 2, "block is missing")
+
+
+@pytest.mark.parametrize("keys", [[], ["b", "a", "b"], ['q"uote', "back\\slash", "é中", "\x01ctl"]])
+def test_leaf_data_is_the_canonical_json_of_the_leaf_dict(keys):
+    from ledger_bridge.ledger.entries import leaf_data
+    from market_protocol import canonical_json
+
+    expected = canonical_json.dumps({"kind": "trade", "record_id": 'id/"1"', "record_hash": "ab" * 32,
+                                     "trace_keys": sorted(set(keys))})
+    assert leaf_data("trade", 'id/"1"', "ab" * 32, keys) == expected

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import orjson
 
 from market_protocol import merkle
-from market_protocol.bloom import BloomFilter, key_digest
+from market_protocol.bloom import BloomFilter
 
 from .blocks import block_hash, build_header, pack_inner_nodes
-from .entries import LedgerEntry, leaf_data
+from .entries import LedgerEntry, leaf_data_from_json
 from .key_index import build_key_index, key_id
 from .node_store import LeafInsert
 
@@ -36,31 +36,38 @@ def record_id_digest(record_id: str) -> int:
 
 @dataclass(slots=True)
 class Queued:
-    """An endorsed entry and the canonical bytes of its record."""
+    """An endorsed entry, the canonical bytes of its record and its record id's digest
+    (computed once at submission, where duplicates are looked up by it)."""
 
     entry: LedgerEntry
     body: bytes
+    rid: int
 
 
 class BlockBuild:
-    """Everything one block's writes need, computed once for all nodes."""
+    """Everything one block's writes need, computed once for all nodes.
+
+    Every step is a comprehension over the whole batch, and each trace key is hashed once
+    per block however many leaves carry it: building a block is on the commit path.
+    """
 
     def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str) -> None:
-        hashes = [hashlib.sha256(q.body).digest() for q in batch]
+        sha256 = hashlib.sha256
+        hashes = [sha256(q.body).digest() for q in batch]
         keys = [sorted(set(q.entry.trace_keys)) for q in batch]
-        self.leaf_hashes = [merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id,
-                                                       h.hex(), k))
-                            for q, h, k in zip(batch, hashes, keys, strict=True)]
-        digests = {key: key_digest(key) for entry_keys in keys for key in entry_keys}
-        self.bloom = BloomFilter.for_digests(set(digests.values()), BLOOM_FP_RATE)
+        keys_json = [orjson.dumps(k) for k in keys]
+        self.leaf_hashes = [
+            sha256(b"\x00" + leaf_data_from_json(q.entry.kind, q.entry.record_id, h.hex(), kj))
+            .digest() for q, h, kj in zip(batch, hashes, keys_json, strict=True)]
+        digests = {key: sha256(key.encode()).digest() for key in set().union(*keys)}
+        self.bloom = BloomFilter.for_digests(list(digests.values()), BLOOM_FP_RATE)
         tree = merkle.levels(self.leaf_hashes)
         self.inner_nodes = pack_inner_nodes(tree)
         self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
         self.hash = block_hash(self.header)
         key_ids = {key: key_id(digest) for key, digest in digests.items()}
-        self.key_index = build_key_index((key_ids[key], i) for i, entry_keys in enumerate(keys)
-                                         for key in entry_keys)
+        self.key_index = build_key_index(
+            [(key_ids[key], i) for i, entry_keys in enumerate(keys) for key in entry_keys])
         self.leaf_rows: list[LeafInsert] = [
-            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h,
-             orjson.dumps(k).decode(), record_id_digest(q.entry.record_id))
-            for i, (q, h, k) in enumerate(zip(batch, hashes, keys, strict=True))]
+            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h, kj.decode(), q.rid)
+            for i, (q, h, kj) in enumerate(zip(batch, hashes, keys_json, strict=True))]

@@ -16,7 +16,7 @@ from market_protocol import ORGS, canonical_json
 from market_protocol.canonical_json import CanonicalJSONError
 
 __all__ = ["LedgerEntry", "Receipt", "Location", "StoredEntry", "LedgerEntryError",
-           "leaf_data", "canonical_record", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
+           "leaf_data", "leaf_data_from_json", "canonical_record", "MAX_TRACE_KEYS", "MAX_KEY_LENGTH"]
 
 MAX_TRACE_KEYS = 64
 MAX_KEY_LENGTH = 256
@@ -82,8 +82,23 @@ def leaf_data(kind: str, record_id: str, record_hash_hex: str, trace_keys: list[
     """The exact bytes a leaf commits to (docs/protocol.md §7): keys sorted, duplicates kept
     out, so the same entry always yields the same leaf. Every value is a string (checked by
     :meth:`LedgerEntry.check`), so no float check is needed for canonical form."""
-    return orjson.dumps({"kind": kind, "record_id": record_id, "record_hash": record_hash_hex,
-                         "trace_keys": sorted(set(trace_keys))}, option=orjson.OPT_SORT_KEYS)
+    return leaf_data_from_json(kind, record_id, record_hash_hex,
+                               orjson.dumps(sorted(set(trace_keys))))
+
+
+def leaf_data_from_json(kind: str, record_id: str, record_hash_hex: str,
+                        keys_json: bytes) -> bytes:
+    """:func:`leaf_data` when the sorted, distinct keys are already JSON (as stored).
+
+    The four members are joined in their sorted order instead of encoding a dict with
+    sorted keys: the same bytes for a quarter of the work, which matters because every
+    commit and every verification builds one per leaf (tests pin the equality).
+    """
+    return b"".join((b'{"kind":', _dumps(kind), b',"record_hash":', _dumps(record_hash_hex),
+                     b',"record_id":', _dumps(record_id), b',"trace_keys":', keys_json, b"}"))
+
+
+_dumps = orjson.dumps
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,12 +193,12 @@ class Ledger:
 
         Raises LedgerEntryError (nothing queued) when any entry is malformed.
         """
-        checked = [Queued(entry, entry.check()) for entry in entries]
+        checked = [Queued(entry, entry.check(), record_id_digest(entry.record_id))
+                   for entry in entries]
         receipts = []
         with self._changed:
             self._check_usable()
-            known = self._reference.known_record_ids(
-                [record_id_digest(q.entry.record_id) for q in checked])
+            known = self._reference.known_record_ids([q.rid for q in checked])
             for queued in checked:
                 record_id = queued.entry.record_id
                 if record_id in known or record_id in self._pending or record_id in self._writing:

@@ -196,13 +196,16 @@ class Store:
                 "INSERT INTO orders (order_id, app_id, out_trade_no, amount_fen, currency, "
                 "subject, notify_url, return_url, status, created_at_ms, expires_at_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'WAIT_PAY', ?, ?) "
-                "ON CONFLICT (app_id, out_trade_no) DO NOTHING",
+                "ON CONFLICT (app_id, out_trade_no) DO NOTHING RETURNING *",
                 (order_id, app_id, fields["out_trade_no"], fields["amount_fen"],
                  fields["currency"], fields["subject"], fields["notify_url"],
                  fields["return_url"], created, expires))
-            is_new = cursor.rowcount == 1
-            row = dict(db.execute("SELECT * FROM orders WHERE app_id = ? AND out_trade_no = ?",
-                                  (app_id, fields["out_trade_no"])).fetchone())
+            returned = cursor.fetchall()  # step to the end before COMMIT
+            inserted = returned[0] if returned else None
+            is_new = inserted is not None
+            row = dict(inserted if is_new else db.execute(
+                "SELECT * FROM orders WHERE app_id = ? AND out_trade_no = ?",
+                (app_id, fields["out_trade_no"])).fetchone())
         if not is_new and (row["amount_fen"] != fields["amount_fen"]
                            or row["currency"] != fields["currency"]):
             raise StoreConflict(

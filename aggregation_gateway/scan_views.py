@@ -25,6 +25,8 @@ CHANNEL_LABELS = {"sandbox": "Sandbox Pay", "alipay": "Alipay 支付宝",
 
 
 def _wants_json() -> bool:
+    if request.headers.get("Accept") == "application/json":
+        return True  # what API clients send: no need to parse quality values
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" or request.args.get("format") == "json"
 

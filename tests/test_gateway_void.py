@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,9 @@ from test_gateway_support import (  # noqa: F401 - fixtures
 )
 
 from aggregation_gateway.sales_intake import SaleRejected, accept_sale
-from market_protocol import mac_record
+from market_protocol import mac_record, new_nonce
 from market_protocol.topics import results_topic, sales_topic
-from pos_terminal.sale_record import with_status
+from pos_terminal.sale_record import build_sale, new_sale_id, sale_qr_url, with_status
 
 
 @pytest.fixture
@@ -56,7 +57,13 @@ def test_void_over_mqtt_marks_the_sale_and_its_qr_is_refused(gw: ServedGateway,
     listener = Listener(mqtt_broker)
     link = _link(gw)
     try:
-        url, sale = terminal.charge()
+        # The record and QR exactly as pos_terminal makes them ("status": "open").
+        sale = build_sale(device_id=terminal.device_id, key_version=terminal.key_version,
+                          device_key=terminal.key, seq=1,
+                          sale_id=new_sale_id(terminal.device_id, 1),
+                          lines=[terminal.line("cabbage", "jin", 380, weight_g=1250)],
+                          created_at_ms=int(time.time() * 1000), nonce=new_nonce())
+        url = sale_qr_url(sale, terminal.key, terminal.gateway_url)
         void = with_status(sale, "void", terminal.key)  # what pos_terminal re-sends
         listener.publish(sales_topic(terminal.device_id), sale)
         _wait(lambda: link.stats["sales_stored"] == 1)

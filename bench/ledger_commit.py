@@ -33,12 +33,15 @@ def run(trades: int, block_max: int, batch: int, data_dir: Path,
     entries = list(trade_entries(0, trades))
     with Ledger.open(data_dir, block_max=block_max, block_timeout_s=60,
                      node_processes=node_processes) as ledger:
+        nodes = [writer.pid for writer in (ledger._writers or {}).values()]
+        nodes_cpu_started = sum(_cpu_seconds(pid) for pid in nodes)
         started, cpu_started = time.perf_counter(), time.process_time()
         for start in range(0, trades, batch):
             ledger.submit(entries[start:start + batch])
         ledger.flush()
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        nodes_cpu = sum(_cpu_seconds(pid) for pid in nodes) - nodes_cpu_started
         head = ledger.head()
     rate = trades / seconds
     return {"bench": "ledger_commit", "trades": trades, "committed": head["trades"],
@@ -46,8 +49,19 @@ def run(trades: int, block_max: int, batch: int, data_dir: Path,
             "signatures_per_block": 4, "node_processes": node_processes,
             "seconds": round(seconds, 3),
             "cpu_seconds_this_process": round(cpu_seconds, 3),
+            "cpu_seconds_node_processes": round(nodes_cpu, 3),
+            # CPU per trade over every process: the figure the machine's load does not move
+            # much, for comparing changes; 2 idle cores commit at most 2e6 / this per second
+            "cpu_us_per_trade": round((cpu_seconds + nodes_cpu) / trades * 1e6, 1),
+            "main_process_cpu_us_per_trade": round(cpu_seconds / trades * 1e6, 1),
             "trades_per_s": round(rate), "ratio_vs_fabric_250": round(rate / FABRIC_TPS, 1),
             "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a (node) process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,10 @@ class NodeProcess:
         child.close()
         self._lock = threading.Lock()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     @staticmethod
     def pack(value: Any) -> bytes:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)

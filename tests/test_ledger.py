@@ -312,3 +312,31 @@ def test_leaf_data_is_the_canonical_json_of_the_leaf_dict(keys):
     expected = canonical_json.dumps({"kind": "trade", "record_id": 'id/"1"', "record_hash": "ab" * 32,
                                      "trace_keys": sorted(set(keys))})
     assert leaf_data("trade", 'id/"1"', "ab" * 32, keys) == expected
+
+
+def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
+    import sqlite3
+
+    from ledger_bridge.ledger.node_store import STORE_NAME
+    from market_protocol import canonical_json
+
+    keys = ['q"uote', "back\\slash", "é中", "\x01ctl", "line\u2028sep", "t\tab"]
+    records = [{"name": "白菜 \"fresh\"\n", "grams": 500}, {"note": "\x00\x7f", "n": -(2**62)}]
+    with Ledger.open(tmp_path, block_max=8, block_timeout_s=30) as ledger:
+        ledger.submit([LedgerEntry("trade", f"odd:{i}/x", record, keys[i:], None)
+                       for i, record in enumerate(records)])
+        ledger.flush()
+        for i, record in enumerate(records):
+            stored = ledger.get(f"odd:{i}/x")
+            assert stored.record_canonical.encode() == canonical_json.dumps(record)
+            assert stored.trace_keys == sorted(set(keys[i:]))
+            assert stored.record_hash == hashlib.sha256(canonical_json.dumps(record)).hexdigest()
+        assert [loc.record_id for loc in ledger.locate("line\u2028sep")] == ["odd:0/x", "odd:1/x"]
+        assert ledger.verify().ok
+    for org in ledger.orgs:
+        with sqlite3.connect(tmp_path / org / STORE_NAME) as conn:
+            rows = conn.execute("SELECT seq, idx, height, typeof(record_hash), length(record_hash),"
+                                " typeof(rid) FROM leaves ORDER BY seq").fetchall()
+            bodies = conn.execute("SELECT typeof(body) FROM records").fetchall()
+        assert rows == [(0, 0, 1, "blob", 32, "integer"), (1, 1, 1, "blob", 32, "integer")]
+        assert bodies == [("blob",), ("blob",)]

@@ -17,7 +17,7 @@ from market_protocol.bloom import BloomFilter
 from .blocks import block_hash, build_header, pack_inner_nodes
 from .entries import LedgerEntry, leaf_data_from_json
 from .key_index import build_key_index, key_id
-from .node_store import LeafInsert
+from .node_store import LeafBatch
 
 __all__ = ["BLOOM_FP_RATE", "Queued", "BlockBuild", "record_id_digest"]
 
@@ -68,6 +68,6 @@ class BlockBuild:
         key_ids = {key: key_id(digest) for key, digest in digests.items()}
         self.key_index = build_key_index(
             [(key_ids[key], i) for i, entry_keys in enumerate(keys) for key in entry_keys])
-        self.leaf_rows: list[LeafInsert] = [
-            (first_seq + i, q.entry.record_id, q.entry.kind, height, i, h, kj.decode(), q.rid)
-            for i, (q, h, kj) in enumerate(zip(batch, hashes, keys_json, strict=True))]
+        self.leaves = LeafBatch(first_seq, height, b"".join(hashes), orjson.dumps(
+            [(q.entry.record_id, q.entry.kind, kj.decode(), q.rid)
+             for q, kj in zip(batch, keys_json, strict=True)]))

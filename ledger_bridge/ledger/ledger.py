@@ -38,7 +38,7 @@ from .bloom_index import BloomIndex
 from .entries import LedgerEntry, Location, Receipt, StoredEntry, leaf_data
 from .key_index import key_id
 from .node_process import NodeProcess
-from .node_store import STORE_NAME, NodeStore
+from .node_store import STORE_NAME, NodeStore, RecordBatch, pack_records
 from .signers import load_signers, public_keys
 from .verification import VerifyReport
 from .verify_jobs import verify_stores
@@ -282,7 +282,7 @@ class Ledger:
                      orjson.dumps(signatures).decode(), first_seq, b"".join(block.leaf_hashes),
                      block.key_index, block.inner_nodes)
         self._finish_inflight()
-        writes = self._start_writes(block_row, block, batch, first_seq)
+        writes = self._start_writes(block_row, block, batch)
         for queued in batch:
             del self._pending[queued.entry.record_id]
             self._writing[queued.entry.record_id] = queued
@@ -292,15 +292,15 @@ class Ledger:
         for write in writes:
             write.add_done_callback(lambda _: self._publish_when_stored(inflight))
 
-    def _start_writes(self, block_row: tuple, block: BlockBuild, batch: list[Queued],
-                      first_seq: int) -> list[Future[None]]:
+    def _start_writes(self, block_row: tuple, block: BlockBuild,
+                      batch: list[Queued]) -> list[Future[None]]:
         if self._writers is None:
-            return [self._pool.submit(node.write_block, block_row, block.leaf_rows,
-                                      self._visible_records(org, batch, first_seq))
+            return [self._pool.submit(node.write_block, block_row, block.leaves,
+                                      self._visible_records(org, batch))
                     for org, node in self.nodes.items()]
-        shared = NodeProcess.pack((block_row, block.leaf_rows))
+        shared = NodeProcess.pack((block_row, block.leaves))
         return [self._pool.submit(writer.write_block, shared,
-                                  NodeProcess.pack(self._visible_records(org, batch, first_seq)))
+                                  NodeProcess.pack(self._visible_records(org, batch)))
                 for org, writer in self._writers.items()]
 
     def _finish_inflight(self) -> None:
@@ -352,9 +352,9 @@ class Ledger:
         self._changed.notify_all()
 
     @staticmethod
-    def _visible_records(org: str, batch: list[Queued], first_seq: int) -> list[tuple[int, bytes]]:
-        return [(first_seq + i, q.body) for i, q in enumerate(batch)
-                if q.entry.visible_to is None or org in q.entry.visible_to]
+    def _visible_records(org: str, batch: list[Queued]) -> RecordBatch:
+        return pack_records((i, q.body) for i, q in enumerate(batch)
+                            if q.entry.visible_to is None or org in q.entry.visible_to)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class NodeProcess:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
     def write_block(self, shared: bytes, records: bytes) -> None:
-        """Store one block: ``shared`` is the packed (block row, leaf rows) every node gets,
+        """Store one block: ``shared`` is the packed (block row, leaf batch) every node gets,
         ``records`` the packed off-chain records this node may keep."""
         with self._lock:
             try:
@@ -81,8 +81,8 @@ def _serve(org: str, path: str, pipe: Connection) -> None:
         while (shared := pipe.recv_bytes()) != _STOP:
             records = pipe.recv_bytes()
             try:
-                block_row, leaf_rows = pickle.loads(shared)
-                store.write_block(block_row, leaf_rows, pickle.loads(records))
+                block_row, leaves = pickle.loads(shared)
+                store.write_block(block_row, leaves, pickle.loads(records))
             except Exception as exc:  # reported to the ledger, which stops loudly
                 pipe.send_bytes(f"{type(exc).__name__}: {exc}".encode())
             else:

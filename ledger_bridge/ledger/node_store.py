@@ -19,14 +19,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from pathlib import Path
+from typing import NamedTuple
+
+import orjson
 
 from market_protocol import merkle
 
 from .blocks import StoredTree
 from .key_index import lookup
 
-__all__ = ["NodeStore", "LeafRow", "LeafInsert", "BlockRow", "STORE_NAME"]
+__all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_records", "BlockRow",
+           "STORE_NAME"]
 
 #: The writer's page cache, KiB: room for the record-id index of about a million leaves
 #: (readers keep SQLite's default, so many reading threads do not multiply it).
@@ -73,8 +78,51 @@ CREATE TABLE IF NOT EXISTS records (
 
 #: (seq, record_id, kind, height, idx, record_hash, trace_keys JSON)
 LeafRow = tuple[int, str, str, int, int, bytes, str]
-#: a LeafRow followed by the record id's 64-bit digest (``rid``)
-LeafInsert = tuple[int, str, str, int, int, bytes, str, int]
+
+
+class LeafBatch(NamedTuple):
+    """A block's leaves as SQLite inserts them in one statement (see :meth:`NodeStore.
+    write_block`): built once per block, shared by every node."""
+
+    first_seq: int
+    height: int
+    #: the leaves' record hashes, 32 bytes each, in leaf order
+    record_hashes: bytes
+    #: JSON array, one ``[record_id, kind, trace_keys JSON as a string, rid]`` per leaf
+    rows_json: bytes
+
+
+class RecordBatch(NamedTuple):
+    """The off-chain records one node keeps from a block, for one insert statement."""
+
+    #: the canonical record bytes, concatenated
+    bodies: bytes
+    #: JSON array, one ``[leaf index, 1-based start in bodies, length]`` per record
+    index_json: bytes
+
+
+def pack_records(indexed_bodies: Iterable[tuple[int, bytes]]) -> RecordBatch:
+    """A :class:`RecordBatch` from ``(leaf index, canonical bytes)`` pairs."""
+    indexes, bodies = [], []
+    for index, body in indexed_bodies:
+        indexes.append(index)
+        bodies.append(body)
+    lengths = [len(body) for body in bodies]
+    starts = accumulate(lengths, initial=1)
+    return RecordBatch(b"".join(bodies),
+                       orjson.dumps(list(zip(indexes, starts, lengths, strict=False))))
+
+
+#: The leaves of a block in one statement: SQLite walks the JSON itself, so the whole
+#: insert runs in C with the interpreter lock released instead of binding a Python tuple
+#: per row (node threads then really run beside the orderer; see write_block).
+_INSERT_LEAVES = (
+    "INSERT INTO leaves (seq, record_id, kind, height, idx, record_hash, trace_keys, rid) "
+    "SELECT ?1 + key, value ->> 0, value ->> 1, ?2, key, substr(?3, 32 * key + 1, 32), "
+    "value ->> 2, value ->> 3 FROM json_each(?4)")
+_INSERT_RECORDS = (
+    "INSERT INTO records (seq, body) "
+    "SELECT ?1 + (value ->> 0), substr(?2, value ->> 1, value ->> 2) FROM json_each(?3)")
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
 BlockRow = tuple[int, str, str, str, int, bytes]
 #: a BlockRow followed by the block's key index and its Merkle tree's inner nodes
@@ -133,17 +181,21 @@ class NodeStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def write_block(self, block: BlockInsert, leaves: Sequence[LeafInsert],
-                    records: Iterable[tuple[int, bytes]]) -> None:
-        """Store a whole block in one transaction: all of it or none of it."""
+    def write_block(self, block: BlockInsert, leaves: LeafBatch, records: RecordBatch) -> None:
+        """Store a whole block in one transaction: all of it or none of it.
+
+        Three statements, each a single step in SQLite: the interpreter lock is released
+        for the whole of each, so three node threads write while the orderer builds the
+        next block (a row at a time, each row would wait for the lock again).
+        """
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index, inner_nodes) "
                          "VALUES (?,?,?,?,?,?,?,?)", block)
-            conn.executemany(f"INSERT INTO leaves ({_LEAF_COLUMNS}, rid) "
-                             "VALUES (?,?,?,?,?,?,?,?)", leaves)
-            conn.executemany("INSERT INTO records (seq, body) VALUES (?,?)", records)
+            conn.execute(_INSERT_LEAVES, (leaves.first_seq, leaves.height, leaves.record_hashes,
+                                          leaves.rows_json))
+            conn.execute(_INSERT_RECORDS, (leaves.first_seq, records.bodies, records.index_json))
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -22,7 +22,7 @@ __all__ = ["blueprint", "read_json", "conflict_error"]
 
 blueprint = Blueprint("api", __name__)
 
-_CONFLICT_STATUS = {"unknown_order": 404}
+_CONFLICT_STATUS = {"unknown_order": 404, "replayed_nonce": 401}
 
 
 def read_json() -> Any:
@@ -81,13 +81,14 @@ def keys():  # type: ignore[no-untyped-def]
 
 @blueprint.post("/v1/orders")
 def create_order():  # type: ignore[no-untyped-def]
-    app = authenticate_app()
+    app = authenticate_app(defer_nonce=True)  # recorded with the order, in one commit
     state = platform_state()
     body = _checked(validation.check_order_request, read_json(),
                     state.settings["allowed_notify_hosts"], now_ms())
     try:
         order, is_new = state.store.create_order(
-            app["app_id"], body, state.settings["order_ttl_seconds"] * 1000)
+            app["app_id"], body, state.settings["order_ttl_seconds"] * 1000,
+            app["nonce_use"])
     except StoreConflict as exc:
         raise conflict_error(exc) from None
     return _signed_json(created_view(order, checkout_url(order["order_id"])),

@@ -161,27 +161,32 @@ class Store:
     def app(self, app_id: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM apps WHERE app_id = ?", app_id)
 
-    def use_nonce(self, app_id: str, nonce: str, now: int, keep_ms: int) -> bool:
-        """Record a request nonce; False if the app used it within ``keep_ms``.
+    def use_nonce(self, use: Any, db: sqlite3.Connection | None = None) -> bool:
+        """Record a request nonce (a ``request_auth.NonceUse``); False if the app used it
+        within ``use.keep_ms``. ``db`` is the caller's transaction, if any.
 
         Nonces older than ``keep_ms`` are forgotten now and then: a request that old is
         refused by its timestamp anyway, so the table stays the size of a few minutes.
         """
-        db = self._connection()
+        db = db or self._connection()
         self._nonce_uses = getattr(self, "_nonce_uses", 0) + 1
         if self._nonce_uses % 512 == 1:
-            db.execute("DELETE FROM request_nonces WHERE seen_at_ms < ?", (now - keep_ms,))
+            db.execute("DELETE FROM request_nonces WHERE seen_at_ms < ?",
+                       (use.now_ms - use.keep_ms,))
         cursor = db.execute("INSERT INTO request_nonces (app_id, nonce, seen_at_ms) VALUES "
                             "(?, ?, ?) ON CONFLICT (app_id, nonce) DO UPDATE SET seen_at_ms "
                             "= excluded.seen_at_ms WHERE seen_at_ms < ?",
-                            (app_id, nonce, now, now - keep_ms))
+                            (use.app_id, use.nonce, use.now_ms, use.now_ms - use.keep_ms))
         return cursor.rowcount == 1
 
     # orders ---------------------------------------------------------------------------
 
-    def create_order(self, app_id: str, fields: dict[str, Any],
-                     ttl_ms: int) -> tuple[dict[str, Any], bool]:
+    def create_order(self, app_id: str, fields: dict[str, Any], ttl_ms: int,
+                     nonce_use: Any = None) -> tuple[dict[str, Any], bool]:
         """Create the order once per (app_id, out_trade_no); True when it is new.
+
+        ``nonce_use`` (the request's nonce) is recorded in the same transaction; a nonce
+        already used raises ``StoreConflict("replayed_nonce")`` and creates nothing.
 
         The same out_trade_no with another amount or currency is a conflict: a platform
         must never let one merchant order stand for two different charges.
@@ -192,6 +197,9 @@ class Store:
             expires = min(expires, int(fields["expires_at_ms"]))
         order_id = "ord_" + secrets.token_urlsafe(18)
         with self.transaction() as db:
+            if nonce_use is not None and not self.use_nonce(nonce_use, db):
+                raise StoreConflict("replayed_nonce", "this X-Nonce was already used; every "
+                                    "request needs a fresh nonce and signature")
             cursor = db.execute(
                 "INSERT INTO orders (order_id, app_id, out_trade_no, amount_fen, currency, "
                 "subject, notify_url, return_url, status, created_at_ms, expires_at_ms) "

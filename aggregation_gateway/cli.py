@@ -86,7 +86,7 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
 @click.option("--config", type=click.Path(exists=True, dir_okay=False),
               help="TOML file with a [gateway] table.")
 @click.option("--host", help="Address to listen on. [default: 127.0.0.1]")
-@click.option("--port", type=int, help="TCP port. [default: 8300]")
+@click.option("--port", type=int, help="TCP port. [default: 8200]")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="State directory.")
 @click.option("--public-url", help="Base URL phones reach (QR MACs cover it).")
 @click.option("--platform-url", help="Sandbox payment platform base URL.")
@@ -108,8 +108,8 @@ def gateway(config: str | None, **flags: Any) -> None:
 
     \b
     Example:
-        tracepay gateway --port 8300 --data-dir var/gateway \\
-            --platform-url http://127.0.0.1:8400 --mqtt-host 127.0.0.1 --mqtt-port 1883
+        tracepay gateway --port 8200 --data-dir var/gateway \\
+            --platform-url http://127.0.0.1:8510 --mqtt-host 127.0.0.1 --mqtt-port 1883
     """
     from tracepay.serving import serve_wsgi
 
@@ -184,7 +184,7 @@ def device() -> None:
 
     \b
     Example:
-        tracepay device enrol --gateway-url http://127.0.0.1:8300 --manager-user manager \\
+        tracepay device enrol --gateway-url http://127.0.0.1:8200 --manager-user manager \\
             --manager-password secret --merchant-id stall-7 --merchant-name "Li's greens" \\
             --org retail_market
     """

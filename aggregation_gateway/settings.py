@@ -24,7 +24,7 @@ def _url(text: str) -> str:
 
 GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on (loopback only in development)."),
-    Setting("port", 8300, "TCP port to listen on.", int),
+    Setting("port", 8200, "TCP port to listen on.", int),
     Setting("data_dir", "var/gateway", "Directory for the SQLite database and key files."),
     Setting("public_url", "", "Base URL shoppers' phones reach; QR MACs cover it. "
             "Defaults to http://<host>:<port>.", _url),

@@ -4,7 +4,7 @@ The bridge runs as its own process with a gateway key from a file; a small marke
 wholesale → stall → shoppers) is posted to it as gateway-signed trades. The pages are then
 checked as a shopper sees them: Verified, then Tampered after the off-chain record is edited
 in the bridge's SQLite behind the page's back, then a recall warning after an inspector fails
-the farm's lot. Screenshots go to test-artifacts/screenshots/ (TRACEPAY_SCREENSHOTS_DIR=docs/screenshots refreshes the docs)..
+the farm's lot. Screenshots go to test-artifacts/screenshots/ (TRACEPAY_SCREENSHOTS_DIR=docs/screenshots refreshes the docs).
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def screen():
 def save_shot(client, directory: Path, name: str) -> Path:
     path = client.screenshot(directory / f"{name}.png")
     assert path.stat().st_size > 1000
-    extra = os.environ.get("TRACEPAY_SCREENSHOT_DIR")
+    extra = os.environ.get("TRACEPAY_SCREENSHOTS_DIR")
     if extra:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / path.name)

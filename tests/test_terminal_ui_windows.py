@@ -3,7 +3,7 @@
 Taps go through Kivy's input-provider path (touch down, one frame, touch up) into the real
 widgets; the payment result arrives as a MACed ``tracepay.payment_result/1`` on the real
 broker. Screenshots of both windows land in the test's directory (and, when
-``TRACEPAY_SCREENSHOT_DIR`` is set, there too).
+``TRACEPAY_SCREENSHOTS_DIR`` is set, there too).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def windows(screen, device, tmp_path_factory):
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
     directory = tmp_path_factory.mktemp("screenshots")
-    extra = os.environ.get("TRACEPAY_SCREENSHOT_DIR")
+    extra = os.environ.get("TRACEPAY_SCREENSHOTS_DIR")
 
     def save(client, name: str) -> Path:
         path = client.screenshot(directory / f"{name}.png")

@@ -282,8 +282,8 @@ def verify_ledger(bridge_dir: Path) -> dict[str, Any]:
               help="With --headless: how many simulated sales.")
 @click.option("--json", "as_json", is_flag=True, help="With --headless: print one JSON object.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where every service keeps its files (default: var/demo, or a fresh "
-                   "temporary directory with --headless).")
+              help="Where every service keeps its files (default: a new var/demo/<time> "
+                   "per run, or a temporary directory with --headless).")
 @click.option("--timeout", "timeout_s", default=300, show_default=True, type=int,
               help="With --headless: seconds to wait for sales to be paid and on the ledger.")
 @click.option("--keep", is_flag=True, help="With --headless: keep the temporary data directory.")
@@ -306,8 +306,10 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None, timeo
     """
     temporary = data_dir is None and headless
     if data_dir is None:
+        # A fresh directory per run: services get new ports each time, so state enrolled
+        # against an earlier run's gateway and broker would point nowhere.
         data_dir = Path(tempfile.mkdtemp(prefix="tracepay-demo-")) if headless \
-            else Path("var/demo")
+            else Path("var/demo") / time.strftime("%Y%m%d-%H%M%S")
     data_dir = data_dir.resolve()
     quiet = headless and as_json
 
@@ -369,7 +371,7 @@ def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
     enrolment = system.enrol(STALL.enrolment_body())
     terminal_dir = system.data_dir / "terminal"
     say("")
-    say("tracepay is running:")
+    say(f"tracepay is running (files and logs in {system.data_dir}):")
     say(f"  gateway (scan landing, manager pages)  {system.urls['gateway']}/manager")
     say(f"    manager login: {system.manager_user} / {system.manager_password}")
     say(f"  sandbox payment platform               {system.urls['platform']}")

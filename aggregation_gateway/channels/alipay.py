@@ -17,23 +17,19 @@ Timestamps are Beijing time. No call leaves through anything but the ``Transport
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from market_protocol.money import parse_yuan
 
+from . import rsa_signing
 from .base import (
     ChannelError,
     ChannelNotification,
@@ -76,19 +72,9 @@ def notification_string_to_sign(params: Mapping[str, str]) -> str:
     return string_to_sign({k: v for k, v in params.items() if k != "sign_type"})
 
 
-def rsa2_sign(key: RSAPrivateKey, text: str) -> str:
-    return base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(),
-                                     hashes.SHA256())).decode()
-
-
-def rsa2_verify(key: RSAPublicKey, text: str | bytes, signature: str) -> bool:
-    data = text.encode() if isinstance(text, str) else text
-    try:
-        key.verify(base64.b64decode(signature, validate=True), data, padding.PKCS1v15(),
-                   hashes.SHA256())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+#: Alipay's name for RSA-SHA256 (PKCS#1 v1.5).
+rsa2_sign = rsa_signing.sign
+rsa2_verify = rsa_signing.verify
 
 
 def response_text(body: str, node: str) -> str | None:
@@ -146,20 +132,6 @@ def _beijing_ms(text: Any) -> int | None:
     except ValueError:
         return None
     return int(moment.timestamp() * 1000)
-
-
-def _load_private(path: str) -> RSAPrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"{path} is not an RSA private key")
-    return key
-
-
-def _load_public(path: str) -> RSAPublicKey:
-    key = serialization.load_pem_public_key(Path(path).read_bytes())
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError(f"{path} is not an RSA public key")
-    return key
 
 
 class AlipayChannel:
@@ -339,8 +311,8 @@ class AlipayChannel:
 def from_settings(settings: Mapping[str, Any], transport: Transport) -> AlipayChannel:
     """Build from the gateway's settings (``alipay_*``; key settings are PEM file paths)."""
     return AlipayChannel(
-        settings["alipay_app_id"], _load_private(settings["alipay_private_key"]),
-        _load_public(settings["alipay_public_key"]), transport,
+        settings["alipay_app_id"], rsa_signing.load_private_key(settings["alipay_private_key"]),
+        rsa_signing.load_public_key(settings["alipay_public_key"]), transport,
         gateway_url=settings.get("alipay_gateway_url") or ALIPAY_GATEWAY_URL,
         product=settings.get("alipay_product") or "wap",
         seller_id=settings.get("alipay_seller_id") or None)

@@ -24,18 +24,16 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import rsa_signing
 from .base import (
     ChannelError,
     ChannelNotification,
@@ -111,18 +109,9 @@ def encrypt_resource(api_v3_key: bytes, plaintext: bytes, nonce: str,
             "associated_data": associated_data, "nonce": nonce}
 
 
-def sign_sha256_rsa(key: RSAPrivateKey, text: str) -> str:
-    return base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(),
-                                     hashes.SHA256())).decode()
-
-
-def verify_sha256_rsa(key: RSAPublicKey, text: str, signature: str) -> bool:
-    try:
-        key.verify(base64.b64decode(signature, validate=True), text.encode(),
-                   padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+#: WeChat Pay's name for RSA-SHA256 (PKCS#1 v1.5).
+sign_sha256_rsa = rsa_signing.sign
+verify_sha256_rsa = rsa_signing.verify
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -361,28 +350,14 @@ def _error_of(raw: bytes) -> tuple[str, str]:
     return str(data.get("code") or ""), str(data.get("message") or "")
 
 
-def _load_private(path: str) -> RSAPrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"{path} is not an RSA private key")
-    return key
-
-
-def _load_public(path: str) -> RSAPublicKey:
-    key = serialization.load_pem_public_key(Path(path).read_bytes())
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError(f"{path} is not an RSA public key")
-    return key
-
-
 def from_settings(settings: Mapping[str, Any], transport: Transport) -> WeChatPayChannel:
     """Build from the gateway's settings (``wechatpay_*``; key settings are PEM file paths,
     the APIv3 key is its 32 characters)."""
     return WeChatPayChannel(
         settings["wechatpay_mch_id"], settings["wechatpay_app_id"],
-        _load_private(settings["wechatpay_private_key"]), settings["wechatpay_serial_no"],
+        rsa_signing.load_private_key(settings["wechatpay_private_key"]), settings["wechatpay_serial_no"],
         str(settings["wechatpay_api_v3_key"]).encode(),
-        _load_public(settings["wechatpay_platform_public_key"]), transport,
+        rsa_signing.load_public_key(settings["wechatpay_platform_public_key"]), transport,
         platform_serial_no=settings.get("wechatpay_platform_serial_no") or None,
         base_url=settings.get("wechatpay_base_url") or WECHATPAY_BASE_URL,
         product=settings.get("wechatpay_product") or "native")

@@ -23,26 +23,29 @@ __all__ = ["Background", "Sweeper", "DailyReconciler"]
 log = logging.getLogger(__name__)
 
 
-class Sweeper:
-    """Queries pending orders and expires stale ones every ``sweep_interval_s``."""
+class _PeriodicThread:
+    """Calls ``tick`` every ``interval`` seconds on a daemon thread until stopped; an error
+    in one tick is logged and the next tick tries again."""
 
-    def __init__(self, service: PaymentService, interval: float) -> None:
-        self.service = service
+    name = "periodic"
+
+    def __init__(self, interval: float) -> None:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def tick(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                counts = self.service.sweep()
-                if counts["expired"]:
-                    log.info("sweeper expired %d order(s)", counts["expired"])
+                self.tick()
             except Exception:
-                log.exception("sweep failed; retrying")
+                log.exception("%s failed; retrying", self.name)
 
-    def start(self) -> Sweeper:
-        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+    def start(self) -> _PeriodicThread:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
 
@@ -52,14 +55,29 @@ class Sweeper:
             self._thread.join(timeout=10)
 
 
-class DailyReconciler:
+class Sweeper(_PeriodicThread):
+    """Queries pending orders and expires stale ones every ``sweep_interval_s``."""
+
+    name = "sweeper"
+
+    def __init__(self, service: PaymentService, interval: float) -> None:
+        super().__init__(interval)
+        self.service = service
+
+    def tick(self) -> None:
+        counts = self.service.sweep()
+        if counts["expired"]:
+            log.info("sweeper expired %d order(s)", counts["expired"])
+
+
+class DailyReconciler(_PeriodicThread):
     """T+1: once a day, after the platform's statement for yesterday is final, reconcile."""
 
+    name = "reconciler"
+
     def __init__(self, gateway: Gateway, check_interval: float = 300.0) -> None:
+        super().__init__(check_interval)
         self.gateway = gateway
-        self.check_interval = check_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def due(self, now: datetime) -> date | None:
         """Yesterday, when it is late enough today and it was not reconciled yet."""
@@ -85,22 +103,8 @@ class DailyReconciler:
                  result.matched, len(result.mismatches))
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.check_interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("T+1 reconciliation failed; retrying later")
-
-    def start(self) -> DailyReconciler:
-        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+    def tick(self) -> None:
+        self.run_once()
 
 
 class Background:

@@ -28,7 +28,7 @@ import click
 import requests
 
 from .broker import Broker
-from .demo_market import STALL, seed_supply_chain
+from .demo_market import STALL, seed_supply_chain, wait_for_traces
 from .testing import ServiceProcess, free_port, tracepay_command
 
 __all__ = ["DemoSystem", "demo", "SimulatedShopper"]
@@ -222,10 +222,11 @@ def run_headless(system: DemoSystem, sales: int, *, timeout_s: float,
 
     paid = [sale_id for sale_id, status in results.items() if status == "paid"]
     say(f"{len(charged)} charged, {len(paid)} paid; waiting for the ledger")
-    on_ledger = _wait_on_ledger(system, [charged[s]["trace_code"] for s in paid if s in charged],
-                                deadline)
+    on_ledger = wait_for_traces(system.urls["bridge"],
+                                [charged[s]["trace_code"] for s in paid if s in charged],
+                                deadline + 30)
     failed_shoppers = [o for o in shopper_outcomes if not o["ok"]]
-    traced_to_farm = sum(_reaches_a_farm(system, code) for code in on_ledger)
+    traced_to_farm = sum(_reaches_a_farm(trace) for trace in on_ledger.values())
     return {
         "sales": sales,
         "charged": len(charged),
@@ -238,28 +239,8 @@ def run_headless(system: DemoSystem, sales: int, *, timeout_s: float,
     }
 
 
-def _wait_on_ledger(system: DemoSystem, trace_codes: list[str], deadline: float) -> list[str]:
-    pending = list(trace_codes)
-    found: list[str] = []
-    session = requests.Session()
-    while pending and time.monotonic() < deadline + 30:
-        still = []
-        for code in pending:
-            try:
-                ok = session.get(f"{system.urls['bridge']}/v1/trace/{code}",
-                                 timeout=5).status_code == 200
-            except requests.RequestException:
-                ok = False
-            (found if ok else still).append(code)
-        pending = still
-        if pending:
-            time.sleep(0.3)
-    return found
-
-
-def _reaches_a_farm(system: DemoSystem, trace_code: str) -> bool:
+def _reaches_a_farm(trace: dict[str, Any]) -> bool:
     """Whether the public trace of a sale links back to a production base."""
-    trace = requests.get(f"{system.urls['bridge']}/v1/trace/{trace_code}", timeout=10).json()
     return any(link.get("seller", {}).get("org") == "production_base"
                for link in trace.get("chain", []))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-__all__ = ["Business", "FARM", "WHOLESALER", "STALL", "seed_supply_chain"]
+__all__ = ["Business", "FARM", "WHOLESALER", "STALL", "seed_supply_chain", "wait_for_traces"]
 
 
 @dataclass(frozen=True)
@@ -83,20 +83,36 @@ def _bulk_sale(data_dir: Path, system: Any, seller: Business, buyer: Business,
             raise RuntimeError(f"{buyer.name} could not pay {seller.name}: {outcome}")
         if not paid.wait(60):
             raise RuntimeError(f"no payment result reached {seller.name}'s terminal")
-        _wait_for_trace(system.urls["bridge"], charged.trace_code)
+        if not wait_for_traces(system.urls["bridge"], [charged.trace_code],
+                               time.monotonic() + 60):
+            raise RuntimeError(f"trade {charged.trace_code} did not reach the ledger in 60 s")
         return charged.trace_code
     finally:
         terminal.stop()
         terminal.close()
 
 
-def _wait_for_trace(bridge_url: str, trace_code: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if requests.get(f"{bridge_url}/v1/trace/{trace_code}", timeout=5).status_code == 200:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"trade {trace_code} did not reach the ledger within {timeout}s")
+def wait_for_traces(bridge_url: str, trace_codes: list[str],
+                    deadline: float) -> dict[str, dict[str, Any]]:
+    """Poll the bridge until each code's trace answers (or ``deadline``, monotonic time);
+    returns the traces found, by code."""
+    pending, found = list(trace_codes), {}
+    session = requests.Session()
+    while pending and time.monotonic() < deadline:
+        still = []
+        for code in pending:
+            try:
+                answer = session.get(f"{bridge_url}/v1/trace/{code}", timeout=5)
+            except requests.RequestException:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                found[code] = answer.json()
+            else:
+                still.append(code)
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    return found
 
 
 def seed_supply_chain(system: Any, admin_token: str) -> dict[str, str]:

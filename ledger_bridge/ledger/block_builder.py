@@ -17,7 +17,7 @@ from market_protocol.bloom import BloomFilter
 from .blocks import block_hash, build_header, pack_inner_nodes
 from .entries import LedgerEntry, leaf_data_from_json
 from .key_index import build_key_index, key_id
-from .node_store import LeafBatch
+from .node_store import pack_leaves
 
 __all__ = ["BLOOM_FP_RATE", "Queued", "BlockBuild", "record_id_digest"]
 
@@ -68,6 +68,6 @@ class BlockBuild:
         key_ids = {key: key_id(digest) for key, digest in digests.items()}
         self.key_index = build_key_index(
             [(key_ids[key], i) for i, entry_keys in enumerate(keys) for key in entry_keys])
-        self.leaves = LeafBatch(first_seq, height, b"".join(hashes), orjson.dumps(
-            [(q.entry.record_id, q.entry.kind, kj.decode(), q.rid)
-             for q, kj in zip(batch, keys_json, strict=True)]))
+        self.leaves = pack_leaves(first_seq, height, hashes, [
+            (q.entry.record_id, q.entry.kind, kj.decode(), q.rid)
+            for q, kj in zip(batch, keys_json, strict=True)])

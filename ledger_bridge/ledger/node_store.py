@@ -30,7 +30,7 @@ from market_protocol import merkle
 from .blocks import StoredTree
 from .key_index import lookup
 
-__all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_records", "BlockRow",
+__all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_leaves", "pack_records", "BlockRow",
            "STORE_NAME"]
 
 #: The writer's page cache, KiB: room for the record-id index of about a million leaves
@@ -99,6 +99,13 @@ class RecordBatch(NamedTuple):
     bodies: bytes
     #: JSON array, one ``[leaf index, 1-based start in bodies, length]`` per record
     index_json: bytes
+
+
+def pack_leaves(first_seq: int, height: int, record_hashes: Sequence[bytes],
+                rows: Sequence[tuple[str, str, str, int]]) -> LeafBatch:
+    """A :class:`LeafBatch` from each leaf's record hash and ``(record_id, kind, trace_keys
+    JSON, rid)``, in leaf order: built once per block, shared by every node."""
+    return LeafBatch(first_seq, height, b"".join(record_hashes), orjson.dumps(rows))
 
 
 def pack_records(indexed_bodies: Iterable[tuple[int, bytes]]) -> RecordBatch:

@@ -74,3 +74,24 @@ def test_filling_many_keys_at_once_sets_exactly_the_prescribed_bits(count, m_bit
     for digest in digests:
         one_by_one.add_digest(digest)
     assert one_by_one == bulk
+
+
+def test_bulk_filling_a_set_of_digests_into_a_used_filter_adds_the_prescribed_bits():
+    first = [key_digest(f"first-{i}") for i in range(500)]
+    later = {key_digest(f"later-{i}") for i in range(6500)}
+    m_bits, k = size_for(7000, 0.001)
+    expected = bytearray(m_bits // 8)
+    for digest in [*first, *later]:
+        for p in positions(digest, m_bits, k):
+            expected[p >> 3] |= 1 << (p & 7)
+    bloom = BloomFilter(m_bits, k)
+    bloom.add_digests(first)
+    bloom.add_digests(later)
+    assert bloom.bits == expected
+
+
+def test_bulk_filling_refuses_digests_that_are_not_sha256_sized():
+    bloom = BloomFilter(64, 3)
+    with pytest.raises(BloomError, match="32-byte"):
+        bloom.add_digests([key_digest("a"), b"\x01" * 16])
+    assert bloom.bits == bytearray(8)

@@ -1,6 +1,6 @@
 """The gateway's Flask app factory: ``create_app(settings)``.
 
-The app holds no background work (no MQTT, no sweeper): with several gunicorn workers
+The app holds no background work (no MQTT, no sweeper): with several granian workers
 each would run its own copy. Those run once, in ``background.Background``.
 """
 

@@ -3,7 +3,7 @@ the MQTT link with its outbox publisher, the sweeper of pending orders and the d
 T+1 reconciliation.
 
 ``Background`` runs them as threads; the CLI runs it in its own supervised process when
-gunicorn serves several workers, or in the server's process when there is one.
+granian serves several workers, or in the server's process when there is one.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
 @click.option("--mqtt-password", help="Gateway's MQTT password.")
 @click.option("--manager-user", help="Manager account to create or update.")
 @click.option("--manager-password", help="Its password.")
-@click.option("--workers", type=int, help="HTTP worker processes (gunicorn when > 1).")
+@click.option("--workers", type=int, help="HTTP worker processes (granian when > 1).")
 @click.option("--platform-auto-register/--no-platform-auto-register", default=None,
               help="Register at the sandbox platform on start-up. [default: on]")
 @click.option("--mosquitto-password-file", help="Mosquitto password file to write.")
@@ -142,7 +142,7 @@ def gateway(config: str | None, **flags: Any) -> None:
         background = Background(build_gateway(settings)).start()  # with the platform key
     if settings["mqtt_host"]:
         _wait_for_subscription(parts, settings["mqtt_subscribe_wait_s"])
-    parts.db.close()  # no SQLite connection may cross gunicorn's fork
+    parts.db.close()  # no SQLite connection may cross the server's fork
     try:
         serve_wsgi(lambda: create_app(settings), settings["host"], settings["port"],
                    workers=workers, threads=settings["threads"])

@@ -55,7 +55,7 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("manager_user", "manager", "Manager account created or updated at start-up."),
     Setting("manager_password", "", "Its password; when empty a random one is written to "
             "<data_dir>/manager.password (mode 0600).", secret=True),
-    Setting("workers", 1, "HTTP worker processes (gunicorn when > 1, else waitress).", int),
+    Setting("workers", 1, "HTTP worker processes (granian when > 1, else waitress).", int),
     Setting("threads", 8, "Threads per HTTP worker.", int),
     Setting("qr_lifetime_s", 300, "How long a dynamic QR may be paid after it was issued.", int),
     Setting("qr_clock_skew_s", 60, "How far in the future a QR's issue time may be.", int),

@@ -1,6 +1,6 @@
 """Benchmark: scan landing + order creation at the sandbox platform.
 
-Starts the sandbox platform and the gateway (gunicorn) as their own processes on loopback,
+Starts the sandbox platform and the gateway (granian) as their own processes on loopback,
 enrols a terminal, issues N distinct QR codes (each scan creates one order at the
 platform), and fires them from a load generator in a second process. Prints ONE JSON
 object: {"scans", "seconds", "scans_per_s", "p50_ms", "p90_ms", "p99_ms", "errors", ...}.
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=3, help="gateway gunicorn workers")
+    parser.add_argument("--workers", type=int, default=3, help="gateway HTTP workers (granian)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gateway worker")
     parser.add_argument("--platform-workers", type=int, default=2)
     parser.add_argument("--mode", choices=("new", "rescan"), default="new",
@@ -179,7 +179,7 @@ def main() -> None:
             "errors": measured["errors"], "concurrency": args.concurrency,
             "gateway_workers": args.workers, "gateway_threads": args.threads,
             "platform_workers": args.platform_workers, "cpus": os.cpu_count(),
-            "server": "gunicorn" if args.workers > 1 else "waitress",
+            "server": "granian" if args.workers > 1 else "waitress",
             "outbox_pending_after": orders.get("outbox_pending"),
             "gateway_cpu_ms_per_scan": cpu_ms["gateway"],
             "platform_cpu_ms_per_scan": cpu_ms["platform"],

@@ -38,7 +38,7 @@ def command(host: str | None, port: int | None, data_dir: str | None, config_fil
             order_ttl_seconds: int | None, fee_rate: str | None, workers: int | None) -> None:
     """Run the sandbox payment platform.
 
-    HTTP is served by waitress (or gunicorn with --workers > 1); notifications are sent
+    HTTP is served by waitress (or granian with --workers > 1); notifications are sent
     by one background loop in this process only, whatever the number of workers.
 
     \b

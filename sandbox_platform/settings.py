@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
             "rounded half-up to the fen.", _fee_rate),
     Setting("statement_timezone", "UTC", "Time zone whose calendar days the daily "
             "statements cover (IANA name)."),
-    Setting("workers", 1, "HTTP worker processes (gunicorn when > 1).", _positive_int),
+    Setting("workers", 1, "HTTP worker processes (granian when > 1).", _positive_int),
     Setting("threads", 8, "Threads per HTTP worker.", _positive_int),
 )
 

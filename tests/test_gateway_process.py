@@ -1,4 +1,4 @@
-"""The real ``tracepay gateway`` process (gunicorn, 2 workers) with the sandbox platform and
+"""The real ``tracepay gateway`` process (granian, 2 workers) with the sandbox platform and
 Mosquitto: the device CLI, a full sale, and a gateway killed between charge and notify."""
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ the ledger, idempotent redelivery, crash and restart without loss, the ledger CL
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import threading
 import time
@@ -14,6 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_files import edit_record
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
@@ -127,11 +127,8 @@ def test_mqtt_intake_survives_a_crash_and_the_cli_verifies(tmp_path, mqtt_broker
     assert json.loads(shown.stdout)["leaf"]["record_id"] == trades[3]["trade_id"]
     # Edit one off-chain record on one node: verify must fail and name it.
     node = tmp_path / "bridge" / "ledger" / "retail_market" / "ledger.sqlite"
-    with sqlite3.connect(node) as db:
-        seq = db.execute("SELECT seq FROM leaves WHERE record_id = ?",
-                         (trades[7]["trade_id"],)).fetchone()[0]
-        db.execute("UPDATE records SET body = CAST(replace(body, 'Stall Nine', 'Stall Evil') AS BLOB) "
-                   "WHERE seq = ?", (seq,))
+    edit_record(node, trades[7]["trade_id"],
+                lambda body: body.replace(b"Stall Nine", b"Stall Evil"))
     tampered = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", data_dir),
                               capture_output=True, text=True, timeout=120)
     assert tampered.returncode == 1

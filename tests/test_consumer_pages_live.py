@@ -23,6 +23,7 @@ from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from consumer_scenario import FARM, STALL, Market, wait_for_trace, write_gateway_key  # noqa: E402
+from ledger_files import edit_record  # noqa: E402
 
 SCREENSHOTS = screenshot_dir()
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -228,12 +229,15 @@ def _tamper(data_dir: Path, record_id: str) -> int:
     """Edit the off-chain record in every node's SQLite file, as an insider would."""
     changed = 0
     for store in sorted((data_dir / "ledger").glob("*/ledger.sqlite")):
-        with sqlite3.connect(store) as db:
-            changed += db.execute(
-                "UPDATE records SET body = CAST(replace(CAST(body AS TEXT), "
-                "'\"weight_g\":1250', '\"weight_g\":2500') AS BLOB) "
-                "WHERE seq = (SELECT seq FROM leaves WHERE record_id = ?)",
-                (record_id,)).rowcount
+        edits: list[bytes] = []
+
+        def double_weight(body: bytes, edits: list[bytes] = edits) -> bytes:
+            edited = body.replace(b'"weight_g":1250', b'"weight_g":2500')
+            edits.append(edited)
+            return edited
+
+        edit_record(store, record_id, double_weight)
+        changed += len(edits)
     return changed
 
 
@@ -262,12 +266,8 @@ def test_a_changed_copy_on_a_node_not_served_still_shows_tampered(browser, syste
     code = system["codes"][4]
     record_id = wait_for_trace(system["bridge"], code)["record"]["trade_id"]
     store = system["data_dir"] / "ledger" / "retail_market" / "ledger.sqlite"
-    with sqlite3.connect(store) as db:
-        changed = db.execute(
-            "UPDATE records SET body = CAST(replace(CAST(body AS TEXT), '\"trade_id\":\"', "
-            "'\"trade_id\":\"x') AS BLOB) "
-            "WHERE seq = (SELECT seq FROM leaves WHERE record_id = ?)", (record_id,)).rowcount
-    assert changed == 1
+    edit_record(store, record_id,
+                lambda body: body.replace(b'"trade_id":"', b'"trade_id":"x', 1))
     answer = requests.get(f"{system['bridge']}/v1/trace/{code}", timeout=10).json()
     served = answer["proofs"][0]
     assert served["node_record_hashes"]["retail_market"] != served["leaf"]["record_hash"]

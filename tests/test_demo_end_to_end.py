@@ -8,12 +8,12 @@ trades, the bridge writes them to the three-node ledger, and the ledger is verif
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
+from ledger_files import edit_record, stored_leaves
 
 from tracepay.testing import tracepay_command
 
@@ -63,15 +63,13 @@ def test_a_tampered_ledger_record_is_named_by_verify(demo_run):
     data_dir, _completed, _summary = demo_run
     bridge_dir = data_dir / "bridge"
     node = bridge_dir / "ledger" / "retail_market" / "ledger.sqlite"
-    with sqlite3.connect(node) as connection:
-        record_id, seq, body = connection.execute(
-            "select leaves.record_id, records.seq, records.body from records "
-            "join leaves using (seq) where leaves.kind = 'trade' order by seq limit 1").fetchone()
-        text = body.decode() if isinstance(body, bytes) else body
-        assert '"confirmed_at_ms":' in text
-        forged = text.replace('"confirmed_at_ms":', '"confirmed_at_ms":1', 1)
-        connection.execute("update records set body = ? where seq = ?",
-                           (forged.encode() if isinstance(body, bytes) else forged, seq))
+    record_id = next(leaf[2] for leaf in stored_leaves(node) if leaf[3] == "trade")
+
+    def forge(body: bytes) -> bytes:
+        assert b'"confirmed_at_ms":' in body
+        return body.replace(b'"confirmed_at_ms":', b'"confirmed_at_ms":1', 1)
+
+    edit_record(node, record_id, forge)
     completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", str(bridge_dir)),
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode != 0

@@ -6,6 +6,7 @@ import hashlib
 import time
 
 import pytest
+from ledger_files import drop_block
 
 from ledger_bridge.ledger import Ledger, LedgerEntry, LedgerEntryError
 from market_protocol import merkle
@@ -211,7 +212,6 @@ def test_key_index_lookup_by_bisection():
 
 
 def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again(tmp_path):
-    import sqlite3
 
     from ledger_bridge.ledger.node_store import STORE_NAME
 
@@ -219,10 +219,7 @@ def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again
         first.submit([entry(i) for i in range(6)])
         first.flush()
     # as if the process died after two nodes had stored block 2 and the third had not
-    with sqlite3.connect(tmp_path / "retail_market" / STORE_NAME) as conn:
-        conn.execute("DELETE FROM records WHERE seq >= 3")
-        conn.execute("DELETE FROM leaves WHERE seq >= 3")
-        conn.execute("DELETE FROM blocks WHERE height = 2")
+    drop_block(tmp_path / "retail_market" / STORE_NAME, 2)
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as again:
         assert again.head() | {"ledger_root": None} == {
             "height": 1, "block_hash": again.block(1)["block_hash"], "trades": 3,
@@ -335,8 +332,13 @@ def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
         assert ledger.verify().ok
     for org in ledger.orgs:
         with sqlite3.connect(tmp_path / org / STORE_NAME) as conn:
-            rows = conn.execute("SELECT seq, idx, height, typeof(record_hash), length(record_hash),"
-                                " typeof(rid) FROM leaves ORDER BY seq").fetchall()
-            bodies = conn.execute("SELECT typeof(body) FROM records").fetchall()
-        assert rows == [(0, 0, 1, "blob", 32, "integer"), (1, 1, 1, "blob", 32, "integer")]
-        assert bodies == [("blob",), ("blob",)]
+            stored = conn.execute(
+                "SELECT height, typeof(record_hashes), length(record_hashes), typeof(leaf_rows),"
+                " typeof(row_ends), length(row_ends) FROM leaf_sets").fetchall()
+            bodies = conn.execute("SELECT typeof(bodies), length(bodies), length(body_ends) "
+                                  "FROM record_sets").fetchall()
+            ids = conn.execute("SELECT typeof(rid), height, idx FROM leaf_ids "
+                               "ORDER BY height, idx").fetchall()
+        assert stored == [(1, "blob", 64, "blob", "blob", 8)]
+        assert bodies == [("blob", sum(len(canonical_json.dumps(r)) for r in records), 8)]
+        assert ids == [("integer", 1, 0), ("integer", 1, 1)]

@@ -1,6 +1,7 @@
 """Tampering with a node's SQLite file is caught by verify, which names the first bad thing.
 
-Each test edits the real file with sqlite3, as an intruder with file access would.
+Each test edits the real file with sqlite3 (directly or through ``ledger_files``), as an
+intruder with file access would.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sqlite3
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ledger_files import delete_leaf, edit_leaf, edit_record, node_file
 
 from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
 from ledger_bridge.ledger.ledger import STORE_NAME
@@ -49,32 +51,31 @@ def test_a_clean_ledger_verifies(data_dir):
 
 def test_an_edited_off_chain_record_is_named(data_dir):
     edited = canonical_json.dumps({"trade_id": "t6", "amount_fen": 1, "lot": "lot-0"})
-    tamper(data_dir, "wholesale_market",
-           "UPDATE records SET body = ? WHERE seq = (SELECT seq FROM leaves WHERE record_id = 't6')",
-           (edited,))
+    edit_record(node_file(data_dir, "wholesale_market"), "t6", lambda _: edited)
     problem = first_problem(data_dir)
     assert (problem.node, problem.height, problem.record_id) == ("wholesale_market", 2, "t6")
     assert "off-chain record does not match its on-chain hash" in problem.what
 
 
 def test_a_record_edited_as_text_in_sql_is_named_not_a_crash(data_dir):
-    tamper(data_dir, "retail_market",
-           "UPDATE records SET body = replace(CAST(body AS TEXT), 'lot-', 'lot_') "
-           "WHERE seq = (SELECT seq FROM leaves WHERE record_id = 't3')")
+    edit_record(node_file(data_dir, "retail_market"), "t3",
+                lambda body: body.decode().replace("lot-", "lot_"))
     problem = first_problem(data_dir)
     assert (problem.node, problem.record_id) == ("retail_market", "t3")
     assert "off-chain record does not match its on-chain hash" in problem.what
 
 
 def test_a_record_retyped_as_text_but_unchanged_still_verifies(data_dir):
-    tamper(data_dir, "retail_market", "UPDATE records SET body = CAST(body AS TEXT) WHERE seq = 3")
+    tamper(data_dir, "retail_market",
+           "UPDATE record_sets SET bodies = CAST(bodies AS TEXT) WHERE height = 1")
+    edit_record(node_file(data_dir, "production_base"), "t5", lambda body: body.decode())
     assert verify_data_dir(data_dir).ok
 
 
 def test_an_edit_made_on_every_node_is_still_caught(data_dir):
     edited = canonical_json.dumps({"trade_id": "t1", "amount_fen": 1, "lot": "lot-1"})
     for org in ("production_base", "wholesale_market", "retail_market"):
-        tamper(data_dir, org, "UPDATE records SET body = ? WHERE seq = 1", (edited,))
+        edit_record(node_file(data_dir, org), "t1", lambda _: edited)
     report = verify_data_dir(data_dir)
     assert [(p.node, p.record_id) for p in report.problems] == [
         ("production_base", "t1"), ("wholesale_market", "t1"), ("retail_market", "t1")]
@@ -83,9 +84,9 @@ def test_an_edit_made_on_every_node_is_still_caught(data_dir):
 def test_an_edited_record_with_its_leaf_rehashed_breaks_the_merkle_root(data_dir):
     edited = canonical_json.dumps({"trade_id": "t5", "amount_fen": 1, "lot": "lot-2"})
     import hashlib
-    tamper(data_dir, "retail_market", "UPDATE records SET body = ? WHERE seq = 5", (edited,))
-    tamper(data_dir, "retail_market", "UPDATE leaves SET record_hash = ? WHERE seq = 5",
-           (hashlib.sha256(edited).digest(),))
+    edit_record(node_file(data_dir, "retail_market"), "t5", lambda _: edited)
+    edit_leaf(node_file(data_dir, "retail_market"), "t5",
+              record_hash=hashlib.sha256(edited).digest())
     problem = first_problem(data_dir)
     assert (problem.node, problem.height, problem.record_id) == ("retail_market", 2, "t5")
     assert "leaf does not match" in problem.what
@@ -118,7 +119,7 @@ def test_a_forged_endorsement_is_named(data_dir):
 
 
 def test_a_deleted_leaf_is_named(data_dir):
-    tamper(data_dir, "wholesale_market", "DELETE FROM leaves WHERE record_id = 't9'")
+    delete_leaf(node_file(data_dir, "wholesale_market"), "t9")
     report = verify_data_dir(data_dir)
     problem = report.first
     assert (problem.node, problem.height, problem.record_id) == ("wholesale_market", 3, "t9")
@@ -145,8 +146,7 @@ def test_a_missing_block_is_named(data_dir):
 
 
 def test_a_changed_trace_key_breaks_leaf_and_bloom(data_dir):
-    tamper(data_dir, "production_base",
-           "UPDATE leaves SET trace_keys = '[\"code-0\",\"lot-9\"]' WHERE record_id = 't0'")
+    edit_leaf(node_file(data_dir, "production_base"), "t0", trace_keys=["code-0", "lot-9"])
     report = verify_data_dir(data_dir)
     assert (report.first.node, report.first.height, report.first.record_id) == (
         "production_base", 1, "t0")
@@ -178,7 +178,7 @@ def test_verifying_in_worker_processes_finds_the_same_first_problem(data_dir):
     clean = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
     assert clean.ok and (clean.blocks, clean.trades, clean.records_checked) == (4, 14, 42)
     tamper(data_dir, "production_base", "DELETE FROM blocks WHERE height = 3")
-    tamper(data_dir, "retail_market", "UPDATE records SET body = x'7b7d' WHERE seq = 13")
+    edit_record(node_file(data_dir, "retail_market"), "t13", lambda _: b"{}")
     parallel = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
     inline = verify_data_dir(data_dir, workers=1)
     assert parallel.problems == inline.problems

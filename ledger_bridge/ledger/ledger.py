@@ -96,7 +96,6 @@ class Ledger:
         self._failure: LedgerStoreError | None = None
         self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
         self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
-        self._first_seqs: list[int] = []  # by height - 1
         self._load()
         self._tip = self._head
         self._writers = ({org: NodeProcess(org, node.path) for org, node in self.nodes.items()}
@@ -129,7 +128,6 @@ class Ledger:
             header = orjson.loads(header_text)
             self._blooms.add(height, BloomFilter.from_b64u(header["bloom"], header["bloom_k"]))
             self._block_hashes.append(bytes.fromhex(block_hash(header)))
-            self._first_seqs.append(self._head.trades)
             self._head = _Head(height, self._block_hashes[-1].hex(),
                                self._head.trades + header["count"])
 
@@ -149,10 +147,8 @@ class Ledger:
         if common == top:
             return
         ahead = [org for org, height in heights.items() if height == top]
-        first_seq = self.nodes[ahead[0]].block(top)[4]
         behind = [org for org, height in heights.items() if height == common]
-        crash = top == common + 1 and not any(
-            self.nodes[org].leaves_between(first_seq, first_seq + 1) for org in behind)
+        crash = top == common + 1 and not any(self.nodes[org].has_leaves(top) for org in behind)
         if not crash:
             log.error("ledger nodes disagree (heights %s) in a way a crash does not explain; "
                       "leaving them as found: run `tracepay ledger verify`", heights)
@@ -294,13 +290,12 @@ class Ledger:
 
     def _start_writes(self, block_row: tuple, block: BlockBuild,
                       batch: list[Queued]) -> list[Future[None]]:
+        records = self._visible_records(batch)
         if self._writers is None:
-            return [self._pool.submit(node.write_block, block_row, block.leaves,
-                                      self._visible_records(org, batch))
+            return [self._pool.submit(node.write_block, block_row, block.leaves, records[org])
                     for org, node in self.nodes.items()]
         shared = NodeProcess.pack((block_row, block.leaves))
-        return [self._pool.submit(writer.write_block, shared,
-                                  NodeProcess.pack(self._visible_records(org, batch)))
+        return [self._pool.submit(writer.write_block, shared, NodeProcess.pack(records[org]))
                 for org, writer in self._writers.items()]
 
     def _finish_inflight(self) -> None:
@@ -343,7 +338,6 @@ class Ledger:
         if self._inflight is not inflight:
             return
         self._inflight = None
-        self._first_seqs.append(self._head.trades)
         self._head = inflight.head
         self._block_hashes.append(bytes.fromhex(inflight.block.hash))
         self._blooms.add(inflight.head.height, inflight.block.bloom)
@@ -351,10 +345,15 @@ class Ledger:
             self._writing.pop(queued.entry.record_id, None)
         self._changed.notify_all()
 
-    @staticmethod
-    def _visible_records(org: str, batch: list[Queued]) -> RecordBatch:
-        return pack_records((i, q.body) for i, q in enumerate(batch)
-                            if q.entry.visible_to is None or org in q.entry.visible_to)
+    def _visible_records(self, batch: list[Queued]) -> dict[str, RecordBatch]:
+        """Each node's off-chain records of a block: packed once when every node keeps
+        every record, per node when some entries are for their parties only."""
+        if all(q.entry.visible_to is None for q in batch):
+            every = pack_records([q.body for q in batch])
+            return dict.fromkeys(self.orgs, every)
+        return {org: pack_records([q.body if q.entry.visible_to is None
+                                   or org in q.entry.visible_to else None for q in batch])
+                for org in self.orgs}
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -376,35 +375,35 @@ class Ledger:
         heights = self._blooms.candidates(digest) if bloom else range(1, top + 1)
         if not heights:
             return []
-        ident, reference, seqs = key_id(digest), self._reference, []
+        ident, reference, found = key_id(digest), self._reference, []
         for height in heights:
-            first_seq = self._first_seqs[height - 1]
-            seqs += [first_seq + index for index in reference.key_lookup(height, ident)]
+            found += [(height, index) for index in reference.key_lookup(height, ident)]
         return [Location(row[1], row[2], row[3], row[4])
-                for row in self._reference.leaves_at(seqs) if trace_key in orjson.loads(row[6])]
+                for row in reference.leaves_at(found) if trace_key in orjson.loads(row[6])]
 
 
-    def _holder(self, seq: int, org: str | None) -> tuple[bytes | None, tuple[str, ...]]:
-        bodies = {name: self.nodes[name].record(seq) for name in self.orgs}
+    def _holder(self, height: int, index: int,
+                org: str | None) -> tuple[bytes | None, tuple[str, ...]]:
+        bodies = {name: self.nodes[name].record(height, index) for name in self.orgs}
         held_by = tuple(name for name, body in bodies.items() if body is not None)
         if org is not None:
             return bodies.get(org), held_by
         return (bodies[held_by[0]] if held_by else None), held_by
 
-    def _copy_hashes(self, seq: int) -> dict[str, str | None]:
+    def _copy_hashes(self, height: int, index: int) -> dict[str, str | None]:
         """SHA-256 of each node's own copy (None where the node keeps only the hash), so a
         verifier sees one changed copy even when the copy it was served is intact."""
         copies: dict[str, str | None] = {}
         for name in self.orgs:
-            body = self.nodes[name].record(seq)
+            body = self.nodes[name].record(height, index)
             copies[name] = None if body is None else hashlib.sha256(body).hexdigest()
         return copies
 
-    def _first_record(self, seq: int, org: str | None) -> bytes | None:
+    def _first_record(self, height: int, index: int, org: str | None) -> bytes | None:
         """The record as ``org``'s node holds it, or as the first node holding it does."""
         for name in (org,) if org is not None else self.orgs:
             node = self.nodes.get(name)
-            body = None if node is None else node.record(seq)
+            body = None if node is None else node.record(height, index)
             if body is not None:
                 return body
         return None
@@ -414,8 +413,8 @@ class Ledger:
         row = self._reference.leaf(record_id, record_id_digest(record_id))
         if row is None:
             return None
-        seq, _, kind, height, index, record_hash, keys_json = row
-        body, held_by = self._holder(seq, org)
+        _, _, kind, height, index, record_hash, keys_json = row
+        body, held_by = self._holder(height, index, org)
         keys = orjson.loads(keys_json)
         leaf = merkle.leaf_hash(leaf_data(kind, record_id, record_hash.hex(), keys))
         return StoredEntry(record_id, kind, height, index, record_hash.hex(), leaf.hex(), keys,
@@ -431,9 +430,9 @@ class Ledger:
         row = self._reference.leaf(record_id, record_id_digest(record_id))
         if row is None:
             return None
-        seq, _, kind, height, index, record_hash, keys_json = row
-        body = self._first_record(seq, org)
-        copies = self._copy_hashes(seq)
+        _, _, kind, height, index, record_hash, keys_json = row
+        body = self._first_record(height, index, org)
+        copies = self._copy_hashes(height, index)
         keys, record_hash_hex = orjson.loads(keys_json), record_hash.hex()
         leaf = merkle.leaf_hash(leaf_data(kind, record_id, record_hash_hex, keys))
         block_hash_hex, header, signatures = self._reference.block_head(height)

@@ -4,22 +4,32 @@ The store is a thin I/O shell: it writes a finished block in one transaction (so
 never sees half a block) and answers the few queries the ledger needs. It decides
 nothing; building, signing and checking blocks happens elsewhere.
 
-Tables: ``blocks`` (header, signatures, the leaf hashes for fast proofs), ``leaves`` (the
-on-chain part of each entry, by global position ``seq``, found by record id through the
-64-bit ``rid``), ``records`` (off-chain canonical record bytes, only for entries this
-organisation may see). Each block row also holds its Merkle tree's inner nodes (so an
-audit path is read, not recomputed) and its trace-key index (``key_index``, see
-:mod:`.key_index`): one blob per block instead of a row per key per leaf, which keeps
-commits fast. The price is that a lookup must name the blocks to search, and the blocks'
-Bloom filters are what name them (the B-Merkle idea).
+A block is stored as a handful of rows, not a row per entry, the way block files beside a
+transaction index store a chain: a commit then costs a few large sequential writes and
+one small index insert per entry, instead of several B-tree inserts per entry.
+
+- ``blocks``: header, signatures, the leaf hashes, the Merkle tree's inner nodes (so an
+  audit path is read, not recomputed) and the trace-key index (:mod:`.key_index`). A
+  lookup must name the blocks to search; the blocks' Bloom filters name them (B-Merkle).
+- ``leaf_sets``: the on-chain part of each entry of a block: ``record_hashes`` (32 bytes
+  per leaf, in leaf order), ``leaf_rows`` (per leaf, the JSON array ``[record_id, kind,
+  trace keys as JSON text, rid]``, concatenated) and ``row_ends`` (each row's end offset
+  in ``leaf_rows``, unsigned 32-bit little-endian), so one leaf is read by offset.
+- ``record_sets``: the off-chain canonical records this organisation may see, concatenated
+  in leaf order in ``bodies``, with ``body_ends`` as above (an entry whose record this
+  node does not keep has an empty span: a canonical record is never empty).
+- ``leaf_ids``: ``rid`` (64-bit digest of the record id) -> (height, leaf index), to find
+  an entry by its record id and to refuse duplicates.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
+from array import array
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from itertools import accumulate, groupby
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,21 +40,20 @@ from market_protocol import merkle
 from .blocks import StoredTree
 from .key_index import lookup
 
-__all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_leaves", "pack_records", "BlockRow",
-           "STORE_NAME"]
+__all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_leaves", "pack_records",
+           "BlockRow", "STORE_NAME"]
 
 #: The writer's page cache, KiB: room for the record-id index of about a million leaves
 #: (readers keep SQLite's default, so many reading threads do not multiply it).
 CACHE_KIB = 16_384
-#: Page size of a new store, bytes. A block's writes are mostly appended records of about
-#: a kilobyte; 8 KiB pages halve the system calls of the WAL and its checkpoints against
-#: SQLite's 4 KiB (measured: about 2 µs less system CPU per trade per node) and shorten
-#: the overflow chains a proof or key lookup walks in a block's blobs. An existing file
-#: keeps the size it was created with.
-PAGE_BYTES = 8192
-#: Pages of WAL before a checkpoint (64 MiB). Each checkpoint syncs the file; a 2,000-leaf
-#: block is about 350 pages, so SQLite's default (1,000) would sync every few blocks.
-WAL_CHECKPOINT_PAGES = 8_000
+#: Page size of a new store, bytes. A block is written as a few blobs of hundreds of
+#: kilobytes to megabytes; on 32 KiB pages their overflow chains, the WAL's frames and the
+#: checkpoints' copies are a quarter as many as on 8 KiB pages (measured: a node's write
+#: of a 2,000-trade block about half the CPU). An existing file keeps its page size.
+PAGE_BYTES = 32_768
+#: Pages of WAL before a checkpoint (64 MiB): each checkpoint syncs the file, so SQLite's
+#: default (1,000 pages) would sync every few blocks.
+WAL_CHECKPOINT_PAGES = 2_048
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 
@@ -59,21 +68,23 @@ CREATE TABLE IF NOT EXISTS blocks (
     key_index BLOB NOT NULL,
     inner_nodes BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS leaves (
-    seq INTEGER PRIMARY KEY,
-    record_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS leaf_sets (
+    height INTEGER PRIMARY KEY,
+    record_hashes BLOB NOT NULL,
+    leaf_rows BLOB NOT NULL,
+    row_ends BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS record_sets (
+    height INTEGER PRIMARY KEY,
+    bodies BLOB NOT NULL,
+    body_ends BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leaf_ids (
+    rid INTEGER NOT NULL,
     height INTEGER NOT NULL,
     idx INTEGER NOT NULL,
-    record_hash BLOB NOT NULL,
-    trace_keys TEXT NOT NULL,
-    rid INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leaves_by_rid ON leaves (rid);
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY,
-    body BLOB NOT NULL
-);
+    PRIMARY KEY (rid, height, idx)
+) WITHOUT ROWID;
 """
 
 #: (seq, record_id, kind, height, idx, record_hash, trace_keys JSON)
@@ -81,62 +92,80 @@ LeafRow = tuple[int, str, str, int, int, bytes, str]
 
 
 class LeafBatch(NamedTuple):
-    """A block's leaves as SQLite inserts them in one statement (see :meth:`NodeStore.
-    write_block`): built once per block, shared by every node."""
+    """A block's leaves in their stored form (see the module docstring): built once per
+    block, shared by every node."""
 
     first_seq: int
     height: int
     #: the leaves' record hashes, 32 bytes each, in leaf order
     record_hashes: bytes
-    #: JSON array, one ``[record_id, kind, trace_keys JSON as a string, rid]`` per leaf
-    rows_json: bytes
+    #: per leaf ``[record_id, kind, trace_keys JSON as a string, rid]``, concatenated
+    rows: bytes
+    #: each row's end offset in ``rows`` (u32 little-endian)
+    row_ends: bytes
+    #: JSON array of the leaves' rids, in leaf order (SQLite walks it for ``leaf_ids``)
+    rids_json: bytes
 
 
 class RecordBatch(NamedTuple):
-    """The off-chain records one node keeps from a block, for one insert statement."""
+    """The off-chain records one node keeps from a block."""
 
-    #: the canonical record bytes, concatenated
+    #: the canonical record bytes of the kept entries, concatenated in leaf order
     bodies: bytes
-    #: JSON array, one ``[leaf index, 1-based start in bodies, length]`` per record
-    index_json: bytes
+    #: per leaf, the end offset of its record in ``bodies`` (u32 little-endian); an entry
+    #: whose record is not kept ends where the previous one did
+    body_ends: bytes
+
+
+def _u32(values: Iterable[int]) -> bytes:
+    packed = array("I", values)
+    if sys.byteorder != "little":  # pragma: no cover - the stored form is little-endian
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _ends(data: bytes) -> array:
+    ends = array("I")
+    ends.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        ends.byteswap()
+    return ends
 
 
 def pack_leaves(first_seq: int, height: int, record_hashes: Sequence[bytes],
                 rows: Sequence[tuple[str, str, str, int]]) -> LeafBatch:
     """A :class:`LeafBatch` from each leaf's record hash and ``(record_id, kind, trace_keys
-    JSON, rid)``, in leaf order: built once per block, shared by every node."""
-    return LeafBatch(first_seq, height, b"".join(record_hashes), orjson.dumps(rows))
+    JSON, rid)``, in leaf order. Every step is one C-level pass over the block."""
+    parts = list(map(orjson.dumps, rows))
+    return LeafBatch(first_seq, height, b"".join(record_hashes), b"".join(parts),
+                     _u32(accumulate(map(len, parts))),
+                     orjson.dumps([row[3] for row in rows]))
 
 
-def pack_records(indexed_bodies: Iterable[tuple[int, bytes]]) -> RecordBatch:
-    """A :class:`RecordBatch` from ``(leaf index, canonical bytes)`` pairs."""
-    indexes, bodies = [], []
-    for index, body in indexed_bodies:
-        indexes.append(index)
-        bodies.append(body)
-    lengths = [len(body) for body in bodies]
-    starts = accumulate(lengths, initial=1)
-    return RecordBatch(b"".join(bodies),
-                       orjson.dumps(list(zip(indexes, starts, lengths, strict=False))))
+def pack_records(bodies: Sequence[bytes | None]) -> RecordBatch:
+    """A :class:`RecordBatch` from each leaf's canonical record, or None where this node
+    keeps only the hash."""
+    kept = [body or b"" for body in bodies]
+    return RecordBatch(b"".join(kept), _u32(accumulate(map(len, kept))))
 
 
-#: The leaves of a block in one statement: SQLite walks the JSON itself, so the whole
-#: insert runs in C with the interpreter lock released instead of binding a Python tuple
-#: per row (node threads then really run beside the orderer; see write_block).
-_INSERT_LEAVES = (
-    "INSERT INTO leaves (seq, record_id, kind, height, idx, record_hash, trace_keys, rid) "
-    "SELECT ?1 + key, value ->> 0, value ->> 1, ?2, key, substr(?3, 32 * key + 1, 32), "
-    "value ->> 2, value ->> 3 FROM json_each(?4)")
-_INSERT_RECORDS = (
-    "INSERT INTO records (seq, body) "
-    "SELECT ?1 + (value ->> 0), substr(?2, value ->> 1, value ->> 2) FROM json_each(?3)")
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
 BlockRow = tuple[int, str, str, str, int, bytes]
 #: a BlockRow followed by the block's key index and its Merkle tree's inner nodes
 BlockInsert = tuple[int, str, str, str, int, bytes, bytes, bytes]
 
-_LEAF_COLUMNS = "seq, record_id, kind, height, idx, record_hash, trace_keys"
 _BLOCK_COLUMNS = "height, block_hash, header, signatures, first_seq, leaf_hashes"
+#: the block's leaf ids in one statement: SQLite walks the JSON itself, so the insert runs
+#: in C with the interpreter lock released (node threads run beside the orderer)
+_INSERT_LEAF_IDS = "INSERT INTO leaf_ids (rid, height, idx) SELECT value, ?1, key FROM json_each(?2)"
+
+
+def _span(ends: sqlite3.Blob, index: int) -> tuple[int, int]:
+    """``(start, end)`` of item ``index`` from its blob of u32 end offsets."""
+    if index == 0:
+        return 0, int.from_bytes(ends[0:4], "little")
+    pair = ends[4 * index - 4:4 * index + 4]
+    return int.from_bytes(pair[:4], "little"), int.from_bytes(pair[4:], "little")
 
 
 class NodeStore:
@@ -191,18 +220,20 @@ class NodeStore:
     def write_block(self, block: BlockInsert, leaves: LeafBatch, records: RecordBatch) -> None:
         """Store a whole block in one transaction: all of it or none of it.
 
-        Three statements, each a single step in SQLite: the interpreter lock is released
+        Four statements, each a single step in SQLite: the interpreter lock is released
         for the whole of each, so three node threads write while the orderer builds the
-        next block (a row at a time, each row would wait for the lock again).
+        next block.
         """
-        conn = self._writer
+        conn, height = self._writer, leaves.height
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index, inner_nodes) "
                          "VALUES (?,?,?,?,?,?,?,?)", block)
-            conn.execute(_INSERT_LEAVES, (leaves.first_seq, leaves.height, leaves.record_hashes,
-                                          leaves.rows_json))
-            conn.execute(_INSERT_RECORDS, (leaves.first_seq, records.bodies, records.index_json))
+            conn.execute("INSERT INTO leaf_sets VALUES (?,?,?,?)",
+                         (height, leaves.record_hashes, leaves.rows, leaves.row_ends))
+            conn.execute("INSERT INTO record_sets VALUES (?,?,?)",
+                         (height, records.bodies, records.body_ends))
+            conn.execute(_INSERT_LEAF_IDS, (height, leaves.rids_json))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -213,18 +244,14 @@ class NodeStore:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT min(first_seq) FROM blocks WHERE height > ?",
-                               (height,)).fetchone()
-            if row[0] is not None:
-                conn.execute("DELETE FROM records WHERE seq >= ?", (row[0],))
-                conn.execute("DELETE FROM leaves WHERE seq >= ?", (row[0],))
-            conn.execute("DELETE FROM blocks WHERE height > ?", (height,))
+            for table in ("leaf_ids", "record_sets", "leaf_sets", "blocks"):
+                conn.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
-    # -- reading --------------------------------------------------------------------------
+    # -- reading blocks -------------------------------------------------------------------
 
     def last_block(self) -> BlockRow | None:
         return self._reader().execute(
@@ -236,50 +263,6 @@ class NodeStore:
 
     def block_headers(self) -> list[tuple[int, str]]:
         return self._reader().execute("SELECT height, header FROM blocks ORDER BY height").fetchall()
-
-    def leaf(self, record_id: str, rid: int) -> LeafRow | None:
-        return self._reader().execute(
-            f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE rid = ? AND record_id = ?",
-            (rid, record_id)).fetchone()
-
-    def leaves_between(self, first_seq: int, end_seq: int,
-                       conn: sqlite3.Connection | None = None) -> list[LeafRow]:
-        return (conn or self._reader()).execute(
-            f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE seq >= ? AND seq < ? ORDER BY seq",
-            (first_seq, end_seq)).fetchall()
-
-    def leaves_summary(self, first_seq: int, end_seq: int) -> str | None:
-        """Every column of the leaves in ``[first_seq, end_seq)`` as one string, built inside
-        SQLite: comparing two nodes' copies costs one fetch instead of a row each."""
-        row = self._reader().execute(
-            "SELECT group_concat(seq || ',' || record_id || ',' || kind || ',' || height || ',' "
-            "|| idx || ',' || hex(record_hash) || ',' || trace_keys || ',' || rid, char(10)) "
-            "FROM (SELECT * FROM leaves WHERE seq >= ? AND seq < ? ORDER BY seq)",
-            (first_seq, end_seq)).fetchone()
-        return row[0]
-
-    def records_between(self, first_seq: int, end_seq: int,
-                        conn: sqlite3.Connection | None = None) -> list[tuple[int, bytes]]:
-        return (conn or self._reader()).execute(
-            # CAST: a body someone re-typed as TEXT is still hashed as its UTF-8 bytes.
-            "SELECT seq, CAST(body AS BLOB) FROM records WHERE seq >= ? AND seq < ? ORDER BY seq",
-            (first_seq, end_seq)).fetchall()
-
-    def record(self, seq: int) -> bytes | None:
-        row = self._reader().execute("SELECT CAST(body AS BLOB) FROM records WHERE seq = ?",
-                                     (seq,)).fetchone()
-        return None if row is None else row[0]
-
-    def known_record_ids(self, rids: Sequence[int]) -> set[str]:
-        """Record ids already on this node among those with these ``rid`` digests."""
-        found: set[str] = set()
-        conn = self._reader()
-        for start in range(0, len(rids), 500):
-            chunk = rids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in conn.execute(
-                f"SELECT record_id FROM leaves WHERE rid IN ({marks})", chunk))
-        return found
 
     def derived(self, height: int) -> tuple[bytes, bytes] | None:
         """``(key_index, inner_nodes)``: what the node derived from the block's leaves."""
@@ -306,12 +289,110 @@ class NodeStore:
         with self._reader().blobopen("blocks", "key_index", height, readonly=True) as blob:
             return lookup(blob, key_id)
 
-    def leaves_at(self, seqs: Sequence[int]) -> list[LeafRow]:
-        found: list[LeafRow] = []
-        conn = self._reader()
-        for start in range(0, len(seqs), 500):
-            chunk = list(seqs[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            found += conn.execute(f"SELECT {_LEAF_COLUMNS} FROM leaves WHERE seq IN ({marks}) "
-                                  "ORDER BY seq", chunk).fetchall()
+    # -- reading leaves and records -------------------------------------------------------
+
+    def leaf_set(self, height: int) -> tuple[bytes, bytes, bytes] | None:
+        """``(record_hashes, leaf_rows, row_ends)`` of a block as stored: comparing two
+        nodes' copies compares these bytes."""
+        return self._reader().execute(
+            "SELECT CAST(record_hashes AS BLOB), CAST(leaf_rows AS BLOB), "
+            "CAST(row_ends AS BLOB) FROM leaf_sets WHERE height = ?", (height,)).fetchone()
+
+    def block_leaves(self, height: int, first_seq: int) -> list[LeafRow]:
+        """Every leaf of block ``height`` (which starts at ``first_seq``), in leaf order.
+
+        A row that does not parse is left out, so a damaged block shows as missing leaves.
+        """
+        stored = self.leaf_set(height)
+        return [] if stored is None else list(_parse_leaves(height, first_seq, *stored))
+
+    def has_leaves(self, height: int) -> bool:
+        return self._reader().execute("SELECT 1 FROM leaf_sets WHERE height = ?",
+                                      (height,)).fetchone() is not None
+
+    def leaves_at(self, locations: Iterable[tuple[int, int]]) -> list[LeafRow]:
+        """The leaves at ``(height, index)`` locations (in the order given, each block's
+        blobs opened once); a location that does not exist is left out."""
+        conn, found = self._reader(), []
+        for height, group in groupby(locations, key=lambda location: location[0]):
+            row = conn.execute("SELECT first_seq FROM blocks WHERE height = ?",
+                               (height,)).fetchone()
+            if row is None:
+                continue
+            try:
+                with conn.blobopen("leaf_sets", "row_ends", height, readonly=True) as ends, \
+                        conn.blobopen("leaf_sets", "leaf_rows", height, readonly=True) as rows, \
+                        conn.blobopen("leaf_sets", "record_hashes", height, readonly=True) as hashes:
+                    for _, index in group:
+                        if not 0 <= index < len(ends) // 4:
+                            continue
+                        start, end = _span(ends, index)
+                        record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
+                        found.append((row[0] + index, record_id, kind, height, index,
+                                      hashes[32 * index:32 * index + 32], keys_json))
+            except sqlite3.OperationalError:  # no leaf set stored for this block
+                continue
         return found
+
+    def leaf(self, record_id: str, rid: int) -> LeafRow | None:
+        """The leaf of ``record_id`` (whose digest is ``rid``), or None."""
+        locations = self._reader().execute(
+            "SELECT height, idx FROM leaf_ids WHERE rid = ? ORDER BY height, idx",
+            (rid,)).fetchall()
+        return next((leaf for leaf in self.leaves_at(locations) if leaf[1] == record_id), None)
+
+    def known_record_ids(self, rids: Sequence[int]) -> set[str]:
+        """Record ids already on this node among those with these ``rid`` digests."""
+        conn, locations = self._reader(), []
+        for start in range(0, len(rids), 500):
+            chunk = rids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            locations += conn.execute(
+                f"SELECT height, idx FROM leaf_ids WHERE rid IN ({marks})", chunk).fetchall()
+        return {leaf[1] for leaf in self.leaves_at(sorted(locations))}
+
+    def block_records(self, height: int) -> list[tuple[int, bytes]]:
+        """``(leaf index, canonical bytes)`` of every record this node keeps of a block."""
+        row = self._reader().execute(
+            # CAST: bodies someone re-typed as TEXT are still read as their UTF-8 bytes.
+            "SELECT CAST(bodies AS BLOB), CAST(body_ends AS BLOB) FROM record_sets "
+            "WHERE height = ?", (height,)).fetchone()
+        if row is None:
+            return []
+        bodies, ends = row[0], _ends(row[1][:len(row[1]) // 4 * 4])
+        found, start = [], 0
+        for index, end in enumerate(ends):
+            if end > start:
+                found.append((index, bodies[start:end]))
+            start = max(start, end)
+        return found
+
+    def record(self, height: int, index: int) -> bytes | None:
+        """The record of leaf ``index`` of block ``height``, or None if this node does not
+        keep it."""
+        conn = self._reader()
+        try:
+            with conn.blobopen("record_sets", "body_ends", height, readonly=True) as ends:
+                if not 0 <= index < len(ends) // 4:
+                    return None
+                start, end = _span(ends, index)
+            if end <= start:
+                return None
+            with conn.blobopen("record_sets", "bodies", height, readonly=True) as bodies:
+                return bodies[start:end]
+        except sqlite3.OperationalError:  # no record set stored for this block
+            return None
+
+
+def _parse_leaves(height: int, first_seq: int, record_hashes: bytes, rows: bytes,
+                  row_ends: bytes) -> Iterable[LeafRow]:
+    start = 0
+    for index, end in enumerate(_ends(row_ends[:len(row_ends) // 4 * 4])):
+        try:
+            record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
+        except (ValueError, TypeError):
+            start = end
+            continue
+        start = end
+        yield (first_seq + index, record_id, kind, height, index,
+               record_hashes[32 * index:32 * index + 32], keys_json)

@@ -80,7 +80,7 @@ class _Copy:
     header: dict[str, Any] | None = None
     leaves: list[LeafRow] = field(default_factory=list)
     derived: tuple[bytes, bytes] | None = None
-    summary: str | None = None
+    stored_leaves: tuple[bytes, bytes, bytes] | None = None
 
     def same_as(self, other: _Copy) -> bool:
         return (self.row, self.leaves, self.derived) == (other.row, other.leaves, other.derived)
@@ -126,10 +126,17 @@ def _check_signatures(org: str, height: int, header: dict[str, Any], signatures_
 
 def _missing_leaves(org: str, height: int, header: dict[str, Any], leaves: Sequence[LeafRow],
                     others: Sequence[Sequence[LeafRow]]) -> list[Problem]:
-    present = {leaf[4] for leaf in leaves}
-    names = {leaf[4]: leaf[1] for copy in others for leaf in copy}
-    return [Problem(org, height, names.get(i), f"leaf {i} is missing")
-            for i in range(header["count"]) if i not in present]
+    """Leaves the header counts but this copy lacks, named by the other copies where they
+    hold them (a leaf's index is its position, so a removed leaf is found by its id)."""
+    if len(leaves) >= header["count"]:
+        return []
+    present = {leaf[1] for leaf in leaves}
+    fuller = max(others, key=len, default=[])
+    if len(fuller) > len(leaves):
+        return [Problem(org, height, leaf[1], f"leaf {leaf[4]} is missing")
+                for leaf in fuller if leaf[1] not in present]
+    return [Problem(org, height, None, f"leaf {i} is missing")
+            for i in range(len(leaves), header["count"])]
 
 
 def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
@@ -170,14 +177,14 @@ def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
     return found
 
 
-def _check_records(org: str, height: int, node: NodeStore, leaves: Sequence[LeafRow],
-                   first_seq: int, end_seq: int) -> tuple[list[Problem], int]:
-    by_seq = {leaf[0]: leaf for leaf in leaves}
-    found, records = [], node.records_between(first_seq, end_seq)
-    for seq, body in records:
-        leaf = by_seq.get(seq)
+def _check_records(org: str, height: int, node: NodeStore,
+                   leaves: Sequence[LeafRow]) -> tuple[list[Problem], int]:
+    by_index = {leaf[4]: leaf for leaf in leaves}
+    found, records = [], node.block_records(height)
+    for index, body in records:
+        leaf = by_index.get(index)
         if leaf is None:
-            found.append(Problem(org, height, None, f"off-chain record at position {seq} has no leaf"))
+            found.append(Problem(org, height, None, f"off-chain record of leaf {index} has no leaf"))
         elif hashlib.sha256(body).digest() != leaf[5]:
             found.append(Problem(org, height, leaf[1],
                                  "off-chain record does not match its on-chain hash"))
@@ -225,12 +232,11 @@ def _load_leaves(height: int, nodes: Mapping[str, NodeStore], copies: dict[str, 
     if not readable:
         return
     reference = readable[0][1]
-    fields = (reference.row, reference.derived, reference.summary)
-    differs = any((c.row, c.derived, c.summary) != fields for _, c in readable)
+    fields = (reference.row, reference.derived, reference.stored_leaves)
+    differs = any((c.row, c.derived, c.stored_leaves) != fields for _, c in readable)
     for org, copy in readable:
         if copy is reference or differs:
-            header = copy.header or {}
-            copy.leaves = nodes[org].leaves_between(copy.row[4], copy.row[4] + header["count"])
+            copy.leaves = nodes[org].block_leaves(height, copy.row[4])
         else:
             copy.leaves = reference.leaves
 
@@ -248,7 +254,7 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
         prev[org] = row[1]
         copy = copies[org] = _Copy(row, header)
         if header is not None:
-            copy.summary = node.leaves_summary(row[4], row[4] + header["count"])
+            copy.stored_leaves = node.leaf_set(height)
             copy.derived = node.derived(height)
             found += _check_signatures(org, height, header, row[3], keys, orderer)
         report.problems.extend(found)
@@ -266,8 +272,7 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
                 report.problems.append(Problem(org, height, None,
                                                f"copy differs from {next(iter(copies))}'s"))
             checked.append(copy)
-        found, count = _check_records(org, height, nodes[org], copy.leaves, copy.row[4],
-                                      copy.row[4] + copy.header["count"])
+        found, count = _check_records(org, height, nodes[org], copy.leaves)
         report.problems.extend(found)
         report.records_checked += count
     reference = next(iter(copies.values()), None)

@@ -66,20 +66,26 @@ def find_leaf(conn: sqlite3.Connection, record_id: str) -> tuple[int, int]:
 
 def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]) -> None:
     """Replace the off-chain record of ``record_id`` by ``edit(old)``. A ``str`` result
-    stores the block's records as TEXT, as an edit made in SQL text functions would."""
+    stores its chunk of records as TEXT, as an edit made in SQL text functions would."""
     with sqlite3.connect(path) as conn:
         height, index = find_leaf(conn, record_id)
-        bodies, ends = conn.execute(
-            "SELECT CAST(bodies AS BLOB), body_ends FROM record_sets WHERE height = ?",
-            (height,)).fetchone()
+        first = 0
+        for row in conn.execute("SELECT chunk, CAST(bodies AS BLOB), body_ends FROM "
+                                "record_chunks WHERE height = ? ORDER BY chunk", (height,)):
+            if index < first + len(row[2]) // 4:
+                break
+            first += len(row[2]) // 4
+        else:
+            raise LookupError(f"no record chunk holds leaf {index} of block {height}")
+        chunk, bodies, ends = row
         items = _split(bodies, ends)
-        assert items[index], f"this node keeps no record of {record_id}"
-        new = edit(items[index])
-        items[index] = new.encode() if isinstance(new, str) else new
+        assert items[index - first], f"this node keeps no record of {record_id}"
+        new = edit(items[index - first])
+        items[index - first] = new.encode() if isinstance(new, str) else new
         bodies, ends = _join(items)
         stored = bodies.decode() if isinstance(new, str) else bodies
-        conn.execute("UPDATE record_sets SET bodies = ?, body_ends = ? WHERE height = ?",
-                     (stored, ends, height))
+        conn.execute("UPDATE record_chunks SET bodies = ?, body_ends = ? "
+                     "WHERE height = ? AND chunk = ?", (stored, ends, height, chunk))
 
 
 def edit_leaf(path: Path, record_id: str, *, record_hash: bytes | None = None,
@@ -115,5 +121,5 @@ def delete_leaf(path: Path, record_id: str) -> None:
 def drop_block(path: Path, height: int) -> None:
     """Remove block ``height`` and everything stored with it, as if it was never written."""
     with sqlite3.connect(path) as conn:
-        for table in ("leaf_ids", "record_sets", "leaf_sets", "blocks"):
+        for table in ("leaf_ids", "record_chunks", "leaf_sets", "blocks"):
             conn.execute(f"DELETE FROM {table} WHERE height = ?", (height,))

@@ -335,10 +335,10 @@ def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
             stored = conn.execute(
                 "SELECT height, typeof(record_hashes), length(record_hashes), typeof(leaf_rows),"
                 " typeof(row_ends), length(row_ends) FROM leaf_sets").fetchall()
-            bodies = conn.execute("SELECT typeof(bodies), length(bodies), length(body_ends) "
-                                  "FROM record_sets").fetchall()
+            bodies = conn.execute("SELECT chunk, typeof(bodies), length(bodies), "
+                                  "length(body_ends) FROM record_chunks").fetchall()
             ids = conn.execute("SELECT typeof(rid), height, idx FROM leaf_ids "
                                "ORDER BY height, idx").fetchall()
         assert stored == [(1, "blob", 64, "blob", "blob", 8)]
-        assert bodies == [("blob", sum(len(canonical_json.dumps(r)) for r in records), 8)]
+        assert bodies == [(0, "blob", sum(len(canonical_json.dumps(r)) for r in records), 8)]
         assert ids == [("integer", 1, 0), ("integer", 1, 1)]

@@ -67,7 +67,7 @@ def test_a_record_edited_as_text_in_sql_is_named_not_a_crash(data_dir):
 
 def test_a_record_retyped_as_text_but_unchanged_still_verifies(data_dir):
     tamper(data_dir, "retail_market",
-           "UPDATE record_sets SET bodies = CAST(bodies AS TEXT) WHERE height = 1")
+           "UPDATE record_chunks SET bodies = CAST(bodies AS TEXT) WHERE height = 1")
     edit_record(node_file(data_dir, "production_base"), "t5", lambda body: body.decode())
     assert verify_data_dir(data_dir).ok
 

@@ -15,9 +15,12 @@ one small index insert per entry, instead of several B-tree inserts per entry.
   per leaf, in leaf order), ``leaf_rows`` (per leaf, the JSON array ``[record_id, kind,
   trace keys as JSON text, rid]``, concatenated) and ``row_ends`` (each row's end offset
   in ``leaf_rows``, unsigned 32-bit little-endian), so one leaf is read by offset.
-- ``record_sets``: the off-chain canonical records this organisation may see, concatenated
-  in leaf order in ``bodies``, with ``body_ends`` as above (an entry whose record this
-  node does not keep has an empty span: a canonical record is never empty).
+- ``record_chunks``: the off-chain canonical records this organisation may see, in chunks
+  of ``RECORD_CHUNK`` consecutive leaves: concatenated in leaf order in ``bodies``, with
+  ``body_ends`` as above (an entry whose record this node does not keep has an empty span:
+  a canonical record is never empty). Chunks keep reading one record cheap: SQLite reaches
+  an offset in a blob by walking its chain of overflow pages, and a whole block's records
+  are megabytes.
 - ``leaf_ids``: ``rid`` (64-bit digest of the record id) -> (height, leaf index), to find
   an entry by its record id and to refuse duplicates.
 """
@@ -54,6 +57,8 @@ PAGE_BYTES = 32_768
 #: Pages of WAL before a checkpoint (64 MiB): each checkpoint syncs the file, so SQLite's
 #: default (1,000 pages) would sync every few blocks.
 WAL_CHECKPOINT_PAGES = 2_048
+#: Leaves per stored chunk of records: about 35 KB of trade records, about one page.
+RECORD_CHUNK = 32
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 
@@ -74,10 +79,12 @@ CREATE TABLE IF NOT EXISTS leaf_sets (
     leaf_rows BLOB NOT NULL,
     row_ends BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS record_sets (
-    height INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS record_chunks (
+    height INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
     bodies BLOB NOT NULL,
-    body_ends BLOB NOT NULL
+    body_ends BLOB NOT NULL,
+    PRIMARY KEY (height, chunk)
 );
 CREATE TABLE IF NOT EXISTS leaf_ids (
     rid INTEGER NOT NULL,
@@ -110,11 +117,10 @@ class LeafBatch(NamedTuple):
 class RecordBatch(NamedTuple):
     """The off-chain records one node keeps from a block."""
 
-    #: the canonical record bytes of the kept entries, concatenated in leaf order
-    bodies: bytes
-    #: per leaf, the end offset of its record in ``bodies`` (u32 little-endian); an entry
-    #: whose record is not kept ends where the previous one did
-    body_ends: bytes
+    #: ``(chunk, bodies, body_ends)`` per chunk of ``RECORD_CHUNK`` leaves: the kept
+    #: canonical records concatenated in leaf order, and per leaf the end offset of its
+    #: record in ``bodies`` (u32 little-endian; a record not kept ends where the previous did)
+    chunks: list[tuple[int, bytes, bytes]]
 
 
 def _u32(values: Iterable[int]) -> bytes:
@@ -146,7 +152,9 @@ def pack_records(bodies: Sequence[bytes | None]) -> RecordBatch:
     """A :class:`RecordBatch` from each leaf's canonical record, or None where this node
     keeps only the hash."""
     kept = [body or b"" for body in bodies]
-    return RecordBatch(b"".join(kept), _u32(accumulate(map(len, kept))))
+    return RecordBatch([(start // RECORD_CHUNK, b"".join(part), _u32(accumulate(map(len, part))))
+                        for start in range(0, len(kept), RECORD_CHUNK)
+                        for part in (kept[start:start + RECORD_CHUNK],)])
 
 
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
@@ -231,8 +239,8 @@ class NodeStore:
                          "VALUES (?,?,?,?,?,?,?,?)", block)
             conn.execute("INSERT INTO leaf_sets VALUES (?,?,?,?)",
                          (height, leaves.record_hashes, leaves.rows, leaves.row_ends))
-            conn.execute("INSERT INTO record_sets VALUES (?,?,?)",
-                         (height, records.bodies, records.body_ends))
+            conn.executemany("INSERT INTO record_chunks VALUES (?,?,?,?)",
+                             [(height, *chunk) for chunk in records.chunks])
             conn.execute(_INSERT_LEAF_IDS, (height, leaves.rids_json))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -244,7 +252,7 @@ class NodeStore:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("leaf_ids", "record_sets", "leaf_sets", "blocks"):
+            for table in ("leaf_ids", "record_chunks", "leaf_sets", "blocks"):
                 conn.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -353,35 +361,31 @@ class NodeStore:
 
     def block_records(self, height: int) -> list[tuple[int, bytes]]:
         """``(leaf index, canonical bytes)`` of every record this node keeps of a block."""
-        row = self._reader().execute(
-            # CAST: bodies someone re-typed as TEXT are still read as their UTF-8 bytes.
-            "SELECT CAST(bodies AS BLOB), CAST(body_ends AS BLOB) FROM record_sets "
-            "WHERE height = ?", (height,)).fetchone()
-        if row is None:
-            return []
-        bodies, ends = row[0], _ends(row[1][:len(row[1]) // 4 * 4])
-        found, start = [], 0
-        for index, end in enumerate(ends):
-            if end > start:
-                found.append((index, bodies[start:end]))
-            start = max(start, end)
+        found = []
+        for chunk, bodies, ends in self._reader().execute(
+                # CAST: bodies someone re-typed as TEXT are still read as their UTF-8 bytes.
+                "SELECT chunk, CAST(bodies AS BLOB), CAST(body_ends AS BLOB) FROM record_chunks "
+                "WHERE height = ? ORDER BY chunk", (height,)):
+            start = 0
+            for offset, end in enumerate(_ends(ends[:len(ends) // 4 * 4])):
+                if end > start:
+                    found.append((chunk * RECORD_CHUNK + offset, bodies[start:end]))
+                start = max(start, end)
         return found
 
     def record(self, height: int, index: int) -> bytes | None:
         """The record of leaf ``index`` of block ``height``, or None if this node does not
         keep it."""
-        conn = self._reader()
-        try:
-            with conn.blobopen("record_sets", "body_ends", height, readonly=True) as ends:
-                if not 0 <= index < len(ends) // 4:
-                    return None
-                start, end = _span(ends, index)
-            if end <= start:
-                return None
-            with conn.blobopen("record_sets", "bodies", height, readonly=True) as bodies:
-                return bodies[start:end]
-        except sqlite3.OperationalError:  # no record set stored for this block
+        row = self._reader().execute(
+            "SELECT CAST(bodies AS BLOB), CAST(body_ends AS BLOB) FROM record_chunks "
+            "WHERE height = ? AND chunk = ?", (height, index // RECORD_CHUNK)).fetchone()
+        offset = index % RECORD_CHUNK
+        if row is None or len(row[1]) < 4 * offset + 4:
             return None
+        ends = row[1]
+        start = int.from_bytes(ends[4 * offset - 4:4 * offset], "little") if offset else 0
+        end = int.from_bytes(ends[4 * offset:4 * offset + 4], "little")
+        return row[0][start:end] if end > start else None
 
 
 def _parse_leaves(height: int, first_seq: int, record_hashes: bytes, rows: bytes,

@@ -16,7 +16,7 @@ from market_protocol.bloom import BloomFilter
 
 from .blocks import block_hash, build_header, pack_inner_nodes
 from .entries import LedgerEntry, leaf_data_from_json
-from .key_index import build_key_index, key_id
+from .key_index import key_ids, pack_key_index
 from .node_store import pack_leaves
 
 __all__ = ["BLOOM_FP_RATE", "Queued", "BlockBuild", "record_id_digest"]
@@ -47,27 +47,41 @@ class Queued:
 class BlockBuild:
     """Everything one block's writes need, computed once for all nodes.
 
-    Every step is a comprehension over the whole batch, and each trace key is hashed once
-    per block however many leaves carry it: building a block is on the commit path.
+    Building a block is on the commit path, so every step is a comprehension or one loop
+    over the whole batch, and each distinct trace key is hashed once per block however
+    many leaves carry it; the key index is packed from per-key runs of leaf indexes
+    (:func:`.key_index.pack_key_index`), never from a tuple per key and leaf.
     """
 
     def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str) -> None:
-        sha256 = hashlib.sha256
+        sha256, dumps = hashlib.sha256, orjson.dumps
         hashes = [sha256(q.body).digest() for q in batch]
-        keys = [sorted(set(q.entry.trace_keys)) for q in batch]
-        keys_json = [orjson.dumps(k) for k in keys]
+        # One pass over the leaves: each leaf's sorted, distinct keys as JSON, and for each
+        # distinct key of the block the leaves carrying it (ascending, each once).
+        keys_json: list[str] = []
+        leaves_of: dict[str, list[int]] = {}
+        carrying = leaves_of.get
+        for i, q in enumerate(batch):
+            keys = sorted(set(q.entry.trace_keys))
+            # decoded at once: kept as str, orjson's bytes would hold a larger buffer each
+            keys_json.append(dumps(keys).decode())
+            for key in keys:
+                leaves = carrying(key)
+                if leaves is None:
+                    leaves_of[key] = [i]
+                else:
+                    leaves.append(i)
         self.leaf_hashes = [
-            sha256(b"\x00" + leaf_data_from_json(q.entry.kind, q.entry.record_id, h.hex(), kj))
-            .digest() for q, h, kj in zip(batch, hashes, keys_json, strict=True)]
-        digests = {key: sha256(key.encode()).digest() for key in set().union(*keys)}
-        self.bloom = BloomFilter.for_digests(list(digests.values()), BLOOM_FP_RATE)
+            sha256(b"\x00" + leaf_data_from_json(q.entry.kind, q.entry.record_id, h.hex(),
+                                                 kj.encode())).digest()
+            for q, h, kj in zip(batch, hashes, keys_json, strict=True)]
+        digests = [sha256(key.encode()).digest() for key in leaves_of]
+        self.bloom = BloomFilter.for_digests(digests, BLOOM_FP_RATE)
         tree = merkle.levels(self.leaf_hashes)
         self.inner_nodes = pack_inner_nodes(tree)
         self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
         self.hash = block_hash(self.header)
-        key_ids = {key: key_id(digest) for key, digest in digests.items()}
-        self.key_index = build_key_index(
-            [(key_ids[key], i) for i, entry_keys in enumerate(keys) for key in entry_keys])
+        self.key_index = pack_key_index(key_ids(digests), list(leaves_of.values()))
         self.leaves = pack_leaves(first_seq, height, hashes, [
-            (q.entry.record_id, q.entry.kind, kj.decode(), q.rid)
+            (q.entry.record_id, q.entry.kind, kj, q.rid)
             for q, kj in zip(batch, keys_json, strict=True)])

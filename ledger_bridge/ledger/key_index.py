@@ -13,18 +13,70 @@ admits the key. Layout: ``n`` unsigned 64-bit key ids ascending (little-endian),
 
 from __future__ import annotations
 
+import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 from typing import Protocol
 
-__all__ = ["build_key_index", "key_id", "lookup"]
+__all__ = ["build_key_index", "pack_key_index", "key_ids", "key_id", "lookup"]
 
 _LOW32 = 0xFFFFFFFF
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def key_id(digest: bytes) -> int:
     """A key's id in the index, from its ``SHA-256`` digest."""
     return int.from_bytes(digest[:8], "big")
+
+
+def key_ids(digests: Sequence[bytes]) -> list[int]:
+    """:func:`key_id` of many digests at once: their first eight bytes are read as one
+    array instead of slicing and converting each digest in Python."""
+    joined = b"".join(digests)
+    if len(joined) != 32 * len(digests):
+        raise ValueError("key ids are taken from 32-byte SHA-256 digests")
+    lanes = array("Q")
+    lanes.frombytes(joined)
+    ids = lanes[::4]
+    if _LITTLE_ENDIAN:
+        ids.byteswap()
+    return ids.tolist()
+
+
+def pack_key_index(ids: Sequence[int], leaves: Sequence[Sequence[int]]) -> bytes:
+    """The stored form from each distinct key's id and the leaf indexes carrying it
+    (ascending, each once), as a block builder gathers them in one pass over its leaves.
+
+    The same bytes as :func:`build_key_index` over every ``(ids[j], leaf)`` pair, for a
+    fraction of the work: only the distinct ids are sorted (plain integers, no key
+    function), and both arrays are filled from lists built by C-level iteration over the
+    runs. Two distinct keys whose ids collide share one run, as the pairwise form has them.
+    """
+    if len(ids) != len(leaves):
+        raise ValueError(f"{len(ids)} key ids but {len(leaves)} leaf lists")
+    run_of = dict(zip(ids, leaves, strict=True))
+    if len(run_of) != len(ids):
+        run_of = _merge_colliding(ids, leaves)
+    ordered_ids = sorted(run_of)
+    runs = list(map(run_of.__getitem__, ordered_ids))
+    # array() fills from a list far faster than from an iterator
+    packed_ids = array("Q", list(chain.from_iterable(map(repeat, ordered_ids, map(len, runs)))))
+    indexes = array("I", list(chain.from_iterable(runs)))
+    if not _LITTLE_ENDIAN:
+        packed_ids.byteswap()
+        indexes.byteswap()
+    return packed_ids.tobytes() + indexes.tobytes()
+
+
+def _merge_colliding(ids: Sequence[int],
+                     leaves: Sequence[Sequence[int]]) -> dict[int, Sequence[int]]:
+    """Each id's run, where distinct keys with the same 64-bit id are folded into one."""
+    merged: dict[int, Sequence[int]] = {}
+    for ident, run in zip(ids, leaves, strict=True):
+        earlier = merged.get(ident)
+        merged[ident] = run if earlier is None else sorted(set(earlier).union(run))
+    return merged
 
 
 def build_key_index(pairs: Iterable[tuple[int, int]]) -> bytes:
@@ -36,6 +88,9 @@ def build_key_index(pairs: Iterable[tuple[int, int]]) -> bytes:
     ordered = sorted({key << 32 | index for key, index in pairs})
     ids = array("Q", [value >> 32 for value in ordered])
     indexes = array("I", [value & _LOW32 for value in ordered])
+    if not _LITTLE_ENDIAN:
+        ids.byteswap()
+        indexes.byteswap()
     return ids.tobytes() + indexes.tobytes()
 
 

@@ -1,0 +1,84 @@
+"""The block key index: the one-pass builder gives the bytes of the pairwise reference."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ledger_bridge.ledger.block_builder import BLOOM_FP_RATE, BlockBuild, Queued, record_id_digest
+from ledger_bridge.ledger.entries import LedgerEntry
+from ledger_bridge.ledger.key_index import build_key_index, key_id, key_ids, lookup, pack_key_index
+from market_protocol.bloom import BloomFilter, key_digest
+
+
+def _runs(pairs: list[tuple[int, int]]) -> tuple[list[int], list[list[int]]]:
+    """Per-id ascending, distinct leaf runs, ids in first-seen order (as a builder has them)."""
+    runs: dict[int, set[int]] = {}
+    for ident, leaf in pairs:
+        runs.setdefault(ident, set()).add(leaf)
+    return list(runs), [sorted(run) for run in runs.values()]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_packing_per_key_runs_matches_the_pairwise_builder(seed):
+    rng = random.Random(seed)
+    ids = [rng.getrandbits(64) for _ in range(rng.randint(1, 400))]
+    ids += [0, 2**64 - 1, 2**63]  # the ends of the unsigned range and the sign bit
+    pairs = [(rng.choice(ids), rng.randrange(3000)) for _ in range(rng.randint(1, 2500))]
+    pairs += [(ids[0], leaf) for leaf in range(0, 3000, 7)]  # one key shared by many leaves
+    pairs += pairs[:50]  # the same pair twice
+    distinct_ids, runs = _runs(pairs)
+    rng.shuffle(order := list(range(len(distinct_ids))))
+    packed = pack_key_index([distinct_ids[j] for j in order], [runs[j] for j in order])
+    assert packed == build_key_index(pairs)
+    for ident in rng.sample(distinct_ids, min(20, len(distinct_ids))):
+        assert lookup(packed, ident) == sorted({leaf for i, leaf in pairs if i == ident})
+
+
+def test_distinct_keys_whose_ids_collide_share_one_run():
+    # Two keys with the same 64-bit id (crafted: the builder is given ids, not keys), one
+    # leaf carrying both, and a third key sorting between their neighbours.
+    ids = [500, 7, 500, 900]
+    runs = [[1, 4, 9], [2], [0, 4, 12], [4]]
+    pairs = [(ident, leaf) for ident, run in zip(ids, runs, strict=True) for leaf in run]
+    packed = pack_key_index(ids, runs)
+    assert packed == build_key_index(pairs)
+    assert lookup(packed, 500) == [0, 1, 4, 9, 12]
+    assert len(packed) == 12 * 7  # leaf 4 under id 500 is stored once
+
+
+def test_an_empty_block_and_mismatched_inputs():
+    assert pack_key_index([], []) == build_key_index([]) == b""
+    with pytest.raises(ValueError, match="leaf lists"):
+        pack_key_index([1, 2], [[0]])
+
+
+def test_key_ids_of_many_digests_equal_key_id_of_each():
+    digests = [key_digest(f"lot-{i}") for i in range(300)]
+    assert key_ids(digests) == [key_id(d) for d in digests]
+    assert key_ids([]) == []
+    with pytest.raises(ValueError, match="32-byte"):
+        key_ids([b"\x00" * 16])
+
+
+def _queued(i: int, keys: list[str]) -> Queued:
+    entry = LedgerEntry("trade", f"t{i}", {"n": i}, keys)
+    return Queued(entry, entry.check(), record_id_digest(entry.record_id))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_built_block_indexes_and_filters_exactly_its_leaves_keys(seed):
+    rng = random.Random(seed)
+    pool = [f"k{n}" for n in range(rng.randint(1, 300))] + ["shared", "é-lot", 'q"uote']
+    batch = []
+    for i in range(rng.randint(1, 600)):
+        keys = rng.sample(pool, rng.randint(0, min(6, len(pool))))
+        keys += keys[:rng.randint(0, 2)] + ["shared"] * rng.randint(0, 2)  # repeats in a leaf
+        batch.append(_queued(i, keys))
+    block = BlockBuild(batch, 3, 100, "ab" * 32)
+    pairs = [(key_id(key_digest(key)), i) for i, q in enumerate(batch)
+             for key in q.entry.trace_keys]
+    assert block.key_index == build_key_index(pairs)
+    every_key = {key for q in batch for key in q.entry.trace_keys}
+    assert block.bloom == BloomFilter.for_keys(every_key, BLOOM_FP_RATE)

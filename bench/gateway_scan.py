@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gateway HTTP workers (granian)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gateway worker")
     parser.add_argument("--platform-workers", type=int, default=2)
+    parser.add_argument("--platform-threads", type=int, default=8,
+                        help="threads per platform worker")
     parser.add_argument("--mode", choices=("new", "rescan"), default="new",
                         help="new: every scan creates an order at the platform; rescan: "
                              "scans of 50 codes whose orders exist (the landing alone)")
@@ -123,7 +125,8 @@ def main() -> None:
         platform = ServiceProcess(tracepay_command(
             "sandbox-platform", "--host", "127.0.0.1", "--port", str(platform_port),
             "--data-dir", str(root / "platform"), "--workers", str(args.platform_workers)),
-            log_path=root / "platform.log", health_url=f"{platform_url}/healthz")
+            log_path=root / "platform.log", health_url=f"{platform_url}/healthz",
+            env={**os.environ, "TRACEPAY_SANDBOX_PLATFORM_THREADS": str(args.platform_threads)})
         env = {"TRACEPAY_GATEWAY_SCAN_RATE_PER_S": "0", "TRACEPAY_GATEWAY_THREADS":
                str(args.threads), "TRACEPAY_GATEWAY_QUERY_AFTER_S": "600",
                "TRACEPAY_LOG_LEVEL": "WARNING"}
@@ -178,7 +181,8 @@ def main() -> None:
             "mean_ms": round(statistics.fmean(latencies), 2),
             "errors": measured["errors"], "concurrency": args.concurrency,
             "gateway_workers": args.workers, "gateway_threads": args.threads,
-            "platform_workers": args.platform_workers, "cpus": os.cpu_count(),
+            "platform_workers": args.platform_workers,
+            "platform_threads": args.platform_threads, "cpus": os.cpu_count(),
             "server": "granian" if args.workers > 1 else "waitress",
             "outbox_pending_after": orders.get("outbox_pending"),
             "gateway_cpu_ms_per_scan": cpu_ms["gateway"],

@@ -12,37 +12,27 @@ from ledger_bridge.ledger.key_index import build_key_index, key_id, key_ids, loo
 from market_protocol.bloom import BloomFilter, key_digest
 
 
-def _runs(pairs: list[tuple[int, int]]) -> tuple[list[int], list[list[int]]]:
-    """Per-id ascending, distinct leaf runs, ids in first-seen order (as a builder has them)."""
-    runs: dict[int, set[int]] = {}
-    for ident, leaf in pairs:
-        runs.setdefault(ident, set()).add(leaf)
-    return list(runs), [sorted(run) for run in runs.values()]
-
-
 @pytest.mark.parametrize("seed", range(12))
-def test_packing_per_key_runs_matches_the_pairwise_builder(seed):
+def test_packing_flat_pairs_matches_the_pairwise_builder(seed):
     rng = random.Random(seed)
     ids = [rng.getrandbits(64) for _ in range(rng.randint(1, 400))]
     ids += [0, 2**64 - 1, 2**63]  # the ends of the unsigned range and the sign bit
     pairs = [(rng.choice(ids), rng.randrange(3000)) for _ in range(rng.randint(1, 2500))]
     pairs += [(ids[0], leaf) for leaf in range(0, 3000, 7)]  # one key shared by many leaves
     pairs += pairs[:50]  # the same pair twice
-    distinct_ids, runs = _runs(pairs)
-    rng.shuffle(order := list(range(len(distinct_ids))))
-    packed = pack_key_index([distinct_ids[j] for j in order], [runs[j] for j in order])
+    rng.shuffle(pairs)
+    packed = pack_key_index([ident for ident, _ in pairs], [leaf for _, leaf in pairs])
     assert packed == build_key_index(pairs)
-    for ident in rng.sample(distinct_ids, min(20, len(distinct_ids))):
+    for ident in rng.sample(ids, 20):
         assert lookup(packed, ident) == sorted({leaf for i, leaf in pairs if i == ident})
 
 
 def test_distinct_keys_whose_ids_collide_share_one_run():
-    # Two keys with the same 64-bit id (crafted: the builder is given ids, not keys), one
-    # leaf carrying both, and a third key sorting between their neighbours.
-    ids = [500, 7, 500, 900]
-    runs = [[1, 4, 9], [2], [0, 4, 12], [4]]
-    pairs = [(ident, leaf) for ident, run in zip(ids, runs, strict=True) for leaf in run]
-    packed = pack_key_index(ids, runs)
+    # Four keys, two of them with the same 64-bit id (crafted: the builder is given ids,
+    # not keys), and leaf 4 carrying both of those.
+    runs = {"a": (500, [1, 4, 9]), "b": (7, [2]), "c": (500, [0, 4, 12]), "d": (900, [4])}
+    pairs = [(ident, leaf) for ident, leaves in runs.values() for leaf in leaves]
+    packed = pack_key_index([ident for ident, _ in pairs], [leaf for _, leaf in pairs])
     assert packed == build_key_index(pairs)
     assert lookup(packed, 500) == [0, 1, 4, 9, 12]
     assert len(packed) == 12 * 7  # leaf 4 under id 500 is stored once
@@ -50,8 +40,8 @@ def test_distinct_keys_whose_ids_collide_share_one_run():
 
 def test_an_empty_block_and_mismatched_inputs():
     assert pack_key_index([], []) == build_key_index([]) == b""
-    with pytest.raises(ValueError, match="leaf lists"):
-        pack_key_index([1, 2], [[0]])
+    with pytest.raises(ValueError, match="leaf indexes"):
+        pack_key_index([1, 2], [0])
 
 
 def test_key_ids_of_many_digests_equal_key_id_of_each():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import orjson
 
@@ -49,39 +50,41 @@ class BlockBuild:
 
     Building a block is on the commit path, so every step is a comprehension or one loop
     over the whole batch, and each distinct trace key is hashed once per block however
-    many leaves carry it; the key index is packed from per-key runs of leaf indexes
-    (:func:`.key_index.pack_key_index`), never from a tuple per key and leaf.
+    many leaves carry it; the key index is packed from flat lists of key ids and leaf
+    indexes (:func:`.key_index.pack_key_index`), never from a tuple per key and leaf.
     """
 
     def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str) -> None:
         sha256, dumps = hashlib.sha256, orjson.dumps
         hashes = [sha256(q.body).digest() for q in batch]
-        # One pass over the leaves: each leaf's sorted, distinct keys as JSON, and for each
-        # distinct key of the block the leaves carrying it (ascending, each once).
+        # One pass over the leaves: each leaf's sorted, distinct keys as JSON, and all of
+        # them in one flat list (with a count per leaf) for the key index. Flat lists, not
+        # a list per key: each container alive across the build brings a full collection
+        # of the process's heap nearer.
         keys_json: list[str] = []
-        leaves_of: dict[str, list[int]] = {}
-        carrying = leaves_of.get
-        for i, q in enumerate(batch):
+        flat_keys: list[str] = []
+        counts: list[int] = []
+        for q in batch:
             keys = sorted(set(q.entry.trace_keys))
             # decoded at once: kept as str, orjson's bytes would hold a larger buffer each
             keys_json.append(dumps(keys).decode())
-            for key in keys:
-                leaves = carrying(key)
-                if leaves is None:
-                    leaves_of[key] = [i]
-                else:
-                    leaves.append(i)
+            flat_keys += keys
+            counts.append(len(keys))
         self.leaf_hashes = [
             sha256(b"\x00" + leaf_data_from_json(q.entry.kind, q.entry.record_id, h.hex(),
                                                  kj.encode())).digest()
             for q, h, kj in zip(batch, hashes, keys_json, strict=True)]
-        digests = [sha256(key.encode()).digest() for key in leaves_of]
+        distinct = list(dict.fromkeys(flat_keys))
+        digests = [sha256(key.encode()).digest() for key in distinct]
         self.bloom = BloomFilter.for_digests(digests, BLOOM_FP_RATE)
         tree = merkle.levels(self.leaf_hashes)
         self.inner_nodes = pack_inner_nodes(tree)
         self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
         self.hash = block_hash(self.header)
-        self.key_index = pack_key_index(key_ids(digests), list(leaves_of.values()))
+        id_of = dict(zip(distinct, key_ids(digests), strict=True))
+        self.key_index = pack_key_index(
+            list(map(id_of.__getitem__, flat_keys)),
+            list(chain.from_iterable(map(repeat, range(len(counts)), counts))))
         self.leaves = pack_leaves(first_seq, height, hashes, [
             (q.entry.record_id, q.entry.kind, kj, q.rid)
             for q, kj in zip(batch, keys_json, strict=True)])

@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
+from itertools import repeat
+from operator import and_, lshift, or_, rshift
 from typing import Protocol
 
 __all__ = ["build_key_index", "pack_key_index", "key_ids", "key_id", "lookup"]
@@ -44,39 +45,27 @@ def key_ids(digests: Sequence[bytes]) -> list[int]:
     return ids.tolist()
 
 
-def pack_key_index(ids: Sequence[int], leaves: Sequence[Sequence[int]]) -> bytes:
-    """The stored form from each distinct key's id and the leaf indexes carrying it
-    (ascending, each once), as a block builder gathers them in one pass over its leaves.
+def pack_key_index(ids: Sequence[int], leaves: Sequence[int]) -> bytes:
+    """The stored form from parallel sequences of key ids and leaf indexes, one item per
+    (key, leaf) pair, repeats allowed: what :func:`build_key_index` makes of the zipped
+    pairs, with every step a C-level pass and no Python object per pair beyond an int.
 
-    The same bytes as :func:`build_key_index` over every ``(ids[j], leaf)`` pair, for a
-    fraction of the work: only the distinct ids are sorted (plain integers, no key
-    function), and both arrays are filled from lists built by C-level iteration over the
-    runs. Two distinct keys whose ids collide share one run, as the pairwise form has them.
+    A block builder gathers its pairs as flat lists in one walk over its leaves: no tuple
+    per pair and no list per key, which matters as much as the arithmetic, since every
+    container alive across a block build pushes the interpreter toward a full collection
+    of the bridge's whole heap. Pairs that repeat (two distinct keys whose 64-bit ids
+    collide, in one leaf) are stored once, as the pairwise form has them. Ids are below
+    ``2**64`` and leaf indexes below ``2**32``, as the stored form requires.
     """
     if len(ids) != len(leaves):
-        raise ValueError(f"{len(ids)} key ids but {len(leaves)} leaf lists")
-    run_of = dict(zip(ids, leaves, strict=True))
-    if len(run_of) != len(ids):
-        run_of = _merge_colliding(ids, leaves)
-    ordered_ids = sorted(run_of)
-    runs = list(map(run_of.__getitem__, ordered_ids))
-    # array() fills from a list far faster than from an iterator
-    packed_ids = array("Q", list(chain.from_iterable(map(repeat, ordered_ids, map(len, runs)))))
-    indexes = array("I", list(chain.from_iterable(runs)))
+        raise ValueError(f"{len(ids)} key ids but {len(leaves)} leaf indexes")
+    ordered = sorted(set(map(or_, map(lshift, ids, repeat(32)), leaves)))
+    packed_ids = array("Q", list(map(rshift, ordered, repeat(32))))
+    indexes = array("I", list(map(and_, ordered, repeat(_LOW32))))
     if not _LITTLE_ENDIAN:
         packed_ids.byteswap()
         indexes.byteswap()
     return packed_ids.tobytes() + indexes.tobytes()
-
-
-def _merge_colliding(ids: Sequence[int],
-                     leaves: Sequence[Sequence[int]]) -> dict[int, Sequence[int]]:
-    """Each id's run, where distinct keys with the same 64-bit id are folded into one."""
-    merged: dict[int, Sequence[int]] = {}
-    for ident, run in zip(ids, leaves, strict=True):
-        earlier = merged.get(ident)
-        merged[ident] = run if earlier is None else sorted(set(earlier).union(run))
-    return merged
 
 
 def build_key_index(pairs: Iterable[tuple[int, int]]) -> bytes:

@@ -20,8 +20,8 @@ __all__ = ["LedgerEntry", "Receipt", "Location", "StoredEntry", "LedgerEntryErro
 
 MAX_TRACE_KEYS = 64
 MAX_KEY_LENGTH = 256
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+_kind_ok = re.compile(r"[a-z][a-z0-9_]{0,31}").fullmatch
+_record_id_ok = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}").fullmatch
 
 
 class LedgerEntryError(ValueError):
@@ -40,24 +40,34 @@ class LedgerEntry:
     visible_to: tuple[str, ...] | None = None
 
     def check(self) -> bytes:
-        """Validate the entry and return the canonical bytes of its record."""
-        if not isinstance(self.kind, str) or not _KIND.fullmatch(self.kind):
-            raise LedgerEntryError(f"kind {self.kind!r}: lower-case word such as 'trade'")
-        if not isinstance(self.record_id, str) or not _RECORD_ID.fullmatch(self.record_id):
-            raise LedgerEntryError(f"record_id {self.record_id!r}: 1-128 chars [A-Za-z0-9_.:/-]")
-        _check_keys(self.record_id, self.trace_keys)
+        """Validate the entry and return the canonical bytes of its record.
+
+        Runs once per entry on the ordering path, so the field checks are inlined and the
+        record goes straight to :func:`canonical_json.dumps` (same messages as
+        :func:`canonical_record`, one call and one handler fewer).
+        """
+        kind, record_id, keys = self.kind, self.record_id, self.trace_keys
+        if not isinstance(kind, str) or not _kind_ok(kind):
+            raise LedgerEntryError(f"kind {kind!r}: lower-case word such as 'trade'")
+        if not isinstance(record_id, str) or not _record_id_ok(record_id):
+            raise LedgerEntryError(f"record_id {record_id!r}: 1-128 chars [A-Za-z0-9_.:/-]")
+        if not isinstance(keys, (list, tuple)) or len(keys) > MAX_TRACE_KEYS:
+            raise LedgerEntryError(f"{record_id}: trace_keys must be a list of at most "
+                                   f"{MAX_TRACE_KEYS} strings")
+        for key in keys:
+            if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+                raise LedgerEntryError(f"{record_id}: trace key {key!r} must be a non-empty "
+                                       f"string of at most {MAX_KEY_LENGTH} characters")
         if self.visible_to is not None:
             unknown = [org for org in self.visible_to if org not in ORGS]
             if unknown:
-                raise LedgerEntryError(f"{self.record_id}: visible_to names unknown orgs {unknown}")
+                raise LedgerEntryError(f"{record_id}: visible_to names unknown orgs {unknown}")
         if not isinstance(self.record, dict):
-            raise LedgerEntryError(f"{self.record_id}: record must be a JSON object")
+            raise LedgerEntryError(f"{record_id}: record must be a JSON object")
         try:
-            return canonical_record(self.record)
+            return _kept(canonical_json.dumps(self.record))
         except (ValueError, TypeError) as exc:
-            raise LedgerEntryError(f"{self.record_id}: record is not canonical JSON: {exc}") from exc
-
-
+            raise LedgerEntryError(f"{record_id}: record is not canonical JSON: {exc}") from exc
 
 
 def canonical_record(record: dict[str, Any]) -> bytes:
@@ -68,14 +78,14 @@ def canonical_record(record: dict[str, Any]) -> bytes:
         raise ValueError(str(exc)) from exc
 
 
-def _check_keys(record_id: str, keys: Any) -> None:
-    if not isinstance(keys, (list, tuple)) or len(keys) > MAX_TRACE_KEYS:
-        raise LedgerEntryError(f"{record_id}: trace_keys must be a list of at most "
-                               f"{MAX_TRACE_KEYS} strings")
-    for key in keys:
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise LedgerEntryError(f"{record_id}: trace key {key!r} must be a non-empty "
-                                   f"string of at most {MAX_KEY_LENGTH} characters")
+def _kept(encoded: bytes) -> bytes:
+    """A copy of exactly ``encoded``'s size, for bytes kept until their block is stored.
+
+    orjson's result keeps the larger buffer it was written into; a block's worth of them
+    alive at once keeps the heap growing and faulting in fresh pages (measured: about a
+    fault per four records), while a copy lets the next encoding reuse that buffer.
+    """
+    return bytes(memoryview(encoded))
 
 
 def leaf_data(kind: str, record_id: str, record_hash_hex: str, trace_keys: list[str]) -> bytes:

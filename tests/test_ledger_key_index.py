@@ -72,3 +72,12 @@ def test_a_built_block_indexes_and_filters_exactly_its_leaves_keys(seed):
     assert block.key_index == build_key_index(pairs)
     every_key = {key for q in batch for key in q.entry.trace_keys}
     assert block.bloom == BloomFilter.for_keys(every_key, BLOOM_FP_RATE)
+
+
+def test_record_id_digests_are_the_signed_big_endian_head_of_sha256():
+    import hashlib
+
+    for record_id in ["t1", "dev001.12345.s00012345", "é/x", "r" * 128]:
+        digest = hashlib.sha256(record_id.encode()).digest()
+        assert record_id_digest(record_id) == int.from_bytes(digest[:8], "big", signed=True)
+    assert {record_id_digest(f"t{i}") < 0 for i in range(64)} == {True, False}

@@ -6,6 +6,7 @@ Pure apart from reading the clock for the header's time.
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -31,8 +32,12 @@ BLOOM_FP_RATE = 0.001
 
 def record_id_digest(record_id: str) -> int:
     """64-bit digest of a record id: a small, fixed-size index key (ids are compared too).
-    Signed, because SQLite integers are."""
-    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big", signed=True)
+    Signed, because SQLite integers are: the first 8 bytes of ``SHA-256(utf8(record_id))``
+    as a big-endian signed integer (read in place; computed once per submitted entry)."""
+    return _signed_head(hashlib.sha256(record_id.encode()).digest())[0]
+
+
+_signed_head = struct.Struct(">q").unpack_from
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from .request_auth import authenticate_app, signed_response
 from .state import platform_state
 from .store import StoreConflict, now_ms
 
-__all__ = ["blueprint", "read_json", "conflict_error"]
+__all__ = ["blueprint", "read_json", "parse_json", "conflict_error", "order_creation"]
 
 blueprint = Blueprint("api", __name__)
 
@@ -27,7 +28,11 @@ _CONFLICT_STATUS = {"unknown_order": 404, "replayed_nonce": 401}
 
 def read_json() -> Any:
     """The request body as JSON, or 400 saying why it is not."""
-    data = request.get_data()
+    return parse_json(request.get_data())
+
+
+def parse_json(data: bytes) -> Any:
+    """A request body as JSON, or 400 saying why it is not."""
     if not data:
         raise ApiError(400, "malformed_json", "request body is empty; expected a JSON object")
     try:
@@ -52,7 +57,11 @@ def _signed_json(value: dict[str, Any], status: int = 200):  # type: ignore[no-u
 
 
 def checkout_url(order_id: str) -> str:
-    base = platform_state().settings.get("public_url") or request.host_url
+    return checkout_url_at(platform_state().settings.get("public_url") or request.host_url,
+                           order_id)
+
+
+def checkout_url_at(base: str, order_id: str) -> str:
     return f"{base.rstrip('/')}/checkout/{order_id}"
 
 
@@ -81,9 +90,18 @@ def keys():  # type: ignore[no-untyped-def]
 
 @blueprint.post("/v1/orders")
 def create_order():  # type: ignore[no-untyped-def]
+    """Also served by ``order_lane`` without Flask (the hot path): same checks, same bytes."""
     app = authenticate_app(defer_nonce=True)  # recorded with the order, in one commit
     state = platform_state()
-    body = _checked(validation.check_order_request, read_json(),
+    view, status = order_creation(state, app, request.get_data(), lambda: request.host_url)
+    return _signed_json(view, status)
+
+
+def order_creation(state: Any, app: dict[str, Any], raw_body: bytes,
+                   host_url: Callable[[], str]) -> tuple[dict[str, Any], int]:
+    """Create an order for an authenticated ``app`` (its nonce recorded in the same
+    transaction): the answer's JSON and status, or an ``ApiError``."""
+    body = _checked(validation.check_order_request, parse_json(raw_body),
                     state.settings["allowed_notify_hosts"], now_ms())
     try:
         order, is_new = state.store.create_order(
@@ -91,8 +109,9 @@ def create_order():  # type: ignore[no-untyped-def]
             app["nonce_use"])
     except StoreConflict as exc:
         raise conflict_error(exc) from None
-    return _signed_json(created_view(order, checkout_url(order["order_id"])),
-                        201 if is_new else 200)
+    base = state.settings.get("public_url") or host_url()
+    return (created_view(order, checkout_url_at(base, order["order_id"])),
+            201 if is_new else 200)
 
 
 def _order_or_404(app_id: str, out_trade_no: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ the raw body with its own key, so the merchant can trust what it acts on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,8 +28,8 @@ from market_protocol.http_errors import ApiError
 
 from .store import now_ms
 
-__all__ = ["signed_message", "authenticate_app", "NonceUse", "REPLAYED", "signed_response", "sign_v1_answers",
-           "app_public_key", "TIMESTAMP_WINDOW_MS"]
+__all__ = ["signed_message", "authenticate_app", "authenticate", "NonceUse", "REPLAYED",
+           "signed_response", "sign_v1_answers", "app_public_key", "TIMESTAMP_WINDOW_MS"]
 
 #: How far a request's X-Timestamp may be from the platform's clock, either way.
 TIMESTAMP_WINDOW_MS = 300_000
@@ -48,8 +49,7 @@ def app_public_key(pem: str) -> Ed25519PublicKey:
     return signing.load_public_key(pem)
 
 
-def _timestamp(now: int) -> str:
-    raw = request.headers.get("X-Timestamp", "")
+def _timestamp(raw: str, now: int) -> str:
     if not raw.isdigit() or len(raw) > 16:
         raise ApiError(401, "bad_timestamp", "X-Timestamp must be epoch milliseconds")
     if abs(int(raw) - now) > TIMESTAMP_WINDOW_MS:
@@ -73,29 +73,39 @@ REPLAYED = ("replayed_nonce", "this X-Nonce was already used; every request need
 
 
 def authenticate_app(*, defer_nonce: bool = False) -> dict[str, Any]:
-    """The registered app that signed this request, or a 401/403 saying what is wrong.
+    """The registered app that signed this Flask request, or a 401/403 saying what is
+    wrong (see ``authenticate``)."""
+    return authenticate(current_app.extensions["sandbox_platform"].store, request.method,
+                        request.path, request.query_string.decode("latin-1"),
+                        request.headers.get, request.get_data(), defer_nonce=defer_nonce)
 
+
+def authenticate(store: Any, method: str, path: str, query: str,
+                 header: Callable[[str], str | None], body: bytes, *,
+                 defer_nonce: bool = False) -> dict[str, Any]:
+    """The registered app that signed a request, or a 401/403 saying what is wrong.
+
+    The request arrives as plain values (``header(name)`` looks a header up), so the
+    order-creation lane that bypasses Flask checks exactly what every other route checks.
     With ``defer_nonce`` the nonce is not recorded here but returned as ``app["nonce_use"]``
     for the caller's own write transaction (order creation: one commit instead of two)."""
-    app_id = request.headers.get("X-App-Id", "")
-    signature = request.headers.get("X-Signature", "")
-    nonce = request.headers.get("X-Nonce", "")
-    if not app_id or not signature or not nonce or "X-Timestamp" not in request.headers:
+    app_id = header("X-App-Id") or ""
+    signature = header("X-Signature") or ""
+    nonce = header("X-Nonce") or ""
+    raw_timestamp = header("X-Timestamp")
+    if not app_id or not signature or not nonce or raw_timestamp is None:
         raise ApiError(401, "missing_signature", "X-App-Id, X-Timestamp, X-Nonce and "
                        "X-Signature headers are required")
     if not _NONCE.fullmatch(nonce):
         raise ApiError(401, "bad_nonce", "X-Nonce must be 16 to 64 characters of "
                        "A-Z a-z 0-9 _ -")
     now = now_ms()
-    timestamp = _timestamp(now)
-    store = current_app.extensions["sandbox_platform"].store
+    timestamp = _timestamp(raw_timestamp, now)
     app = store.app(app_id)
     if app is None:
         raise ApiError(401, "unknown_app", f"app {app_id!r} is not registered; "
                        "POST /sandbox/apps first")
-    message = signed_message(request.method, request.path,
-                             request.query_string.decode("latin-1"), timestamp, nonce,
-                             request.get_data())
+    message = signed_message(method, path, query, timestamp, nonce, body)
     if not signing.verify(app_public_key(app["public_key_pem"]), message, signature):
         raise ApiError(403, "bad_signature", "X-Signature does not verify with the app's key")
     # Only a request that verifies may use up a nonce: forged ones cannot block real ones.

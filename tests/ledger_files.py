@@ -1,9 +1,9 @@
 """Editing a ledger node's SQLite file directly, as an intruder with file access would.
 
 Works on the stored layout (docs/ledger.md "Storage"): a block's leaves and records are
-blobs of concatenated items with a blob of u32 little-endian end offsets beside each. Every
-edit rewrites one block's blobs with ``sqlite3`` alone, so the tests that use it do not
-depend on the code they check.
+stored in chunks of consecutive leaves, each a blob of concatenated items with a blob of
+u32 little-endian end offsets beside it. Every edit rewrites one chunk with ``sqlite3``
+alone, so the tests that use it do not depend on the code they check.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from ledger_bridge.ledger.node_store import STORE_NAME
+from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK, STORE_NAME
 
-__all__ = ["node_file", "stored_leaves", "find_leaf", "edit_record", "edit_leaf", "delete_leaf", "drop_block"]
+__all__ = ["node_file", "stored_leaves", "edit_record", "edit_leaf", "delete_leaf",
+           "drop_block"]
 
 
 def node_file(data_dir: Path, org: str) -> Path:
@@ -40,86 +41,83 @@ def _join(items: list[bytes]) -> tuple[bytes, bytes]:
     return b"".join(items), struct.pack(f"<{len(ends)}I", *ends)
 
 
-def _leaves(conn: sqlite3.Connection, height: int) -> tuple[bytes, list[bytes]]:
-    hashes, rows, ends = conn.execute(
-        "SELECT record_hashes, leaf_rows, row_ends FROM leaf_sets WHERE height = ?",
-        (height,)).fetchone()
-    return hashes, _split(rows, ends)
+def _chunks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes, list[bytes]]]:
+    """``(height, chunk, record hashes, leaf rows)`` of every stored chunk of leaves."""
+    return [(height, chunk, hashes, _split(rows, ends)) for height, chunk, ends, hashes, rows
+            in conn.execute("SELECT height, chunk, row_ends, record_hashes, leaf_rows "
+                            "FROM leaf_chunks ORDER BY height, chunk")]
 
 
 def stored_leaves(path: Path) -> list[tuple[int, int, str, str]]:
     """``(height, leaf index, record_id, kind)`` of every leaf in a node file, in order."""
     with sqlite3.connect(path) as conn:
-        heights = [h for (h,) in conn.execute("SELECT height FROM leaf_sets ORDER BY height")]
-        return [(height, index, *json.loads(row)[:2]) for height in heights
-                for index, row in enumerate(_leaves(conn, height)[1])]
+        return [(height, chunk * LEAF_CHUNK + offset, *json.loads(row)[:2])
+                for height, chunk, _, rows in _chunks(conn) for offset, row in enumerate(rows)]
 
 
-def find_leaf(conn: sqlite3.Connection, record_id: str) -> tuple[int, int]:
-    """``(height, leaf index)`` of ``record_id``, by reading every stored leaf row."""
-    for (height,) in conn.execute("SELECT height FROM leaf_sets ORDER BY height").fetchall():
-        for index, row in enumerate(_leaves(conn, height)[1]):
+def _find(conn: sqlite3.Connection, record_id: str) -> tuple[int, int, int, bytes, list[bytes]]:
+    """``(height, chunk, offset, record hashes, rows)`` of the chunk holding ``record_id``."""
+    for height, chunk, hashes, rows in _chunks(conn):
+        for offset, row in enumerate(rows):
             if json.loads(row)[0] == record_id:
-                return height, index
+                return height, chunk, offset, hashes, rows
     raise LookupError(f"no leaf {record_id!r} in this node file")
+
+
+def _write_leaves(conn: sqlite3.Connection, height: int, chunk: int, hashes: bytes,
+                  rows: list[bytes]) -> None:
+    data, ends = _join(rows)
+    conn.execute("UPDATE leaf_chunks SET row_ends = ?, record_hashes = ?, leaf_rows = ? "
+                 "WHERE height = ? AND chunk = ?", (ends, hashes, data, height, chunk))
 
 
 def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]) -> None:
     """Replace the off-chain record of ``record_id`` by ``edit(old)``. A ``str`` result
     stores its chunk of records as TEXT, as an edit made in SQL text functions would."""
     with sqlite3.connect(path) as conn:
-        height, index = find_leaf(conn, record_id)
-        first = 0
-        for row in conn.execute("SELECT chunk, CAST(bodies AS BLOB), body_ends FROM "
-                                "record_chunks WHERE height = ? ORDER BY chunk", (height,)):
-            if index < first + len(row[2]) // 4:
-                break
-            first += len(row[2]) // 4
-        else:
-            raise LookupError(f"no record chunk holds leaf {index} of block {height}")
-        chunk, bodies, ends = row
+        height, chunk, offset, _, _ = _find(conn, record_id)
+        index = chunk * LEAF_CHUNK + offset
+        bodies, ends = conn.execute(
+            "SELECT CAST(bodies AS BLOB), body_ends FROM record_chunks "
+            "WHERE height = ? AND chunk = ?", (height, index // RECORD_CHUNK)).fetchone()
         items = _split(bodies, ends)
-        assert items[index - first], f"this node keeps no record of {record_id}"
-        new = edit(items[index - first])
-        items[index - first] = new.encode() if isinstance(new, str) else new
+        position = index % RECORD_CHUNK
+        assert items[position], f"this node keeps no record of {record_id}"
+        new = edit(items[position])
+        items[position] = new.encode() if isinstance(new, str) else new
         bodies, ends = _join(items)
-        stored = bodies.decode() if isinstance(new, str) else bodies
         conn.execute("UPDATE record_chunks SET bodies = ?, body_ends = ? "
-                     "WHERE height = ? AND chunk = ?", (stored, ends, height, chunk))
+                     "WHERE height = ? AND chunk = ?",
+                     (bodies.decode() if isinstance(new, str) else bodies, ends, height,
+                      index // RECORD_CHUNK))
 
 
 def edit_leaf(path: Path, record_id: str, *, record_hash: bytes | None = None,
               trace_keys: list[str] | None = None) -> None:
     """Change the on-chain record hash or the trace keys of ``record_id``'s leaf."""
     with sqlite3.connect(path) as conn:
-        height, index = find_leaf(conn, record_id)
-        hashes, rows = _leaves(conn, height)
+        height, chunk, offset, hashes, rows = _find(conn, record_id)
         if record_hash is not None:
-            hashes = hashes[:32 * index] + record_hash + hashes[32 * index + 32:]
+            hashes = hashes[:32 * offset] + record_hash + hashes[32 * offset + 32:]
         if trace_keys is not None:
-            row = json.loads(rows[index])
+            row = json.loads(rows[offset])
             row[2] = json.dumps(trace_keys, separators=(",", ":"))
-            rows[index] = json.dumps(row, separators=(",", ":")).encode()
-        data, ends = _join(rows)
-        conn.execute("UPDATE leaf_sets SET record_hashes = ?, leaf_rows = ?, row_ends = ? "
-                     "WHERE height = ?", (hashes, data, ends, height))
+            rows[offset] = json.dumps(row, separators=(",", ":")).encode()
+        _write_leaves(conn, height, chunk, hashes, rows)
 
 
 def delete_leaf(path: Path, record_id: str) -> None:
     """Remove ``record_id``'s leaf (its row, its record hash and its id entry)."""
     with sqlite3.connect(path) as conn:
-        height, index = find_leaf(conn, record_id)
-        hashes, rows = _leaves(conn, height)
-        del rows[index]
-        data, ends = _join(rows)
-        conn.execute("UPDATE leaf_sets SET record_hashes = ?, leaf_rows = ?, row_ends = ? "
-                     "WHERE height = ?",
-                     (hashes[:32 * index] + hashes[32 * index + 32:], data, ends, height))
-        conn.execute("DELETE FROM leaf_ids WHERE height = ? AND idx = ?", (height, index))
+        height, chunk, offset, hashes, rows = _find(conn, record_id)
+        del rows[offset]
+        _write_leaves(conn, height, chunk, hashes[:32 * offset] + hashes[32 * offset + 32:], rows)
+        conn.execute("DELETE FROM leaf_ids WHERE height = ? AND idx = ?",
+                     (height, chunk * LEAF_CHUNK + offset))
 
 
 def drop_block(path: Path, height: int) -> None:
     """Remove block ``height`` and everything stored with it, as if it was never written."""
     with sqlite3.connect(path) as conn:
-        for table in ("leaf_ids", "record_chunks", "leaf_sets", "blocks"):
+        for table in ("leaf_ids", "record_chunks", "leaf_chunks", "blocks"):
             conn.execute(f"DELETE FROM {table} WHERE height = ?", (height,))

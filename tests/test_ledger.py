@@ -333,12 +333,46 @@ def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
     for org in ledger.orgs:
         with sqlite3.connect(tmp_path / org / STORE_NAME) as conn:
             stored = conn.execute(
-                "SELECT height, typeof(record_hashes), length(record_hashes), typeof(leaf_rows),"
-                " typeof(row_ends), length(row_ends) FROM leaf_sets").fetchall()
+                "SELECT height, chunk, typeof(record_hashes), length(record_hashes),"
+                " typeof(leaf_rows), typeof(row_ends), length(row_ends) FROM leaf_chunks"
+                ).fetchall()
             bodies = conn.execute("SELECT chunk, typeof(bodies), length(bodies), "
                                   "length(body_ends) FROM record_chunks").fetchall()
             ids = conn.execute("SELECT typeof(rid), height, idx FROM leaf_ids "
                                "ORDER BY height, idx").fetchall()
-        assert stored == [(1, "blob", 64, "blob", "blob", 8)]
+        assert stored == [(1, 0, "blob", 64, "blob", "blob", 8)]
         assert bodies == [(0, "blob", sum(len(canonical_json.dumps(r)) for r in records), 8)]
         assert ids == [("integer", 1, 0), ("integer", 1, 1)]
+
+
+def test_blocks_spanning_many_stored_chunks_read_back_every_entry(tmp_path):
+    """Leaves and records are stored in chunks of consecutive leaves: every position, on
+    both sides of each chunk boundary, reads back as written, on every node."""
+    from ledger_files import edit_record, node_file
+
+    from ledger_bridge.ledger import verify_data_dir
+    from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK
+
+    count = 2 * LEAF_CHUNK + 5
+    assert count > 4 * RECORD_CHUNK
+    only_retail = ("retail_market",)
+    entries = [entry(i, visible_to=only_retail if i % 3 == 0 else None) for i in range(count)]
+    with Ledger.open(tmp_path, block_max=count, block_timeout_s=30) as ledger:
+        ledger.submit(entries)
+        ledger.flush()
+        assert ledger.head()["height"] == 1
+        for i, sent in enumerate(entries):
+            stored = ledger.get(f"t{i}")
+            assert (stored.height, stored.index, stored.record) == (1, i, sent.record)
+            assert stored.held_by == (only_retail if i % 3 == 0 else ledger.orgs)
+            assert ledger.get(f"t{i}", org="production_base").record == (
+                None if i % 3 == 0 else sent.record)
+            assert [loc.index for loc in ledger.locate(f"code-{i}")] == [i]
+        assert len(ledger.locate("stall-7")) == count
+        assert ledger.verify().ok
+    edited = LEAF_CHUNK + 1
+    edit_record(node_file(tmp_path, "wholesale_market"), f"t{edited}",
+                lambda body: body.replace(b'"amount_fen":', b'"amount_fen":9'))
+    report = verify_data_dir(tmp_path)
+    assert [(p.node, p.record_id) for p in report.problems] == [
+        ("wholesale_market", f"t{edited}")]

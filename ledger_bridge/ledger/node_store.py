@@ -11,16 +11,18 @@ one small index insert per entry, instead of several B-tree inserts per entry.
 - ``blocks``: header, signatures, the leaf hashes, the Merkle tree's inner nodes (so an
   audit path is read, not recomputed) and the trace-key index (:mod:`.key_index`). A
   lookup must name the blocks to search; the blocks' Bloom filters name them (B-Merkle).
-- ``leaf_sets``: the on-chain part of each entry of a block: ``record_hashes`` (32 bytes
-  per leaf, in leaf order), ``leaf_rows`` (per leaf, the JSON array ``[record_id, kind,
-  trace keys as JSON text, rid]``, concatenated) and ``row_ends`` (each row's end offset
-  in ``leaf_rows``, unsigned 32-bit little-endian), so one leaf is read by offset.
+- ``leaf_chunks``: the on-chain part of each entry, in chunks of ``LEAF_CHUNK``
+  consecutive leaves: ``record_hashes`` (32 bytes per leaf, in leaf order), ``leaf_rows``
+  (per leaf, the JSON array ``[record_id, kind, trace keys as JSON text, rid]``,
+  concatenated) and ``row_ends`` (each row's end offset in ``leaf_rows``, unsigned 32-bit
+  little-endian).
 - ``record_chunks``: the off-chain canonical records this organisation may see, in chunks
   of ``RECORD_CHUNK`` consecutive leaves: concatenated in leaf order in ``bodies``, with
   ``body_ends`` as above (an entry whose record this node does not keep has an empty span:
-  a canonical record is never empty). Chunks keep reading one record cheap: SQLite reaches
-  an offset in a blob by walking its chain of overflow pages, and a whole block's records
-  are megabytes.
+  a canonical record is never empty).
+
+Chunks are sized to fit a page, so one leaf or record is one small row read: SQLite
+reaches an offset inside a larger value by walking its chain of overflow pages.
 - ``leaf_ids``: ``rid`` (64-bit digest of the record id) -> (height, leaf index), to find
   an entry by its record id and to refuse duplicates.
 """
@@ -57,8 +59,10 @@ PAGE_BYTES = 32_768
 #: Pages of WAL before a checkpoint (64 MiB): each checkpoint syncs the file, so SQLite's
 #: default (1,000 pages) would sync every few blocks.
 WAL_CHECKPOINT_PAGES = 2_048
-#: Leaves per stored chunk of records: about 35 KB of trade records, about one page.
-RECORD_CHUNK = 32
+#: Leaves per stored chunk of leaf rows (about 10 KB for trades) and of records (about
+#: 18 KB of trade records): each chunk fits in one page.
+LEAF_CHUNK = 64
+RECORD_CHUNK = 16
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 
@@ -73,11 +77,13 @@ CREATE TABLE IF NOT EXISTS blocks (
     key_index BLOB NOT NULL,
     inner_nodes BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS leaf_sets (
-    height INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS leaf_chunks (
+    height INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    row_ends BLOB NOT NULL,
     record_hashes BLOB NOT NULL,
     leaf_rows BLOB NOT NULL,
-    row_ends BLOB NOT NULL
+    PRIMARY KEY (height, chunk)
 );
 CREATE TABLE IF NOT EXISTS record_chunks (
     height INTEGER NOT NULL,
@@ -104,12 +110,8 @@ class LeafBatch(NamedTuple):
 
     first_seq: int
     height: int
-    #: the leaves' record hashes, 32 bytes each, in leaf order
-    record_hashes: bytes
-    #: per leaf ``[record_id, kind, trace_keys JSON as a string, rid]``, concatenated
-    rows: bytes
-    #: each row's end offset in ``rows`` (u32 little-endian)
-    row_ends: bytes
+    #: ``(chunk, row_ends, record_hashes, leaf_rows)`` per chunk of ``LEAF_CHUNK`` leaves
+    chunks: list[tuple[int, bytes, bytes, bytes]]
     #: JSON array of the leaves' rids, in leaf order (SQLite walks it for ``leaf_ids``)
     rids_json: bytes
 
@@ -143,9 +145,11 @@ def pack_leaves(first_seq: int, height: int, record_hashes: Sequence[bytes],
     """A :class:`LeafBatch` from each leaf's record hash and ``(record_id, kind, trace_keys
     JSON, rid)``, in leaf order. Every step is one C-level pass over the block."""
     parts = list(map(orjson.dumps, rows))
-    return LeafBatch(first_seq, height, b"".join(record_hashes), b"".join(parts),
-                     _u32(accumulate(map(len, parts))),
-                     orjson.dumps([row[3] for row in rows]))
+    return LeafBatch(first_seq, height, [
+        (start // LEAF_CHUNK, _u32(accumulate(map(len, part))),
+         b"".join(record_hashes[start:start + LEAF_CHUNK]), b"".join(part))
+        for start in range(0, len(parts), LEAF_CHUNK)
+        for part in (parts[start:start + LEAF_CHUNK],)], orjson.dumps([row[3] for row in rows]))
 
 
 def pack_records(bodies: Sequence[bytes | None]) -> RecordBatch:
@@ -168,12 +172,10 @@ _BLOCK_COLUMNS = "height, block_hash, header, signatures, first_seq, leaf_hashes
 _INSERT_LEAF_IDS = "INSERT INTO leaf_ids (rid, height, idx) SELECT value, ?1, key FROM json_each(?2)"
 
 
-def _span(ends: sqlite3.Blob, index: int) -> tuple[int, int]:
-    """``(start, end)`` of item ``index`` from its blob of u32 end offsets."""
-    if index == 0:
-        return 0, int.from_bytes(ends[0:4], "little")
-    pair = ends[4 * index - 4:4 * index + 4]
-    return int.from_bytes(pair[:4], "little"), int.from_bytes(pair[4:], "little")
+def _span(ends: bytes, index: int) -> tuple[int, int]:
+    """``(start, end)`` of item ``index`` from its u32 little-endian end offsets."""
+    end = int.from_bytes(ends[4 * index:4 * index + 4], "little")
+    return (int.from_bytes(ends[4 * index - 4:4 * index], "little") if index else 0), end
 
 
 class NodeStore:
@@ -237,8 +239,8 @@ class NodeStore:
         try:
             conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index, inner_nodes) "
                          "VALUES (?,?,?,?,?,?,?,?)", block)
-            conn.execute("INSERT INTO leaf_sets VALUES (?,?,?,?)",
-                         (height, leaves.record_hashes, leaves.rows, leaves.row_ends))
+            conn.executemany("INSERT INTO leaf_chunks VALUES (?,?,?,?,?)",
+                             [(height, *chunk) for chunk in leaves.chunks])
             conn.executemany("INSERT INTO record_chunks VALUES (?,?,?,?)",
                              [(height, *chunk) for chunk in records.chunks])
             conn.execute(_INSERT_LEAF_IDS, (height, leaves.rids_json))
@@ -252,7 +254,7 @@ class NodeStore:
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("leaf_ids", "record_chunks", "leaf_sets", "blocks"):
+            for table in ("leaf_ids", "record_chunks", "leaf_chunks", "blocks"):
                 conn.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -299,47 +301,52 @@ class NodeStore:
 
     # -- reading leaves and records -------------------------------------------------------
 
-    def leaf_set(self, height: int) -> tuple[bytes, bytes, bytes] | None:
-        """``(record_hashes, leaf_rows, row_ends)`` of a block as stored: comparing two
-        nodes' copies compares these bytes."""
+    def leaf_set(self, height: int) -> list[tuple[int, bytes, bytes, bytes]]:
+        """The chunks of a block's leaves as stored: comparing two nodes' copies compares
+        these bytes."""
         return self._reader().execute(
-            "SELECT CAST(record_hashes AS BLOB), CAST(leaf_rows AS BLOB), "
-            "CAST(row_ends AS BLOB) FROM leaf_sets WHERE height = ?", (height,)).fetchone()
+            "SELECT chunk, CAST(row_ends AS BLOB), CAST(record_hashes AS BLOB), "
+            "CAST(leaf_rows AS BLOB) FROM leaf_chunks WHERE height = ? ORDER BY chunk",
+            (height,)).fetchall()
 
     def block_leaves(self, height: int, first_seq: int) -> list[LeafRow]:
         """Every leaf of block ``height`` (which starts at ``first_seq``), in leaf order.
 
         A row that does not parse is left out, so a damaged block shows as missing leaves.
         """
-        stored = self.leaf_set(height)
-        return [] if stored is None else list(_parse_leaves(height, first_seq, *stored))
+        leaves: list[LeafRow] = []
+        for chunk, ends, hashes, rows in self.leaf_set(height):
+            leaves += _parse_leaves(height, first_seq, chunk * LEAF_CHUNK, ends, hashes, rows)
+        return leaves
 
     def has_leaves(self, height: int) -> bool:
-        return self._reader().execute("SELECT 1 FROM leaf_sets WHERE height = ?",
+        return self._reader().execute("SELECT 1 FROM leaf_chunks WHERE height = ?",
                                       (height,)).fetchone() is not None
 
     def leaves_at(self, locations: Iterable[tuple[int, int]]) -> list[LeafRow]:
-        """The leaves at ``(height, index)`` locations (in the order given, each block's
-        blobs opened once); a location that does not exist is left out."""
+        """The leaves at ``(height, index)`` locations, in the order given (each stored
+        chunk read once); a location that does not exist is left out."""
         conn, found = self._reader(), []
-        for height, group in groupby(locations, key=lambda location: location[0]):
-            row = conn.execute("SELECT first_seq FROM blocks WHERE height = ?",
-                               (height,)).fetchone()
+        for (height, chunk), group in groupby(
+                locations, key=lambda location: (location[0], location[1] // LEAF_CHUNK)):
+            row = conn.execute(
+                "SELECT b.first_seq, CAST(c.row_ends AS BLOB), CAST(c.record_hashes AS BLOB), "
+                "CAST(c.leaf_rows AS BLOB) FROM leaf_chunks AS c JOIN blocks AS b "
+                "USING (height) WHERE c.height = ? AND c.chunk = ?", (height, chunk)).fetchone()
             if row is None:
                 continue
-            try:
-                with conn.blobopen("leaf_sets", "row_ends", height, readonly=True) as ends, \
-                        conn.blobopen("leaf_sets", "leaf_rows", height, readonly=True) as rows, \
-                        conn.blobopen("leaf_sets", "record_hashes", height, readonly=True) as hashes:
-                    for _, index in group:
-                        if not 0 <= index < len(ends) // 4:
-                            continue
-                        start, end = _span(ends, index)
-                        record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
-                        found.append((row[0] + index, record_id, kind, height, index,
-                                      hashes[32 * index:32 * index + 32], keys_json))
-            except sqlite3.OperationalError:  # no leaf set stored for this block
-                continue
+            first_seq, ends, hashes, rows = row
+            for _, index in group:
+                offset = index - chunk * LEAF_CHUNK
+                if len(ends) < 4 * offset + 4:
+                    continue
+                start, end = _span(ends, offset)
+                try:
+                    record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
+                except (ValueError, TypeError):
+                    continue
+                found.append((first_seq + index, record_id, kind, height, index,
+                              hashes[32 * offset:32 * offset + 32], keys_json))
         return found
 
     def leaf(self, record_id: str, rid: int) -> LeafRow | None:
@@ -382,21 +389,19 @@ class NodeStore:
         offset = index % RECORD_CHUNK
         if row is None or len(row[1]) < 4 * offset + 4:
             return None
-        ends = row[1]
-        start = int.from_bytes(ends[4 * offset - 4:4 * offset], "little") if offset else 0
-        end = int.from_bytes(ends[4 * offset:4 * offset + 4], "little")
+        start, end = _span(row[1], offset)
         return row[0][start:end] if end > start else None
 
 
-def _parse_leaves(height: int, first_seq: int, record_hashes: bytes, rows: bytes,
-                  row_ends: bytes) -> Iterable[LeafRow]:
+def _parse_leaves(height: int, first_seq: int, first_index: int, row_ends: bytes,
+                  record_hashes: bytes, rows: bytes) -> Iterable[LeafRow]:
     start = 0
-    for index, end in enumerate(_ends(row_ends[:len(row_ends) // 4 * 4])):
+    for offset, end in enumerate(_ends(row_ends[:len(row_ends) // 4 * 4])):
         try:
             record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
         except (ValueError, TypeError):
             start = end
             continue
-        start = end
+        start, index = end, first_index + offset
         yield (first_seq + index, record_id, kind, height, index,
-               record_hashes[32 * index:32 * index + 32], keys_json)
+               record_hashes[32 * offset:32 * offset + 32], keys_json)

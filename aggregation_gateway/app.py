@@ -14,6 +14,7 @@ from flask import Flask, request
 from market_protocol.http_errors import install_json_errors
 
 from .rate_limits import RateLimiter
+from .scan_lane import ScanLane
 from .settings import load_gateway_settings
 from .wiring import Gateway, build_gateway
 
@@ -49,4 +50,7 @@ def create_app(settings: Mapping[str, Any] | None = None,
             response.headers["WWW-Authenticate"] = 'Basic realm="tracepay gateway"'
         return response
 
+    # JSON scans (the hot path) are answered without Flask's request machinery.
+    app.wsgi_app = ScanLane(app.wsgi_app, gateway,  # type: ignore[method-assign]
+                            app.extensions["scan_limiter"])
     return app

@@ -6,6 +6,8 @@ API clients that ask for JSON get JSON. Refusals carry the agreed codes either w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,8 +17,9 @@ from market_protocol import ApiError, format_fen
 
 from .channel_choice import choose_channel
 from .requests_in import gateway, rate_limit
+from .wiring import Gateway
 
-__all__ = ["blueprint"]
+__all__ = ["blueprint", "scan_outcome", "payment_json", "ScanOutcome"]
 
 blueprint = Blueprint("scan", __name__)
 
@@ -49,35 +52,62 @@ def scan(token: str) -> Any:
 
 def _scan(token: str, wants_json: bool) -> Any:
     gw = gateway()
+    outcome = scan_outcome(gw, token, request.headers.get("User-Agent"),
+                           request.args.get("channel"))
+    if outcome.payment is None:
+        payload, device = outcome.payload, outcome.device
+        if wants_json:
+            return jsonify(status="choose_channel", channels=sorted(gw.channels),
+                           amount_fen=payload.amount_fen, currency=payload.currency), 300
+        return render_template(
+            "choose_channel.html", token=token, merchant=device["merchant_name"],
+            amount=format_fen(payload.amount_fen), labels=CHANNEL_LABELS,
+            channels=sorted(gw.channels))
+    payment = outcome.payment
+    if wants_json:
+        return Response(payment_json(gw, outcome), mimetype="application/json")
+    consumer = gw.settings.get("consumer_url")
+    if consumer:
+        return redirect(f"{consumer}/pay/{payment['payment_id']}", code=303)
+    view = gw.payments.view(payment, device=outcome.device)
+    return render_template("scan.html", payment=view, format_fen=format_fen,
+                           label=CHANNEL_LABELS.get(payment["channel"], payment["channel"]))
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A scanned code after every check: its payment (its order created at the channel),
+    or no payment yet because the shopper must choose a channel."""
+
+    payload: Any
+    device: Any
+    payment: Mapping[str, Any] | None
+
+
+def scan_outcome(gw: Gateway, token: str, user_agent: str | None,
+                 requested: str | None) -> ScanOutcome:
+    """The scan landing's work, from plain request values (the Flask view and the scan
+    lane both call it); refusals are ``ApiError``."""
     # The code itself first: a forged, replayed, expired or voided QR gets its own answer
     # whatever the state of the channels.
     checked = gw.payments.verify_scan(token)
     payload, device, existing = checked
-    requested = request.args.get("channel")
     if requested is not None and requested not in gw.channels:
         raise ApiError(400, "unknown_channel", f"channel must be one of "
                        f"{', '.join(sorted(gw.channels)) or '(none configured)'}")
     if not gw.channels:
         raise ApiError(503, "channel_unavailable", "no payment channel is configured")
-    channel = choose_channel(request.headers.get("User-Agent"), gw.channels, requested)
+    channel = choose_channel(user_agent, gw.channels, requested)
     if channel is None:
         if existing is None:
-            if wants_json:
-                return jsonify(status="choose_channel", channels=sorted(gw.channels),
-                               amount_fen=payload.amount_fen, currency=payload.currency), 300
-            return render_template(
-                "choose_channel.html", token=token, merchant=device["merchant_name"],
-                amount=format_fen(payload.amount_fen), labels=CHANNEL_LABELS,
-                channels=sorted(gw.channels))
+            return ScanOutcome(payload, device, None)
         channel = existing["channel"]
     payment, device = gw.payments.scan(token, channel, checked)
-    view = gw.payments.view(payment, device=device)
-    if wants_json:
-        # orjson: the hot path's answer, several times cheaper than Flask's json encoder.
-        return Response(orjson.dumps(view, option=orjson.OPT_SORT_KEYS),
-                        mimetype="application/json")
-    consumer = gw.settings.get("consumer_url")
-    if consumer:
-        return redirect(f"{consumer}/pay/{payment['payment_id']}", code=303)
-    return render_template("scan.html", payment=view, format_fen=format_fen,
-                           label=CHANNEL_LABELS.get(payment["channel"], payment["channel"]))
+    return ScanOutcome(payload, device, payment)
+
+
+def payment_json(gw: Gateway, outcome: ScanOutcome) -> bytes:
+    """The JSON answer for a scanned code's payment."""
+    view = gw.payments.view(outcome.payment, device=outcome.device)  # type: ignore[arg-type]
+    # orjson: the hot path's answer, several times cheaper than Flask's json encoder.
+    return orjson.dumps(view, option=orjson.OPT_SORT_KEYS)

@@ -28,6 +28,18 @@ def test_packing_flat_pairs_matches_the_pairwise_builder(seed):
         assert lookup(packed, ident) == sorted({leaf for i, leaf in pairs if i == ident})
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_pairs_walked_in_leaf_order_pack_alike_either_way(seed):
+    rng = random.Random(seed)
+    key_ids_pool = [rng.getrandbits(64) for _ in range(rng.randint(1, 500))] + [0, 2**64 - 1]
+    pairs = [(ident, leaf) for leaf in range(rng.randint(1, 1500))
+             for ident in rng.sample(key_ids_pool, rng.randint(0, min(6, len(key_ids_pool))))]
+    ids, leaves = [ident for ident, _ in pairs], [leaf for _, leaf in pairs]
+    expected = build_key_index(pairs)
+    assert pack_key_index(ids, leaves, in_leaf_order=True) == expected
+    assert pack_key_index(ids, leaves) == expected
+
+
 def test_distinct_keys_whose_ids_collide_share_one_run():
     # Four keys, two of them with the same 64-bit id (crafted: the builder is given ids,
     # not keys), and leaf 4 carrying both of those.
@@ -98,3 +110,19 @@ def test_leaf_hashes_are_those_of_the_leaf_data(odd_id):
         merkle.leaf_hash(leaf_data(q.entry.kind, q.entry.record_id,
                                    hashlib.sha256(q.body).hexdigest(), q.entry.trace_keys))
         for q in batch]
+
+
+def test_a_block_whose_key_ids_collide_indexes_them_as_the_pairwise_form(monkeypatch):
+    from ledger_bridge.ledger import block_builder
+
+    def tiny_ids(digests):  # four ids for many keys: collisions, also within one leaf
+        return [digest[0] % 4 for digest in digests]
+
+    monkeypatch.setattr(block_builder, "key_ids", tiny_ids)
+    rng = random.Random(5)
+    batch = [_queued(i, rng.sample([f"k{n}" for n in range(40)], rng.randint(0, 5)))
+             for i in range(300)]
+    block = BlockBuild(batch, 1, 0, "00" * 32)
+    pairs = [(key_digest(key)[0] % 4, i) for i, q in enumerate(batch) for key in q.entry.trace_keys]
+    assert block.key_index == build_key_index(pairs)
+    assert len(block.key_index) < 12 * len(pairs)  # repeated (id, leaf) pairs stored once

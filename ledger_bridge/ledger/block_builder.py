@@ -84,10 +84,12 @@ class BlockBuild:
         self.inner_nodes = pack_inner_nodes(tree)
         self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
         self.hash = block_hash(self.header)
-        id_of = dict(zip(distinct, key_ids(digests), strict=True))
+        ids = key_ids(digests)
+        id_of = dict(zip(distinct, ids, strict=True))
         self.key_index = pack_key_index(
             list(map(id_of.__getitem__, flat_keys)),
-            list(chain.from_iterable(map(repeat, range(len(counts)), counts))))
+            list(chain.from_iterable(map(repeat, range(len(counts)), counts))),
+            in_leaf_order=len(set(ids)) == len(ids))  # else two keys' ids collide
         self.leaves = pack_leaves(first_seq, height, hashes, [
             (q.entry.record_id, q.entry.kind, kj, q.rid)
             for q, kj in zip(batch, keys_json, strict=True)])

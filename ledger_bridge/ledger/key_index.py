@@ -45,23 +45,33 @@ def key_ids(digests: Sequence[bytes]) -> list[int]:
     return ids.tolist()
 
 
-def pack_key_index(ids: Sequence[int], leaves: Sequence[int]) -> bytes:
+def pack_key_index(ids: Sequence[int], leaves: Sequence[int], *,
+                   in_leaf_order: bool = False) -> bytes:
     """The stored form from parallel sequences of key ids and leaf indexes, one item per
-    (key, leaf) pair, repeats allowed: what :func:`build_key_index` makes of the zipped
-    pairs, with every step a C-level pass and no Python object per pair beyond an int.
+    (key, leaf) pair: what :func:`build_key_index` makes of the zipped pairs, with every
+    step a C-level pass and no Python object per pair beyond an int.
 
     A block builder gathers its pairs as flat lists in one walk over its leaves: no tuple
     per pair and no list per key, which matters as much as the arithmetic, since every
     container alive across a block build pushes the interpreter toward a full collection
-    of the bridge's whole heap. Pairs that repeat (two distinct keys whose 64-bit ids
-    collide, in one leaf) are stored once, as the pairwise form has them. Ids are below
-    ``2**64`` and leaf indexes below ``2**32``, as the stored form requires.
+    of the bridge's whole heap. Ids are below ``2**64``, leaf indexes below ``2**32``.
+
+    ``in_leaf_order`` promises that no pair repeats and that each id's leaves come in
+    ascending order (a builder walking its leaves in order, with no two of a leaf's keys
+    sharing an id): then a stable sort of the positions by id alone is the whole order.
+    Otherwise pairs are sorted as single integers ``id << 32 | leaf`` and repeats (two
+    distinct keys whose ids collide, in one leaf) are stored once.
     """
     if len(ids) != len(leaves):
         raise ValueError(f"{len(ids)} key ids but {len(leaves)} leaf indexes")
-    ordered = sorted(set(map(or_, map(lshift, ids, repeat(32)), leaves)))
-    packed_ids = array("Q", list(map(rshift, ordered, repeat(32))))
-    indexes = array("I", list(map(and_, ordered, repeat(_LOW32))))
+    if in_leaf_order:
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        packed_ids = array("Q", list(map(ids.__getitem__, order)))
+        indexes = array("I", list(map(leaves.__getitem__, order)))
+    else:
+        ordered = sorted(set(map(or_, map(lshift, ids, repeat(32)), leaves)))
+        packed_ids = array("Q", list(map(rshift, ordered, repeat(32))))
+        indexes = array("I", list(map(and_, ordered, repeat(_LOW32))))
     if not _LITTLE_ENDIAN:
         packed_ids.byteswap()
         indexes.byteswap()

@@ -60,9 +60,10 @@ PAGE_BYTES = 32_768
 #: default (1,000 pages) would sync every few blocks.
 WAL_CHECKPOINT_PAGES = 2_048
 #: Leaves per stored chunk of leaf rows (about 10 KB for trades) and of records (about
-#: 18 KB of trade records): each chunk fits in one page.
+#: 9 KB of trade records): well inside a page, so a page holds several chunks (16-record
+#: chunks left pages half empty: 2,370 bytes per trade per node against 1,690 at 8).
 LEAF_CHUNK = 64
-RECORD_CHUNK = 16
+RECORD_CHUNK = 8
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 

@@ -65,7 +65,7 @@ class LedgerEntry:
         if not isinstance(self.record, dict):
             raise LedgerEntryError(f"{record_id}: record must be a JSON object")
         try:
-            return _kept(canonical_json.dumps(self.record))
+            return canonical_json.dumps(self.record)
         except (ValueError, TypeError) as exc:
             raise LedgerEntryError(f"{record_id}: record is not canonical JSON: {exc}") from exc
 
@@ -76,16 +76,6 @@ def canonical_record(record: dict[str, Any]) -> bytes:
         return canonical_json.dumps(record)
     except CanonicalJSONError as exc:
         raise ValueError(str(exc)) from exc
-
-
-def _kept(encoded: bytes) -> bytes:
-    """A copy of exactly ``encoded``'s size, for bytes kept until their block is stored.
-
-    orjson's result keeps the larger buffer it was written into; a block's worth of them
-    alive at once keeps the heap growing and faulting in fresh pages (measured: about a
-    fault per four records), while a copy lets the next encoding reuse that buffer.
-    """
-    return bytes(memoryview(encoded))
 
 
 def leaf_data(kind: str, record_id: str, record_hash_hex: str, trace_keys: list[str]) -> bytes:

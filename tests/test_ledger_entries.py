@@ -44,6 +44,7 @@ def test_a_good_entry_yields_the_shared_canonical_bytes():
     ({"trace_keys": ["x" * (MAX_KEY_LENGTH + 1)]}, "at most 256 characters"),
     ({"trace_keys": ["k", 5]}, "trace key 5"),
     ({"trace_keys": [None]}, "trace key None"),
+    ({"trace_keys": ["ok", "lot-\ud800"]}, r"trace key 'lot-\\ud800' is not valid Unicode"),
     ({"visible_to": ("retail_market", "bank")}, r"unknown orgs \['bank'\]"),
     ({"visible_to": [["retail_market"]]}, "unknown orgs"),
     ({"record": [1, 2]}, "record must be a JSON object"),
@@ -51,6 +52,7 @@ def test_a_good_entry_yields_the_shared_canonical_bytes():
     ({"record": {"w": 1.5}}, r"not canonical JSON: float at \$\.w"),
     ({"record": {"a": [{"b": (1, float("inf"))}]}}, r"float at \$\.a\[0\]\.b\[1\]"),
     ({"record": {1: "x"}}, "not canonical JSON"),
+    ({"record": {"a": "\ud800"}}, "not canonical JSON"),
     ({"record": {"s": {1, 2}}}, "not canonical JSON"),
 ])
 def test_each_rule_refuses_with_a_message_naming_the_field(fields, message):
@@ -58,3 +60,11 @@ def test_each_rule_refuses_with_a_message_naming_the_field(fields, message):
               "trace_keys": ["k"], "visible_to": None, **fields}
     with pytest.raises(LedgerEntryError, match=message):
         LedgerEntry(**values).check()
+
+
+def test_an_entry_that_passes_check_can_be_cut_into_a_block():
+    from ledger_bridge.ledger.block_builder import BlockBuild, Queued, record_id_digest
+
+    entry = LedgerEntry("trade", "r1", {"a": "\u00e9\U0001f96c"}, ["\U0001f96c", "\u00e9", "k"])
+    block = BlockBuild([Queued(entry, entry.check(), record_id_digest("r1"))], 1, 0, "00" * 32)
+    assert block.header["count"] == 1

@@ -58,6 +58,12 @@ class LedgerEntry:
             if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
                 raise LedgerEntryError(f"{record_id}: trace key {key!r} must be a non-empty "
                                        f"string of at most {MAX_KEY_LENGTH} characters")
+        try:  # a key the leaf's JSON cannot hold would fail every block it is cut into
+            "".join(keys).encode()
+        except UnicodeEncodeError:
+            bad = next(key for key in keys if not key.isascii() and _not_utf8(key))
+            raise LedgerEntryError(f"{record_id}: trace key {bad!r} is not valid Unicode "
+                                   "text (a lone surrogate)") from None
         if self.visible_to is not None:
             unknown = [org for org in self.visible_to if org not in ORGS]
             if unknown:
@@ -68,6 +74,14 @@ class LedgerEntry:
             return canonical_json.dumps(self.record)
         except (ValueError, TypeError) as exc:
             raise LedgerEntryError(f"{record_id}: record is not canonical JSON: {exc}") from exc
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def canonical_record(record: dict[str, Any]) -> bytes:

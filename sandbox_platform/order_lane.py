@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
@@ -82,10 +83,16 @@ class OrderLane:
 
     @staticmethod
     def _host_url(environ: dict[str, Any]) -> str:
-        """``request.host_url``, by werkzeug's own functions."""
-        scheme = environ.get("wsgi.url_scheme", "http")
-        return get_current_url(scheme, get_host(scheme, environ.get("HTTP_HOST"),
-                                                _server(environ)))
+        return _host_url(environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"),
+                         _server(environ))
+
+
+@lru_cache(maxsize=256)
+def _host_url(scheme: str, host_header: str | None,
+              server: tuple[str, int | None] | None) -> str:
+    """``request.host_url``, by werkzeug's own functions (a pure function of these three,
+    kept: callers ask with the same few hosts over and over)."""
+    return get_current_url(scheme, get_host(scheme, host_header, server))
 
 
 def _server(environ: dict[str, Any]) -> tuple[str, int | None] | None:

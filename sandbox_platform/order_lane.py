@@ -60,7 +60,8 @@ class OrderLane:
         length = environ.get("CONTENT_LENGTH") or "0"
         if (environ.get("PATH_INFO") != "/v1/orders" or environ.get("REQUEST_METHOD") != "POST"
                 or environ.get("QUERY_STRING") or environ.get("SCRIPT_NAME")
-                or not length.isdigit() or int(length) > self.max_body
+                or not (length.isascii() and length.isdigit())
+                or int(length) > self.max_body
                 or environ.get("HTTP_TRANSFER_ENCODING")):
             return self.flask_wsgi(environ, start_response)
         raw_body = environ["wsgi.input"].read(int(length)) if length != "0" else b""

@@ -201,7 +201,9 @@ def test_a_dropped_kept_alive_connection_is_retried_once(raw_server) -> None:
     b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
     b"SMTP ready\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nab\r\n0\r\n\r\n",
 ])
 def test_a_broken_answer_is_unreachable_not_a_crash(raw_server, answer: bytes) -> None:
     server = raw_server([answer], close_after=True)

@@ -162,7 +162,8 @@ class _PlainConnection:
         length = lowered.get("content-length")
         if length is None:
             return status, received, self.reader.read(), True  # until the server closes
-        if not length.strip().isdigit():
+        length = length.strip()
+        if not (length.isascii() and length.isdigit()):
             raise _BadResponse("bad Content-Length")
         size = int(length)
         data = self.reader.read(size)
@@ -178,6 +179,8 @@ class _PlainConnection:
                 size = int(size_text, 16)
             except ValueError:
                 raise _BadResponse("bad chunk size") from None
+            if size < 0 or size_text.startswith((b"+", b"-")):
+                raise _BadResponse("bad chunk size")
             if size == 0:
                 while self._line() not in (b"\r\n", b"\n", b""):
                     pass  # trailers: none are used

@@ -1,8 +1,8 @@
 """Editing a ledger node's SQLite file directly, as an intruder with file access would.
 
 Works on the stored layout (docs/ledger.md "Storage"): a block's leaves and records are
-stored in chunks of consecutive leaves, each a blob of concatenated items with a blob of
-u32 little-endian end offsets beside it. Every edit rewrites one chunk with ``sqlite3``
+stored in chunks of consecutive leaves (leaf rows as a JSON array beside their record
+hashes; records concatenated beside a blob of u32 little-endian end offsets). Every edit rewrites one chunk with ``sqlite3``
 alone, so the tests that use it do not depend on the code they check.
 """
 
@@ -41,34 +41,34 @@ def _join(items: list[bytes]) -> tuple[bytes, bytes]:
     return b"".join(items), struct.pack(f"<{len(ends)}I", *ends)
 
 
-def _chunks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes, list[bytes]]]:
+def _chunks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes, list[list]]]:
     """``(height, chunk, record hashes, leaf rows)`` of every stored chunk of leaves."""
-    return [(height, chunk, hashes, _split(rows, ends)) for height, chunk, ends, hashes, rows
-            in conn.execute("SELECT height, chunk, row_ends, record_hashes, leaf_rows "
+    return [(height, chunk, hashes, json.loads(rows)) for height, chunk, hashes, rows
+            in conn.execute("SELECT height, chunk, record_hashes, leaf_rows "
                             "FROM leaf_chunks ORDER BY height, chunk")]
 
 
 def stored_leaves(path: Path) -> list[tuple[int, int, str, str]]:
     """``(height, leaf index, record_id, kind)`` of every leaf in a node file, in order."""
     with sqlite3.connect(path) as conn:
-        return [(height, chunk * LEAF_CHUNK + offset, *json.loads(row)[:2])
+        return [(height, chunk * LEAF_CHUNK + offset, *row[:2])
                 for height, chunk, _, rows in _chunks(conn) for offset, row in enumerate(rows)]
 
 
-def _find(conn: sqlite3.Connection, record_id: str) -> tuple[int, int, int, bytes, list[bytes]]:
+def _find(conn: sqlite3.Connection, record_id: str) -> tuple[int, int, int, bytes, list[list]]:
     """``(height, chunk, offset, record hashes, rows)`` of the chunk holding ``record_id``."""
     for height, chunk, hashes, rows in _chunks(conn):
         for offset, row in enumerate(rows):
-            if json.loads(row)[0] == record_id:
+            if row[0] == record_id:
                 return height, chunk, offset, hashes, rows
     raise LookupError(f"no leaf {record_id!r} in this node file")
 
 
 def _write_leaves(conn: sqlite3.Connection, height: int, chunk: int, hashes: bytes,
-                  rows: list[bytes]) -> None:
-    data, ends = _join(rows)
-    conn.execute("UPDATE leaf_chunks SET row_ends = ?, record_hashes = ?, leaf_rows = ? "
-                 "WHERE height = ? AND chunk = ?", (ends, hashes, data, height, chunk))
+                  rows: list[list]) -> None:
+    conn.execute("UPDATE leaf_chunks SET record_hashes = ?, leaf_rows = ? "
+                 "WHERE height = ? AND chunk = ?",
+                 (hashes, json.dumps(rows, separators=(",", ":")).encode(), height, chunk))
 
 
 def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]) -> None:
@@ -100,9 +100,7 @@ def edit_leaf(path: Path, record_id: str, *, record_hash: bytes | None = None,
         if record_hash is not None:
             hashes = hashes[:32 * offset] + record_hash + hashes[32 * offset + 32:]
         if trace_keys is not None:
-            row = json.loads(rows[offset])
-            row[2] = json.dumps(trace_keys, separators=(",", ":"))
-            rows[offset] = json.dumps(row, separators=(",", ":")).encode()
+            rows[offset][2] = json.dumps(trace_keys, separators=(",", ":"))
         _write_leaves(conn, height, chunk, hashes, rows)
 
 

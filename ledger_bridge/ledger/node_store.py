@@ -12,10 +12,9 @@ one small index insert per entry, instead of several B-tree inserts per entry.
   audit path is read, not recomputed) and the trace-key index (:mod:`.key_index`). A
   lookup must name the blocks to search; the blocks' Bloom filters name them (B-Merkle).
 - ``leaf_chunks``: the on-chain part of each entry, in chunks of ``LEAF_CHUNK``
-  consecutive leaves: ``record_hashes`` (32 bytes per leaf, in leaf order), ``leaf_rows``
-  (per leaf, the JSON array ``[record_id, kind, trace keys as JSON text, rid]``,
-  concatenated) and ``row_ends`` (each row's end offset in ``leaf_rows``, unsigned 32-bit
-  little-endian).
+  consecutive leaves: ``record_hashes`` (32 bytes per leaf, in leaf order) and
+  ``leaf_rows`` (a JSON array with one ``[record_id, kind, trace keys as JSON text, rid]``
+  per leaf).
 - ``record_chunks``: the off-chain canonical records this organisation may see, in chunks
   of ``RECORD_CHUNK`` consecutive leaves: concatenated in leaf order in ``bodies``, with
   ``body_ends`` as above (an entry whose record this node does not keep has an empty span:
@@ -81,7 +80,6 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE TABLE IF NOT EXISTS leaf_chunks (
     height INTEGER NOT NULL,
     chunk INTEGER NOT NULL,
-    row_ends BLOB NOT NULL,
     record_hashes BLOB NOT NULL,
     leaf_rows BLOB NOT NULL,
     PRIMARY KEY (height, chunk)
@@ -111,7 +109,7 @@ class LeafBatch(NamedTuple):
 
     first_seq: int
     height: int
-    #: ``(chunk, row_ends, record_hashes, leaf_rows)`` per chunk of ``LEAF_CHUNK`` leaves
+    #: ``(chunk, record_hashes, leaf_rows)`` per chunk of ``LEAF_CHUNK`` leaves
     chunks: list[tuple[int, bytes, bytes, bytes]]
     #: JSON array of the leaves' rids, in leaf order (SQLite walks it for ``leaf_ids``)
     rids_json: bytes
@@ -144,13 +142,11 @@ def _ends(data: bytes) -> array:
 def pack_leaves(first_seq: int, height: int, record_hashes: Sequence[bytes],
                 rows: Sequence[tuple[str, str, str, int]]) -> LeafBatch:
     """A :class:`LeafBatch` from each leaf's record hash and ``(record_id, kind, trace_keys
-    JSON, rid)``, in leaf order. Every step is one C-level pass over the block."""
-    parts = list(map(orjson.dumps, rows))
+    JSON, rid)``, in leaf order: a C-level join and encoding per chunk."""
     return LeafBatch(first_seq, height, [
-        (start // LEAF_CHUNK, _u32(accumulate(map(len, part))),
-         b"".join(record_hashes[start:start + LEAF_CHUNK]), b"".join(part))
-        for start in range(0, len(parts), LEAF_CHUNK)
-        for part in (parts[start:start + LEAF_CHUNK],)], orjson.dumps([row[3] for row in rows]))
+        (start // LEAF_CHUNK, b"".join(record_hashes[start:start + LEAF_CHUNK]),
+         orjson.dumps(rows[start:start + LEAF_CHUNK])) for start in range(0, len(rows), LEAF_CHUNK)
+    ], orjson.dumps([row[3] for row in rows]))
 
 
 def pack_records(bodies: Sequence[bytes | None]) -> RecordBatch:
@@ -240,7 +236,7 @@ class NodeStore:
         try:
             conn.execute(f"INSERT INTO blocks ({_BLOCK_COLUMNS}, key_index, inner_nodes) "
                          "VALUES (?,?,?,?,?,?,?,?)", block)
-            conn.executemany("INSERT INTO leaf_chunks VALUES (?,?,?,?,?)",
+            conn.executemany("INSERT INTO leaf_chunks VALUES (?,?,?,?)",
                              [(height, *chunk) for chunk in leaves.chunks])
             conn.executemany("INSERT INTO record_chunks VALUES (?,?,?,?)",
                              [(height, *chunk) for chunk in records.chunks])
@@ -302,13 +298,12 @@ class NodeStore:
 
     # -- reading leaves and records -------------------------------------------------------
 
-    def leaf_set(self, height: int) -> list[tuple[int, bytes, bytes, bytes]]:
+    def leaf_set(self, height: int) -> list[tuple[int, bytes, bytes]]:
         """The chunks of a block's leaves as stored: comparing two nodes' copies compares
         these bytes."""
         return self._reader().execute(
-            "SELECT chunk, CAST(row_ends AS BLOB), CAST(record_hashes AS BLOB), "
-            "CAST(leaf_rows AS BLOB) FROM leaf_chunks WHERE height = ? ORDER BY chunk",
-            (height,)).fetchall()
+            "SELECT chunk, CAST(record_hashes AS BLOB), CAST(leaf_rows AS BLOB) "
+            "FROM leaf_chunks WHERE height = ? ORDER BY chunk", (height,)).fetchall()
 
     def block_leaves(self, height: int, first_seq: int) -> list[LeafRow]:
         """Every leaf of block ``height`` (which starts at ``first_seq``), in leaf order.
@@ -316,8 +311,8 @@ class NodeStore:
         A row that does not parse is left out, so a damaged block shows as missing leaves.
         """
         leaves: list[LeafRow] = []
-        for chunk, ends, hashes, rows in self.leaf_set(height):
-            leaves += _parse_leaves(height, first_seq, chunk * LEAF_CHUNK, ends, hashes, rows)
+        for chunk, hashes, rows in self.leaf_set(height):
+            leaves += _parse_leaves(height, first_seq, chunk * LEAF_CHUNK, hashes, rows)
         return leaves
 
     def has_leaves(self, height: int) -> bool:
@@ -331,23 +326,14 @@ class NodeStore:
         for (height, chunk), group in groupby(
                 locations, key=lambda location: (location[0], location[1] // LEAF_CHUNK)):
             row = conn.execute(
-                "SELECT b.first_seq, CAST(c.row_ends AS BLOB), CAST(c.record_hashes AS BLOB), "
-                "CAST(c.leaf_rows AS BLOB) FROM leaf_chunks AS c JOIN blocks AS b "
-                "USING (height) WHERE c.height = ? AND c.chunk = ?", (height, chunk)).fetchone()
+                "SELECT b.first_seq, CAST(c.record_hashes AS BLOB), CAST(c.leaf_rows AS BLOB) "
+                "FROM leaf_chunks AS c JOIN blocks AS b USING (height) "
+                "WHERE c.height = ? AND c.chunk = ?", (height, chunk)).fetchone()
             if row is None:
                 continue
-            first_seq, ends, hashes, rows = row
-            for _, index in group:
-                offset = index - chunk * LEAF_CHUNK
-                if len(ends) < 4 * offset + 4:
-                    continue
-                start, end = _span(ends, offset)
-                try:
-                    record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
-                except (ValueError, TypeError):
-                    continue
-                found.append((first_seq + index, record_id, kind, height, index,
-                              hashes[32 * offset:32 * offset + 32], keys_json))
+            stored = {leaf[4]: leaf for leaf in _parse_leaves(height, row[0], chunk * LEAF_CHUNK,
+                                                              row[1], row[2])}
+            found += [stored[index] for _, index in group if index in stored]
         return found
 
     def leaf(self, record_id: str, rid: int) -> LeafRow | None:
@@ -394,15 +380,21 @@ class NodeStore:
         return row[0][start:end] if end > start else None
 
 
-def _parse_leaves(height: int, first_seq: int, first_index: int, row_ends: bytes,
-                  record_hashes: bytes, rows: bytes) -> Iterable[LeafRow]:
-    start = 0
-    for offset, end in enumerate(_ends(row_ends[:len(row_ends) // 4 * 4])):
+def _parse_leaves(height: int, first_seq: int, first_index: int, record_hashes: bytes,
+                  rows: bytes) -> list[LeafRow]:
+    """The leaves of one stored chunk; a chunk or row that does not parse yields nothing
+    for the leaves it held, so a damaged chunk shows as missing leaves."""
+    try:
+        parsed = orjson.loads(rows)
+    except ValueError:
+        return []
+    leaves = []
+    for offset, row in enumerate(parsed if isinstance(parsed, list) else ()):
         try:
-            record_id, kind, keys_json, _ = orjson.loads(rows[start:end])
+            record_id, kind, keys_json, _ = row
         except (ValueError, TypeError):
-            start = end
             continue
-        start, index = end, first_index + offset
-        yield (first_seq + index, record_id, kind, height, index,
-               record_hashes[32 * offset:32 * offset + 32], keys_json)
+        index = first_index + offset
+        leaves.append((first_seq + index, record_id, kind, height, index,
+                       record_hashes[32 * offset:32 * offset + 32], keys_json))
+    return leaves

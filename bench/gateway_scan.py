@@ -6,7 +6,7 @@ platform), and fires them from a load generator in a second process. Prints ONE 
 object: {"scans", "seconds", "scans_per_s", "p50_ms", "p90_ms", "p99_ms", "errors", ...}.
 
 Example:
-    .venv/bin/python bench/gateway_scan.py --scans 3000 --concurrency 16 --workers 2
+    .venv/bin/python bench/gateway_scan.py --scans 3000 --concurrency 16 --workers 3
     .venv/bin/python bench/gateway_scan.py --mode rescan   # the landing without the platform
 """
 
@@ -105,10 +105,8 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
-    # Two cores: two gateway processes of eight threads each used less CPU per scan than
-    # three of four (docs/gateway.md, Speed); the platform keeps its own defaults' threads.
-    parser.add_argument("--workers", type=int, default=2, help="gateway HTTP workers (granian)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gateway worker")
+    parser.add_argument("--workers", type=int, default=3, help="gateway HTTP workers (granian)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gateway worker")
     parser.add_argument("--platform-workers", type=int, default=2)
     parser.add_argument("--platform-threads", type=int, default=8,
                         help="threads per platform worker")

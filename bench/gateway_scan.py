@@ -6,7 +6,7 @@ platform), and fires them from a load generator in a second process. Prints ONE 
 object: {"scans", "seconds", "scans_per_s", "p50_ms", "p90_ms", "p99_ms", "errors", ...}.
 
 Example:
-    .venv/bin/python bench/gateway_scan.py --scans 3000 --concurrency 16 --workers 3
+    .venv/bin/python bench/gateway_scan.py --scans 3000 --concurrency 16 --workers 3 --threads 2
     .venv/bin/python bench/gateway_scan.py --mode rescan   # the landing without the platform
 """
 
@@ -105,10 +105,13 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
+    # Few threads per worker: requests then wait in granian's queue, in order, rather than
+    # in the interpreter lock's unordered scramble; p99 fell from 126-148 ms (3 x 4,
+    # platform 2 x 8) to 71-116 ms at the same CPU per scan (docs/gateway.md, Speed).
     parser.add_argument("--workers", type=int, default=3, help="gateway HTTP workers (granian)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gateway worker")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gateway worker")
     parser.add_argument("--platform-workers", type=int, default=2)
-    parser.add_argument("--platform-threads", type=int, default=8,
+    parser.add_argument("--platform-threads", type=int, default=4,
                         help="threads per platform worker")
     parser.add_argument("--mode", choices=("new", "rescan"), default="new",
                         help="new: every scan creates an order at the platform; rescan: "

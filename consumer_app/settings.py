@@ -61,5 +61,5 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ledger_keys_file", "",
             "JSON file {signer: raw Ed25519 key, base64url} of the ledger keys to trust; "
             "empty means the keys the bridge publishes at GET /v1/keys."),
-    Setting("workers", 1, "WSGI worker processes (gunicorn when > 1, else waitress).", int),
+    Setting("workers", 1, "WSGI worker processes (granian when > 1, else waitress).", int),
 )

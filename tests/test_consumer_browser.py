@@ -35,7 +35,7 @@ def consumer_url(tmp_path_factory):
     dead = f"http://127.0.0.1:{free_port()}"
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("consumer") / "consumer.log"
-    # Two gunicorn workers: the production path, not a development server.
+    # Two granian workers: the production path, not a development server.
     argv = tracepay_command("consumer", "--port", str(port), "--gateway-url", dead,
                             "--bridge-url", dead, "--workers", "2")
     with ServiceProcess(argv, log_path=log, health_url=f"{url}/healthz"):

@@ -375,3 +375,14 @@ def test_blocks_spanning_many_stored_chunks_read_back_every_entry(tmp_path):
     report = verify_data_dir(tmp_path)
     assert [(p.node, p.record_id) for p in report.problems] == [
         ("wholesale_market", f"t{edited}")]
+
+
+def test_a_node_that_keeps_no_record_of_a_block_stores_it_all_the_same(tmp_path):
+    only_retail = ("retail_market",)
+    with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as ledger:
+        ledger.submit([entry(i, visible_to=only_retail) for i in range(3)])
+        ledger.flush()
+        assert ledger.head()["height"] == 1
+        assert ledger.get("t1", org="production_base").record is None
+        assert ledger.get("t1", org="retail_market").record == entry(1).record
+        assert ledger.verify().ok

@@ -348,12 +348,19 @@ class Ledger:
     def _visible_records(self, batch: list[Queued]) -> dict[str, RecordBatch]:
         """Each node's off-chain records of a block: packed once when every node keeps
         every record, per node when some entries are for their parties only."""
-        if all(q.entry.visible_to is None for q in batch):
-            every = pack_records([q.body for q in batch])
-            return dict.fromkeys(self.orgs, every)
-        return {org: pack_records([q.body if q.entry.visible_to is None
-                                   or org in q.entry.visible_to else None for q in batch])
-                for org in self.orgs}
+        bodies = [q.body for q in batch]
+        private = [(i, q.entry.visible_to) for i, q in enumerate(batch)
+                   if q.entry.visible_to is not None]
+        if not private:
+            return dict.fromkeys(self.orgs, pack_records(bodies))
+        packed = {}
+        for org in self.orgs:
+            kept = bodies.copy()
+            for i, visible_to in private:
+                if org not in visible_to:
+                    kept[i] = b""
+            packed[org] = pack_records(kept)
+        return packed
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ledger_records import trade_entries  # noqa: E402
 
 from ledger_bridge.ledger import Ledger  # noqa: E402
+from ledger_bridge.ledger.ledger import SWITCH_INTERVAL_S  # noqa: E402
 
 FABRIC_TPS = 250
 
@@ -36,6 +37,7 @@ def run(trades: int, block_max: int, batch: int, data_dir: Path,
     # once they are 100,000 long-lived objects that Python's full collections would walk
     # again and again during the timed run (about 3 us per trade): set them aside.
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the bridge's process runs the ledger
     with Ledger.open(data_dir, block_max=block_max, block_timeout_s=60,
                      node_processes=node_processes) as ledger:
         nodes = [writer.pid for writer in (ledger._writers or {}).values()]

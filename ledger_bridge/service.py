@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from .catalogue import DEFAULT_ENTRIES, Catalogue, CatalogueEntry
 from .endorsement import ContractRunner, make_endorse
 from .intake import Intake
 from .ledger import Ledger
+from .ledger.ledger import SWITCH_INTERVAL_S
 from .trace_store import STORE_FILE, TraceStore
 from .writer import Writer
 
@@ -83,6 +85,7 @@ class BridgeService:
         self.trades_token = trades_token
         self.gateway_key = gateway_key
         self.store = TraceStore(self.data_dir / STORE_FILE)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process runs the ledger's nodes
         contract = ContractRunner(gateway_key)
         self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
                                   block_timeout_s=block_timeout_s,

@@ -20,12 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import sys
-from array import array
-from collections import deque
 from collections.abc import Collection, Iterable
-from itertools import repeat
-from operator import setitem
 
 from .signing import b64u, unb64u
 
@@ -35,16 +30,6 @@ __all__ = ["BloomFilter", "BloomError", "key_digest", "positions", "size_for",
 DEFAULT_FP_RATE = 0.01
 MIN_BITS = 64
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
-_AS_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
-_LITTLE_ENDIAN = sys.byteorder == "little"
-
-
-def _native_to_little(words: array) -> bytes:
-    """The bytes of an array of 64-bit words, each stored little-endian."""
-    if not _LITTLE_ENDIAN:
-        words = array("Q", words)
-        words.byteswap()
-    return words.tobytes()
 
 
 class BloomError(ValueError):
@@ -125,45 +110,35 @@ class BloomFilter:
         self.add_digests((digest,))
 
     def add_digests(self, digests: Collection[bytes]) -> None:
-        """Add many keys at once, with the per-key arithmetic done on big integers.
-
-        Filling a block's filter is on the ledger's commit path and in every verification;
-        one Python step per key and bit costs more than all the hashing. Here ``h1`` and
-        ``h2`` of every key sit in 64-bit lanes of one integer each, so the ``k`` positions
-        of all keys come from ``k`` additions and masks (the lanes are cut from all digests
-        joined and read as one array of words, not sliced digest by digest); the bits are
-        then set through a byte-per-bit map turned into the packed filter by C-level
-        conversions. The result is bit for bit what :func:`positions` prescribes (tests pin
-        it). ``digests`` are 32-byte :func:`key_digest` values.
+        """Add many keys at once, as arrays: filling a block's filter is on the ledger's
+        commit path and in every verification, where one Python step per key and bit cost
+        more than all the hashing (about 3.5 us per trade in a 2,000-trade block; with
+        NumPy about 0.2). ``h1`` and ``h2`` are the first two big-endian 64-bit words of
+        each digest, the ``k`` positions of every key come from one broadcast sum in
+        unsigned 64-bit arithmetic (it wraps modulo ``2**64``, which ``m`` divides, so the
+        positions are exactly :func:`positions`; tests pin it), and the bits are packed
+        least significant first, bit ``p`` in byte ``p // 8``. ``digests`` are 32-byte
+        :func:`key_digest` values.
         """
+        import numpy as np  # here: most users of this package never fill a filter
+
         count = len(digests)
         if not count:
             return
         joined = b"".join(digests)
         if len(joined) != 32 * count:
             raise BloomError("add_digests takes 32-byte SHA-256 digests")
-        words = array("Q")
-        words.frombytes(joined)
-        if _LITTLE_ENDIAN:
-            words.byteswap()  # each word now holds its 8 digest bytes read big-endian
-        # Lanes little-endian from here on: lane j is bits 64j..64j+63 of each integer.
-        lane_low = int.from_bytes((self.m_bits - 1).to_bytes(8, "little") * count, "little")
-        lane_one = int.from_bytes((1).to_bytes(8, "little") * count, "little")
-        h1 = int.from_bytes(_native_to_little(words[0::4]), "little") & lane_low
-        h2 = (int.from_bytes(_native_to_little(words[1::4]), "little") | lane_one) & lane_low
-        found = array("Q")
-        position = h1
-        for _ in range(self.k):
-            found.frombytes((position & lane_low).to_bytes(8 * count, "little"))
-            position += h2
-        if not _LITTLE_ENDIAN:
-            found.byteswap()
-        byte_map = bytearray(self.m_bits)
-        # C-level scatter; operator.setitem costs a third of a bound __setitem__ per call
-        deque(map(setitem, repeat(byte_map), found, repeat(1)), maxlen=0)
-        packed = int(byte_map.translate(_AS_DIGITS)[::-1], 2)
-        current = int.from_bytes(self.bits, "little")
-        self.bits = bytearray((current | packed).to_bytes(self.m_bits // 8, "little"))
+        words = np.frombuffer(joined, dtype=">u8").reshape(count, 4)
+        mask = np.uint64(self.m_bits - 1)
+        h1 = words[:, 0] & mask
+        h2 = (words[:, 1] | np.uint64(1)) & mask
+        steps = np.arange(self.k, dtype=np.uint64)
+        found = (h1[:, None] + steps[None, :] * h2[:, None]) & mask
+        bit_map = np.zeros(self.m_bits, dtype=np.uint8)
+        bit_map[found.ravel()] = 1
+        packed = np.packbits(bit_map, bitorder="little")
+        self.bits = bytearray((np.frombuffer(bytes(self.bits), dtype=np.uint8) | packed)
+                              .tobytes())
 
     def might_contain_digest(self, digest: bytes) -> bool:
         bits = self.bits

@@ -386,3 +386,14 @@ def test_a_node_that_keeps_no_record_of_a_block_stores_it_all_the_same(tmp_path)
         assert ledger.get("t1", org="production_base").record is None
         assert ledger.get("t1", org="retail_market").record == entry(1).record
         assert ledger.verify().ok
+
+
+def test_trace_key_digests_are_sha256_whether_remembered_or_not():
+    from ledger_bridge.ledger.block_builder import KeyDigests
+    from market_protocol.bloom import key_digest
+
+    digests = KeyDigests(size=5)
+    for keys in (["lot-1", "m-7", "code-1"], ["lot-1", "code-2"], ["a", "b", "c", "d"],
+                 ["lot-1", "é中"]):
+        assert digests(keys) == [key_digest(key) for key in keys]
+    assert len(digests._known) <= 5

@@ -22,7 +22,7 @@ from .entries import LedgerEntry, leaf_data_from_json
 from .key_index import key_ids, pack_key_index
 from .node_store import pack_leaves
 
-__all__ = ["BLOOM_FP_RATE", "Queued", "BlockBuild", "record_id_digest"]
+__all__ = ["BLOOM_FP_RATE", "Queued", "BlockBuild", "KeyDigests", "record_id_digest"]
 
 #: Per-block false-positive rate of the Bloom filters. A lookup asks every block, so the
 #: rate that matters is per lookup: at 1 % a million trades in 500 blocks would send an
@@ -60,7 +60,8 @@ class BlockBuild:
     indexes (:func:`.key_index.pack_key_index`), never from a tuple per key and leaf.
     """
 
-    def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str) -> None:
+    def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str,
+                 key_digests: KeyDigests | None = None) -> None:
         sha256, dumps = hashlib.sha256, orjson.dumps
         hashes = [sha256(q.body).digest() for q in batch]
         # One pass over the leaves: each leaf's sorted, distinct keys as JSON, and all of
@@ -78,7 +79,8 @@ class BlockBuild:
             counts.append(len(keys))
         self.leaf_hashes = _leaf_hashes(batch, hashes, keys_json)
         distinct = list(dict.fromkeys(flat_keys))
-        digests = [sha256(key.encode()).digest() for key in distinct]
+        digests = key_digests(distinct) if key_digests else [
+            sha256(key.encode()).digest() for key in distinct]
         self.bloom = BloomFilter.for_digests(digests, BLOOM_FP_RATE)
         tree = merkle.levels(self.leaf_hashes)
         self.inner_nodes = pack_inner_nodes(tree)
@@ -93,6 +95,28 @@ class BlockBuild:
         self.leaves = pack_leaves(first_seq, height, hashes, [
             (q.entry.record_id, q.entry.kind, kj, q.rid)
             for q, kj in zip(batch, keys_json, strict=True)])
+
+
+class KeyDigests:
+    """Digests of recently seen trace keys, kept by a ledger for its block builds (which
+    its lock serialises). A market's merchant ids and lots recur block after block (a
+    trade's own trace code does not), and a dictionary lookup costs a seventh of hashing
+    the key again. Emptied whenever it would exceed ``size`` keys (100,000: about 15 MB).
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._known: dict[str, bytes] = {}
+
+    def __call__(self, keys: list[str]) -> list[bytes]:
+        """``key_digest`` of each of ``keys``."""
+        known, sha256 = self._known, hashlib.sha256
+        if len(known) + len(keys) > self.size:
+            known.clear()
+        missing = [key for key in keys if key not in known]
+        known.update(zip(missing, [sha256(key.encode()).digest() for key in missing],
+                         strict=True))
+        return list(map(known.__getitem__, keys))
 
 
 #: A character JSON escapes (orjson escapes exactly these): where none occurs in a

@@ -28,7 +28,7 @@ import orjson
 from market_protocol import ORGS, canonical_json, merkle
 from market_protocol.bloom import BloomFilter, key_digest
 
-from .block_builder import BlockBuild, Queued, record_id_digest
+from .block_builder import BlockBuild, KeyDigests, Queued, record_id_digest
 from .blocks import (
     GENESIS_PREV_HASH,
     block_hash,
@@ -95,6 +95,7 @@ class Ledger:
         self.nodes = {org: NodeStore(org, data_dir / org / STORE_NAME) for org in self.orgs}
         self._signers = load_signers(data_dir, self.orgs)
         self._pending: OrderedDict[str, Queued] = OrderedDict()
+        self._key_digests = KeyDigests()
         self._writing: dict[str, Queued] = {}
         self._inflight: _InFlight | None = None
         self._oldest = 0.0
@@ -278,7 +279,7 @@ class Ledger:
         batch = [self._pending[rid] for rid in list(self._pending)[:self.block_max]]
         tip = self._tip
         height, first_seq = tip.height + 1, tip.trades
-        block = BlockBuild(batch, height, first_seq, tip.block_hash)
+        block = BlockBuild(batch, height, first_seq, tip.block_hash, self._key_digests)
         signatures = [sign_header(signer, key, block.header)
                       for signer, key in self._signers.items()]
         block_row = (height, block.hash, canonical_json.dumps(block.header).decode(),

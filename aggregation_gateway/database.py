@@ -10,7 +10,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
+
+from tracepay.sqlite_writes import WriteLock, connect
 
 __all__ = ["Database", "SCHEMA", "transaction", "now_ms"]
 
@@ -182,14 +185,15 @@ class Database:
     def __init__(self, data_dir: str | Path) -> None:
         self.path = Path(data_dir) / "gateway.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.write_lock = WriteLock(self.path)
         self._local = threading.local()
         with self._connect() as conn:
             conn.executescript(SCHEMA)
             _add_missing_columns(conn)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = connect(self.path, self.write_lock, timeout=30, isolation_level=None,
+                       check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -228,17 +232,31 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 
 
 class transaction:  # noqa: N801 - used like a keyword: ``with transaction(conn):``
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time.
+
+    A connection from :class:`Database` carries the file's write lock, taken first: the
+    gateway's worker processes then queue for writes instead of polling SQLite's lock.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        lock = getattr(conn, "write_lock", None)
+        self._held = lock.held() if lock is not None else nullcontext()
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._held.__enter__()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._held.__exit__(None, None, None)
+            raise
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._held.__exit__(None, None, None)
 
 
 def now_ms() -> int:

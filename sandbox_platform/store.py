@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tracepay.sqlite_writes import WriteLock
+
 __all__ = ["Store", "StoreConflict", "now_ms"]
 
 SCHEMA = """
@@ -114,6 +116,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = WriteLock(self.path)
         self._local = threading.local()
         self._connection().executescript(SCHEMA)
 
@@ -131,14 +134,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time; the workers queue on the file's write lock instead of
+        polling SQLite's (see :mod:`tracepay.sqlite_writes`)."""
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._write_lock.held():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         row = self._connection().execute(sql, args).fetchone()

@@ -10,7 +10,7 @@ then measures, and prints one JSON object:
 * a full verify of every node (seconds) and whether it passed;
 * this process's resident memory: now (VmRSS) and peak (VmHWM).
 
-Example (the full figure needs about 4.3 GB of disk: 172 MB per 40,000 trades over the
+Example (the full figure needs about 4.1 GB of disk: about 1,690 bytes per trade on each of the
 three nodes):
 
     .venv/bin/python bench/ledger_query.py --trades 1000000 --data-dir var/bench-ledger

@@ -19,11 +19,11 @@ one small index insert per entry, instead of several B-tree inserts per entry.
   of ``RECORD_CHUNK`` consecutive leaves: concatenated in leaf order in ``bodies``, with
   ``body_ends`` as above (an entry whose record this node does not keep has an empty span:
   a canonical record is never empty).
+- ``leaf_ids``: ``rid`` (64-bit digest of the record id) -> (height, leaf index), to find
+  an entry by its record id and to refuse duplicates.
 
 Chunks are sized to fit a page, so one leaf or record is one small row read: SQLite
 reaches an offset inside a larger value by walking its chain of overflow pages.
-- ``leaf_ids``: ``rid`` (64-bit digest of the record id) -> (height, leaf index), to find
-  an entry by its record id and to refuse duplicates.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ __all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_leaves", "p
 #: The writer's page cache, KiB: room for the record-id index of about a million leaves
 #: (readers keep SQLite's default, so many reading threads do not multiply it).
 CACHE_KIB = 16_384
-#: Page size of a new store, bytes. A block is written as a few blobs of hundreds of
-#: kilobytes to megabytes; on 32 KiB pages their overflow chains, the WAL's frames and the
-#: checkpoints' copies are a quarter as many as on 8 KiB pages (measured: a node's write
-#: of a 2,000-trade block about half the CPU). An existing file keeps its page size.
+#: Page size of a new store, bytes. A block is written as a few hundred rows of about
+#: 10 KB; on 32 KiB pages the WAL's frames and the checkpoints' copies are a quarter as
+#: many as on 8 KiB pages (measured: a node's write of a 2,000-trade block about half the
+#: CPU). An existing file keeps its page size.
 PAGE_BYTES = 32_768
 #: Bytes written to the WAL between checkpoints (64 MiB). Checkpoints copy the WAL into
 #: the file and sync it: a thread of the store's own runs them, so a node's block write

@@ -27,11 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consumer_scenario import Market, write_gateway_key  # noqa: E402
+from consumer_scenario import Market, trace_services  # noqa: E402
 
-from tracepay.testing import ServiceProcess, free_port, tracepay_command  # noqa: E402
+from tracepay.testing import (  # noqa: E402
+    launch_chromium,
+)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_MS = 300
 WEIGHT_BUDGET = 200 * 1024
 
@@ -82,8 +83,7 @@ def measure(trace_url: str, origin: str, loads: int) -> dict:
 
     paints, contentful, verified, weights, foreign, ttfbs = [], [], [], [], [], []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         for _ in range(loads):
             context = browser.new_context(viewport={"width": 390, "height": 844})
             page = context.new_page()
@@ -135,19 +135,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="consumer-paint-") as tmp:
         root = Path(tmp)
         key = Ed25519PrivateKey.generate()
-        pem = write_gateway_key(key, root / "gateway.pub.pem")
-        bridge_port, consumer_port = free_port(), free_port()
-        bridge_url = f"http://127.0.0.1:{bridge_port}"
-        consumer_url = f"http://127.0.0.1:{consumer_port}"
-        bridge = ServiceProcess(tracepay_command(
-            "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
-            "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
-            health_url=f"{bridge_url}/healthz", startup_timeout=60)
-        consumer = ServiceProcess(tracepay_command(
-            "consumer", "--port", str(consumer_port), "--gateway-url", bridge_url,
-            "--bridge-url", bridge_url), log_path=root / "consumer.log",
-            health_url=f"{consumer_url}/healthz")
-        with bridge, consumer:
+        with trace_services(root, key) as (bridge_url, consumer_url):
             (code,) = Market(key).load(bridge_url, shoppers=1)
             result = measure(f"{consumer_url}/trace/{code}?lang=en", consumer_url, args.loads)
     print(json.dumps(result))

@@ -8,6 +8,8 @@ Shared by the consumer's benchmark and its browser tests: the trades are real ga
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,8 +21,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import trace_code_for_sale
+from tracepay.testing import ServiceProcess, free_port, tracepay_command
 
-__all__ = ["FARM", "WHOLESALE", "STALL", "Market", "write_gateway_key", "wait_for_trace"]
+__all__ = ["FARM", "WHOLESALE", "STALL", "Market", "write_gateway_key", "wait_for_trace",
+           "trace_services"]
 
 FARM = Seller("farm-shouguang", "寿光绿野合作社 Green Field Co-op", "production_base", "farm-01")
 WHOLESALE = Seller("wh-north", "北郊批发市场 张记 Zhang's Wholesale", "wholesale_market", "wh-01")
@@ -33,6 +37,27 @@ def write_gateway_key(key: Ed25519PrivateKey, path: Path) -> Path:
     path.write_bytes(key.public_key().public_bytes(Encoding.PEM,
                                                    PublicFormat.SubjectPublicKeyInfo))
     return path
+
+
+@contextmanager
+def trace_services(root: Path, key: Ed25519PrivateKey) -> Iterator[tuple[str, str]]:
+    """A ledger bridge trusting ``key`` and a consumer app reading it, as processes on free
+    loopback ports under ``root``; yields ``(bridge_url, consumer_url)``. The consumer's
+    gateway address leads nowhere: trace pages never ask it."""
+    pem = write_gateway_key(key, root / "gateway.pub.pem")
+    bridge_port, consumer_port = free_port(), free_port()
+    bridge_url = f"http://127.0.0.1:{bridge_port}"
+    consumer_url = f"http://127.0.0.1:{consumer_port}"
+    bridge = ServiceProcess(tracepay_command(
+        "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
+        "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
+        health_url=f"{bridge_url}/healthz", startup_timeout=60)
+    consumer = ServiceProcess(tracepay_command(
+        "consumer", "--port", str(consumer_port), "--bridge-url", bridge_url,
+        "--gateway-url", f"http://127.0.0.1:{free_port()}"), log_path=root / "consumer.log",
+        health_url=f"{consumer_url}/healthz")
+    with bridge, consumer:
+        yield bridge_url, consumer_url
 
 
 def wait_for_trace(bridge_url: str, code: str, timeout: float = 30.0,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tracepay.broker import Broker
+from tracepay.testing import launch_chromium
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,13 @@ def fresh_broker(tmp_path: Path):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module's page tests (Playwright driving Debian's build)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -14,19 +14,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from market_protocol import canonical_json, merkle, signing
-from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay_command
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+from tracepay.testing import (
+    CHROMIUM_ARGS,
+    ServiceProcess,
+    free_port,
+    screenshot_dir,
+    tracepay_command,
+)
 
 
 @pytest.fixture(scope="module")

@@ -22,42 +22,19 @@ from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from consumer_scenario import FARM, STALL, Market, wait_for_trace, write_gateway_key  # noqa: E402
+from consumer_scenario import FARM, STALL, Market, trace_services, wait_for_trace  # noqa: E402
 from ledger_files import edit_record  # noqa: E402
 
 SCREENSHOTS = screenshot_dir()
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 STATES = "['verified','tampered','unavailable','none']"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     root = tmp_path_factory.mktemp("consumer-live")
     key = Ed25519PrivateKey.generate()
-    pem = write_gateway_key(key, root / "gateway.pub.pem")
-    bridge_port, consumer_port = free_port(), free_port()
-    bridge_url = f"http://127.0.0.1:{bridge_port}"
-    consumer_url = f"http://127.0.0.1:{consumer_port}"
-    bridge = ServiceProcess(tracepay_command(
-        "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
-        "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
-        health_url=f"{bridge_url}/healthz", startup_timeout=60)
-    consumer = ServiceProcess(tracepay_command(
-        "consumer", "--port", str(consumer_port), "--bridge-url", bridge_url,
-        "--gateway-url", f"http://127.0.0.1:{free_port()}"), log_path=root / "consumer.log",
-        health_url=f"{consumer_url}/healthz")
-    with bridge, consumer:
+    with trace_services(root, key) as (bridge_url, consumer_url):
         market = Market(key)
         codes = market.load(bridge_url, shoppers=5)
         yield {"bridge": bridge_url, "consumer": consumer_url, "codes": codes,

@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tracepay.testing import screenshot_dir, tracepay_command
+from tracepay.testing import launch_chromium, screenshot_dir, tracepay_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = screenshot_dir()
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 
 
@@ -82,8 +81,7 @@ def charged(demo):
 def phone():
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         context = chromium.new_context(viewport=PHONE, locale="en-US",
                                        extra_http_headers={"Accept-Language": "en-US"})
         yield context.new_page()

@@ -95,7 +95,7 @@ def rotate(device_id: str) -> Any:
 def claim(code: str) -> Any:
     if not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):
         raise ApiError(404, "unknown_code", "no such enrolment code")
-    rate_limit("scan_limiter", "claim:")
+    rate_limit("claim_limit_per_address")
     return jsonify(gateway().registry.claim(code))
 
 
@@ -122,7 +122,7 @@ def payment_return(payment_id: str) -> Any:
 @blueprint.post("/v1/payments/<payment_id>/query")
 def payment_query(payment_id: str) -> Any:
     """Ask the channel now (a shopper back from checkout before the notification)."""
-    rate_limit("notify_limiter")
+    rate_limit("notify_limit_per_address")
     payments = gateway().payments
     payment = payments.query(_payment(payment_id)["payment_id"], "query:api")
     return jsonify(payments.view(payment, detail=True))
@@ -130,7 +130,7 @@ def payment_query(payment_id: str) -> Any:
 
 @blueprint.post("/v1/notify/<channel>")
 def notify(channel: str) -> Any:
-    rate_limit("notify_limiter")
+    rate_limit("notify_limit_per_address")
     status, body, headers = gateway().payments.handle_notification(
         channel, dict(request.headers), request.get_data(cache=True))
     return Response(body, status=status, headers=dict(headers))
@@ -156,7 +156,7 @@ def manager_refund(payment_id: str) -> Any:
 @blueprint.post("/v1/devices/<device_id>/refunds")
 def device_refund(device_id: str) -> Any:
     """A refund the terminal asks for, authenticated by a MAC with its device key."""
-    rate_limit("notify_limiter")
+    rate_limit("notify_limit_per_address")
     gw = gateway()
     device = gw.registry.get(_device_id(device_id))
     if device is None:

@@ -13,9 +13,10 @@ from flask import Flask, request
 
 from market_protocol.http_errors import install_json_errors
 
-from .rate_limits import RateLimiter
+from .rate_limits import GatewayLimits
 from .scan_lane import ScanLane
 from .settings import load_gateway_settings
+from .trusted_proxies import TrustedProxies, parse_networks
 from .wiring import Gateway, build_gateway
 
 __all__ = ["create_app"]
@@ -31,10 +32,7 @@ def create_app(settings: Mapping[str, Any] | None = None,
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway"] = gateway
-    app.extensions["scan_limiter"] = RateLimiter(gateway.settings["scan_rate_per_s"])
-    app.extensions["notify_limiter"] = RateLimiter(gateway.settings["notify_rate_per_s"])
-    app.extensions["login_failures"] = RateLimiter(
-        gateway.settings["login_failure_rate_per_s"], burst=10)
+    limits = app.extensions["limits"] = GatewayLimits(app, gateway.settings)
     install_json_errors(app)
 
     from . import api_views, manager_web, scan_views
@@ -46,11 +44,17 @@ def create_app(settings: Mapping[str, Any] | None = None,
     @app.after_request
     def _headers(response):  # type: ignore[no-untyped-def]
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.status_code == 429 and "Retry-After" not in response.headers:
+            retry = (response.get_json(silent=True) or {}).get("retry_after_s")
+            response.headers["Retry-After"] = str(retry or 1)
         if response.status_code == 401 and request.path.startswith("/v1/"):
             response.headers["WWW-Authenticate"] = 'Basic realm="tracepay gateway"'
         return response
 
     # JSON scans (the hot path) are answered without Flask's request machinery.
-    app.wsgi_app = ScanLane(app.wsgi_app, gateway,  # type: ignore[method-assign]
-                            app.extensions["scan_limiter"])
+    lane = ScanLane(app.wsgi_app, gateway, limits)
+    # Outermost: the client address every limit sees is settled before anything else runs.
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        lane, parse_networks(gateway.settings.get("trusted_proxies", "")),
+        hops=max(1, int(gateway.settings.get("proxy_hops", 1))))
     return app

@@ -57,22 +57,22 @@ def require_manager() -> str:
 
 
 def check_manager_login(username: str, password: str) -> bool:
-    """Verify a manager's password; failures are counted per address and, past a burst,
-    answered 429 without even checking (password guessing is slowed to a crawl)."""
-    failures = current_app.extensions["login_failures"]
-    if failures.exhausted(client_key()):
-        raise ApiError(429, "rate_limited", "too many failed logins; wait a little")
+    """Verify a manager's password; failures are counted per address and per account in
+    the store every worker shares, and past a limit answered 429 without even checking
+    (``GatewayLimits.before_login``: guessing is slowed, the account never locked)."""
+    limits = current_app.extensions["limits"]
+    limits.before_login(username, client_key())
     if verify_manager(gateway().db, username, password):
         return True
-    failures.allow(client_key())
+    limits.login_failed(username, client_key())
     return False
 
 
 def client_key() -> str:
+    """The client's address (behind a trusted proxy, the one it forwarded)."""
     return request.remote_addr or "unknown"
 
 
-def rate_limit(name: str, scope: str = "") -> None:
-    """429 when the caller's bucket in limiter ``name`` (per ``scope``) is empty."""
-    if not current_app.extensions[name].allow(scope + client_key()):
-        raise ApiError(429, "rate_limited", "too many requests; slow down")
+def rate_limit(name: str) -> None:
+    """Count this request against limit ``name`` for the client's address (429 when spent)."""
+    current_app.extensions["limits"].hit(name, client_key())

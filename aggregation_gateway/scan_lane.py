@@ -3,7 +3,7 @@
 The scan landing is the gateway's hot path, and Flask's per-request work (request context,
 URL matching, response object, hooks) cost a good part of the CPU of a new scan. This WSGI
 wrapper answers a JSON scan itself (``Accept: application/json`` exactly, no query string)
-through the same functions the Flask view uses (``rate_limit`` buckets, ``scan_outcome``,
+through the same functions the Flask view uses (``scan_outcome`` with its rate limits,
 ``payment_json``) and writes the same bytes: the same JSON, the same error shapes, the
 same headers. Anything else (phones asking for HTML, ``?channel=``, other routes) goes to
 Flask untouched.
@@ -22,7 +22,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from market_protocol import ApiError
 from market_protocol.http_errors import error_body
 
-from .rate_limits import RateLimiter
+from .rate_limits import GatewayLimits
 from .scan_views import payment_json, scan_outcome
 from .wiring import Gateway
 
@@ -44,10 +44,10 @@ def _flask_json(value: dict[str, Any]) -> bytes:
 class ScanLane:
     """Wraps the Flask app's ``wsgi_app``."""
 
-    def __init__(self, flask_wsgi: WSGIApp, gw: Gateway, limiter: RateLimiter) -> None:
+    def __init__(self, flask_wsgi: WSGIApp, gw: Gateway, limits: GatewayLimits) -> None:
         self.flask_wsgi = flask_wsgi
         self.gw = gw
-        self.limiter = limiter
+        self.limits = limits
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -57,10 +57,11 @@ class ScanLane:
                 or environ.get("QUERY_STRING") or environ.get("SCRIPT_NAME")
                 or not _TOKEN.fullmatch(path, 3)):
             return self.flask_wsgi(environ, start_response)
+        retry_after = None
         try:
-            if not self.limiter.allow(environ.get("REMOTE_ADDR") or "unknown"):
-                raise ApiError(429, "rate_limited", "too many requests; slow down")
-            outcome = scan_outcome(self.gw, path[3:], environ.get("HTTP_USER_AGENT"), None)
+            outcome = scan_outcome(self.gw, path[3:], environ.get("HTTP_USER_AGENT"), None,
+                                   limits=self.limits,
+                                   client=environ.get("REMOTE_ADDR") or "unknown")
             if outcome.payment is None:
                 status = 300
                 body = _flask_json({"status": "choose_channel",
@@ -72,11 +73,14 @@ class ScanLane:
         except ApiError as exc:
             status, body = exc.status, _flask_json(error_body(exc.code, exc.message,
                                                               **exc.extra))
+            retry_after = exc.extra.get("retry_after_s")
         except Exception:
             log.exception("unhandled error")
             status, body = 500, _flask_json(error_body("internal_error",
                                                        "an internal error occurred"))
-        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-            ("X-Content-Type-Options", "nosniff")])
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                   ("X-Content-Type-Options", "nosniff")]
+        if status == 429:
+            headers.append(("Retry-After", str(retry_after or 1)))
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
         return [body]

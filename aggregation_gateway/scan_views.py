@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 
 from market_protocol import ApiError, format_fen
 
 from .channel_choice import choose_channel
-from .requests_in import gateway, rate_limit
+from .rate_limits import GatewayLimits
+from .requests_in import client_key, gateway
 from .wiring import Gateway
 
 __all__ = ["blueprint", "scan_outcome", "payment_json", "ScanOutcome"]
@@ -35,14 +36,20 @@ def _wants_json() -> bool:
 
 
 def _html_error(exc: ApiError) -> Any:
-    return render_template("scan_error.html", code=exc.code, message=exc.message), exc.status
+    """The refusal as a page in the shopper's language; a 429 says when to try again and
+    the page retries by itself once (``?retried=1`` marks the second try)."""
+    lang = request.args.get("lang") or request.accept_languages.best_match(["zh", "en"])
+    retry_after = exc.extra.get("retry_after_s")
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    return render_template("scan_error.html", code=exc.code, message=exc.message,
+                           retry_after_s=retry_after, lang="zh" if lang == "zh" else "en",
+                           retried=request.args.get("retried") == "1"), exc.status, headers
 
 
 @blueprint.get("/q/<token>")
 def scan(token: str) -> Any:
     wants_json = _wants_json()
     try:
-        rate_limit("scan_limiter")
         return _scan(token, wants_json)
     except ApiError as exc:
         if wants_json:
@@ -53,7 +60,8 @@ def scan(token: str) -> Any:
 def _scan(token: str, wants_json: bool) -> Any:
     gw = gateway()
     outcome = scan_outcome(gw, token, request.headers.get("User-Agent"),
-                           request.args.get("channel"))
+                           request.args.get("channel"), limits=current_app.extensions["limits"],
+                           client=client_key())
     if outcome.payment is None:
         payload, device = outcome.payload, outcome.device
         if wants_json:
@@ -85,13 +93,20 @@ class ScanOutcome:
 
 
 def scan_outcome(gw: Gateway, token: str, user_agent: str | None,
-                 requested: str | None) -> ScanOutcome:
+                 requested: str | None, *, limits: GatewayLimits, client: str) -> ScanOutcome:
     """The scan landing's work, from plain request values (the Flask view and the scan
-    lane both call it); refusals are ``ApiError``."""
+    lane both call it, so both count in the same limits); refusals are ``ApiError``."""
+    limits.before_scan(client, token)
     # The code itself first: a forged, replayed, expired or voided QR gets its own answer
     # whatever the state of the channels.
-    checked = gw.payments.verify_scan(token)
+    try:
+        checked = gw.payments.verify_scan(token)
+    except ApiError as exc:
+        if exc.status < 500:
+            limits.scan_refused(client)
+        raise
     payload, device, existing = checked
+    limits.verified_scan(payload.device_id)
     if requested is not None and requested not in gw.channels:
         raise ApiError(400, "unknown_channel", f"channel must be one of "
                        f"{', '.join(sorted(gw.channels)) or '(none configured)'}")

@@ -12,6 +12,8 @@ from typing import Any
 
 from market_protocol.settings import Setting, load_settings, parse_bool
 
+from .trusted_proxies import parse_networks
+
 __all__ = ["GATEWAY_SETTINGS", "load_gateway_settings", "public_view"]
 
 
@@ -20,6 +22,12 @@ def _url(text: str) -> str:
     if text and not text.startswith(("http://", "https://")):
         raise ValueError(f"{text!r} is not an http(s) URL")
     return text
+
+
+def parse_networks_text(text: str) -> str:
+    """Checked at load time (a typo must not silently trust nobody), kept as text."""
+    parse_networks(text)
+    return str(text).strip()
 
 
 GATEWAY_SETTINGS: tuple[Setting, ...] = (
@@ -66,12 +74,31 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("pay_window_s", 60, "After this long pending (and past the QR's lifetime) the "
             "order is closed at the channel and expired.", int),
     Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders.", float),
-    Setting("scan_rate_per_s", 50.0, "Scan landings per second allowed per client address "
-            "(token bucket; 0 disables).", float),
-    Setting("notify_rate_per_s", 200.0, "Notifications per second allowed per client "
-            "address (0 disables).", float),
-    Setting("login_failure_rate_per_s", 0.5, "After a burst of 10 failed manager logins from "
-            "one address, allow one more try this often (per second).", float),
+    Setting("trusted_proxies", "", "Reverse proxies (addresses or networks, comma "
+            "separated) whose X-Forwarded-For/-Proto are believed; from anyone else those "
+            "headers are ignored. Empty: no proxy is trusted.", parse_networks_text),
+    Setting("proxy_hops", 1, "How many trusted proxies stand in a row in front of the "
+            "gateway.", int),
+    Setting("rate_limit_storage_uri", "", "Where every worker counts rate limits: empty is "
+            "a SQLite file in data_dir; or a limits storage URI (redis://, memcached://).",
+            secret=True),
+    Setting("scan_limit_per_address", "300/second", "Scan landings per client address: a "
+            "flood ceiling only (a market's phones share one address). Empty disables."),
+    Setting("scan_limit_per_token", "20/minute", "Scans of one QR code (replays, scraping)."),
+    Setting("scan_limit_per_device", "120/minute", "Scans of one terminal's genuine codes "
+            "(counted after the MAC verified)."),
+    Setting("scan_refusals_per_address", "120/minute", "Refused scans (forged, expired, "
+            "replayed codes) per client address; past it refused codes get a bare 429, "
+            "genuine codes still pass."),
+    Setting("claim_limit_per_address", "30/minute", "Enrolment code claims per address."),
+    Setting("notify_limit_per_address", "200/second", "Notifications, queries and terminal "
+            "refunds per client address."),
+    Setting("login_failures_per_address", "30/10minutes", "Failed manager logins per client "
+            "address before its logins are refused."),
+    Setting("login_failures_per_account_address", "5/minute", "Failed logins of one "
+            "account from one address."),
+    Setting("login_failures_per_account", "100/hour", "Failed logins of one account from "
+            "everywhere; past it only addresses with no failure against it may try."),
     Setting("session_lifetime_s", 8 * 3600, "Manager web session lifetime.", int),
     Setting("auto_reconcile", True, "Reconcile yesterday (UTC) against the platform's "
             "statement once a day, after reconcile_after_s past midnight.", parse_bool),

@@ -130,7 +130,10 @@ def main() -> None:
             "--data-dir", str(root / "platform"), "--workers", str(args.platform_workers)),
             log_path=root / "platform.log", health_url=f"{platform_url}/healthz",
             env={**os.environ, "TRACEPAY_SANDBOX_PLATFORM_THREADS": str(args.platform_threads)})
-        env = {"TRACEPAY_GATEWAY_SCAN_RATE_PER_S": "0", "TRACEPAY_GATEWAY_THREADS":
+        # Every limit counts (the real cost), none refuses one client scanning at full speed.
+        env = {"TRACEPAY_GATEWAY_SCAN_LIMIT_PER_ADDRESS": "100000000/second",
+               "TRACEPAY_GATEWAY_SCAN_LIMIT_PER_DEVICE": "100000000/second",
+               "TRACEPAY_GATEWAY_THREADS":
                str(args.threads), "TRACEPAY_GATEWAY_QUERY_AFTER_S": "600",
                "TRACEPAY_LOG_LEVEL": "WARNING"}
         gateway = ServiceProcess(tracepay_command(

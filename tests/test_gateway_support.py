@@ -69,8 +69,10 @@ class ServedGateway:
         self.url = f"http://127.0.0.1:{self.port}"
         base = {"data_dir": str(tmp_path / "gateway"), "port": self.port,
                 "platform_url": platform_url, "manager_user": MANAGER[0],
-                "manager_password": MANAGER[1], "scan_rate_per_s": 0.0,
-                "notify_rate_per_s": 0.0, "platform_app_id": "gw-" + secrets.token_hex(4)}
+                "manager_password": MANAGER[1], "scan_limit_per_address": "",
+                "scan_limit_per_token": "", "scan_limit_per_device": "",
+                "scan_refusals_per_address": "", "notify_limit_per_address": "",
+                "platform_app_id": "gw-" + secrets.token_hex(4)}
         base.update(overrides)
         self.settings = load_gateway_settings(overrides=base, environ={})
         if platform_url:

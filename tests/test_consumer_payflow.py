@@ -1,7 +1,7 @@
 """The shopper's pay flow clicked through in headless Chromium, every part a real process.
 
 Mosquitto, the sandbox payment platform, the gateway (with ``--consumer-url``), the ledger
-bridge and the consumer app run as the demo runs them (``tracepay.demo.DemoSystem``), with
+bridge and the consumer app run as the demo runs them (``tracepay.demo_system.DemoSystem``), with
 the demo's farm → wholesaler → stall supply chain paid first; a headless terminal at the
 stall then charges one sale. The phone then opens the QR's URL, sees items and origin
 on the consumer's pay page, taps Pay, pays at the platform's checkout, lands on the receipt,
@@ -30,8 +30,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    from tracepay.demo import DemoSystem
     from tracepay.demo_market import STALL, seed_supply_chain
+    from tracepay.demo_system import DemoSystem
 
     system = DemoSystem(tmp_path_factory.mktemp("payflow"))
     try:

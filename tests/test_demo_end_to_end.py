@@ -8,6 +8,7 @@ trades, the bridge writes them to the three-node ledger, and the ledger is verif
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from tracepay.testing import tracepay_command
 pytestmark = pytest.mark.timeout(600)
 
 
-def run_demo(tmp_path: Path, sales: int) -> tuple[subprocess.CompletedProcess, dict]:
+def run_demo(tmp_path: Path, sales: int, *, timeout_s: int = 240,
+             env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     completed = subprocess.run(
         tracepay_command("demo", "--headless", "--sales", str(sales), "--json",
-                         "--data-dir", str(tmp_path / "demo"), "--timeout", "240"),
-        capture_output=True, text=True, timeout=500)
+                         "--data-dir", str(tmp_path / "demo"), "--timeout", str(timeout_s)),
+        capture_output=True, text=True, timeout=timeout_s + 300,
+        env={**os.environ, **(env or {})})
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no JSON summary\nstdout:{completed.stdout[-3000:]}\nstderr:{completed.stderr[-3000:]}"
     return completed, json.loads(lines[-1])
@@ -101,3 +104,36 @@ def test_sigterm_stops_every_service_the_demo_started(tmp_path):
         base = "/".join(url.split("/")[:3])
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{base}/healthz", timeout=2)
+
+
+def test_a_thousand_sales_all_paid_on_a_verified_ledger(tmp_path: Path) -> None:
+    """At volume: a thousand shoppers, each from its own loopback address, under the
+    gateway's production rate limits; the run ends when every sale is settled."""
+    completed, summary = run_demo(tmp_path, 1000, timeout_s=400)
+    assert completed.returncode == 0, (summary.get("failure_reasons"), completed.stderr[-3000:])
+    assert summary["ended"] == "all_settled"
+    assert summary["charged"] == summary["paid"] == summary["on_ledger"] == 1000
+    assert summary["traced_to_farm"] == 1000
+    assert summary["failed"] == 0 and summary["failures"] == []
+    assert summary["ledger_verified"] is True and summary["ok"] is True
+    assert summary["paid_per_s"] > 0
+    latency = summary["charge_to_ledger_ms"]
+    assert 0 < latency["p50"] <= latency["p99"]
+
+
+def test_shoppers_who_cannot_pay_end_the_run_at_once_with_their_reason(
+        tmp_path: Path) -> None:
+    """Only 3 of 8 codes may be scanned (the terminal's limit, set for this run): the
+    other 5 shoppers are refused for an hour, so the demo stops as soon as they give up
+    instead of waiting out its timeout, and says why, sale by sale."""
+    completed, summary = run_demo(tmp_path, 8, timeout_s=3000, env={
+        "TRACEPAY_GATEWAY_SCAN_LIMIT_PER_DEVICE": "3/hour"})
+    assert completed.returncode == 1
+    assert summary["ended"] == "all_settled"
+    assert summary["paid"] == summary["on_ledger"] == 3
+    assert summary["failed"] == 5 and summary["ok"] is False
+    assert {f["step"] for f in summary["failures"]} == {"scan"}
+    assert {f["http_status"] for f in summary["failures"]} == {429}
+    assert all(f["reason"].startswith("rate_limited") for f in summary["failures"])
+    assert "5 of 8 sales not paid" in completed.stderr
+    assert "rate_limited" in completed.stderr

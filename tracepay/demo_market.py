@@ -8,6 +8,7 @@ then trace back through the wholesaler to the farm.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +17,10 @@ from typing import Any
 
 import requests
 
-__all__ = ["Business", "FARM", "WHOLESALER", "STALL", "seed_supply_chain", "wait_for_traces"]
+from .demo_ledger import wait_for_traces
+from .demo_shoppers import SimulatedShopper
+
+__all__ = ["Business", "FARM", "WHOLESALER", "STALL", "seed_supply_chain", "stock_for"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,18 @@ STALL = Business("stall-a12", "Auntie Li's Vegetables", "retail_market", "auntie
 #: grams to a few kilograms, or a few pieces.
 FARM_KG, FARM_PIECES = 400, 2000
 WHOLESALE_KG, WHOLESALE_PIECES = 60, 300
+#: What one simulated sale takes of each product at most, on average over many sales
+#: (``pos_terminal.simulator.random_cart``: up to 4 of the products, 0.1-3 kg or 1-3
+#: pieces each), with a margin: the stall never sells more than it bought.
+KG_PER_SALE, PIECES_PER_SALE = 0.6, 1
+
+
+def stock_for(sales: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(farm kg, pieces), (wholesale kg, pieces): enough for ``sales`` shoppers' sales."""
+    wholesale = (max(WHOLESALE_KG, math.ceil(sales * KG_PER_SALE)),
+                 max(WHOLESALE_PIECES, sales * PIECES_PER_SALE))
+    farm = (max(FARM_KG, wholesale[0]), max(FARM_PIECES, wholesale[1]))
+    return farm, wholesale
 
 
 def _register_payers(bridge_url: str, admin_token: str) -> None:
@@ -59,8 +75,6 @@ def _bulk_sale(data_dir: Path, system: Any, seller: Business, buyer: Business,
     from pos_terminal.cart import Cart
     from pos_terminal.provisioning import claim_enrolment, save_enrolment
     from pos_terminal.terminal import Terminal
-
-    from .demo import SimulatedShopper
 
     enrolment = system.enrol(seller.enrolment_body())
     terminal_dir = data_dir / seller.merchant_id
@@ -92,36 +106,13 @@ def _bulk_sale(data_dir: Path, system: Any, seller: Business, buyer: Business,
         terminal.close()
 
 
-def wait_for_traces(bridge_url: str, trace_codes: list[str],
-                    deadline: float) -> dict[str, dict[str, Any]]:
-    """Poll the bridge until each code's trace answers (or ``deadline``, monotonic time);
-    returns the traces found, by code."""
-    pending, found = list(trace_codes), {}
-    session = requests.Session()
-    while pending and time.monotonic() < deadline:
-        still = []
-        for code in pending:
-            try:
-                answer = session.get(f"{bridge_url}/v1/trace/{code}", timeout=5)
-            except requests.RequestException:
-                answer = None
-            if answer is not None and answer.status_code == 200:
-                found[code] = answer.json()
-            else:
-                still.append(code)
-        pending = still
-        if pending:
-            time.sleep(0.2)
-    return found
-
-
-def seed_supply_chain(system: Any, admin_token: str) -> dict[str, str]:
-    """Farm -> wholesaler -> stall, each a paid trade on the ledger; returns their trace codes."""
+def seed_supply_chain(system: Any, admin_token: str, sales: int = 0) -> dict[str, str]:
+    """Farm -> wholesaler -> stall, each a paid trade on the ledger, with stock for
+    ``sales`` retail sales; returns their trace codes."""
     _register_payers(system.urls["bridge"], admin_token)
     upstream = system.data_dir / "upstream"
+    farm, wholesale = stock_for(sales)
     return {
-        "farm_to_wholesaler": _bulk_sale(upstream, system, FARM, WHOLESALER, FARM_KG,
-                                         FARM_PIECES),
-        "wholesaler_to_stall": _bulk_sale(upstream, system, WHOLESALER, STALL, WHOLESALE_KG,
-                                          WHOLESALE_PIECES),
+        "farm_to_wholesaler": _bulk_sale(upstream, system, FARM, WHOLESALER, *farm),
+        "wholesaler_to_stall": _bulk_sale(upstream, system, WHOLESALER, STALL, *wholesale),
     }

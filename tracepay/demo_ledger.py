@@ -1,0 +1,157 @@
+"""The demo's view of the ledger: follow paid sales onto it, and verify it at rest.
+
+The watcher asks the bridge's public trace API (as a shopper's phone would) for each paid
+sale until it answers, and takes the time a sale reached the ledger from the block that
+holds it (``time_ms`` in the signed block header), not from when the watcher happened to
+look: polling speed does not distort the charge-to-ledger figure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .testing import tracepay_command
+
+__all__ = ["LedgerWatcher", "OnLedger", "verify_ledger", "wait_for_traces"]
+
+
+@dataclass(frozen=True)
+class OnLedger:
+    """What the run keeps of one sale's trace (not the whole trace: 10,000 of them add up)."""
+
+    charge_to_ledger_ms: float | None
+    paid_to_ledger_ms: float | None
+    reaches_a_farm: bool
+
+
+def _on_ledger(trace: dict[str, Any], charged_ms: int, paid_ms: int) -> OnLedger:
+    trade_id = trace.get("record", {}).get("trade_id")
+    block_ms = next((proof["block"]["header"].get("time_ms")
+                     for proof in trace.get("proofs", [])
+                     if proof.get("leaf", {}).get("record_id") == trade_id), None)
+    def since(start_ms: int) -> float | None:
+        return float(block_ms - start_ms) if block_ms is not None and start_ms else None
+
+    farm = any(link.get("seller", {}).get("org") == "production_base"
+               for link in trace.get("chain", []))
+    return OnLedger(since(charged_ms), since(paid_ms), farm)
+
+
+class LedgerWatcher:
+    """A background thread polling the trace API for every code it is given."""
+
+    def __init__(self, bridge_url: str, *, settle_s: float = 0.2,
+                 on_found: Callable[[int], None] | None = None) -> None:
+        self.bridge_url = bridge_url
+        self.on_found = on_found
+        self.settle_s = settle_s
+        self._pending: deque[tuple[str, int, int, float]] = deque()
+        self._found: dict[str, OnLedger] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="ledger-watcher", daemon=True)
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, trace_code: str, charged_ms: int = 0, paid_ms: int = 0) -> None:
+        """Follow ``trace_code``; the times (wall-clock ms, 0 unknown) it was charged and paid."""
+        with self._cond:
+            self._pending.append((trace_code, charged_ms, paid_ms,
+                                  time.monotonic() + self.settle_s))
+            self._cond.notify()
+
+    def _next(self) -> tuple[str, int, int, float] | None:
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait(0.5)
+            if self._stopping:
+                return None
+            return self._pending.popleft()
+
+    def _loop(self) -> None:
+        while (item := self._next()) is not None:
+            code, charged_ms, paid_ms, not_before = item
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            trace = self._fetch(code)
+            with self._cond:
+                if trace is None:
+                    self._pending.append((code, charged_ms, paid_ms,
+                                          time.monotonic() + self.settle_s))
+                else:
+                    self._found[code] = _on_ledger(trace, charged_ms, paid_ms)
+                    self._cond.notify_all()
+                count = len(self._found)
+            if trace is not None and self.on_found:
+                self.on_found(count)
+
+    def _fetch(self, code: str) -> dict[str, Any] | None:
+        try:
+            answer = self._session.get(f"{self.bridge_url}/v1/trace/{code}", timeout=10)
+        except requests.RequestException:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
+    def wait_for(self, count: int, deadline: float) -> bool:
+        """Block until ``count`` codes are on the ledger or ``deadline`` (monotonic)."""
+        with self._cond:
+            while len(self._found) < count and time.monotonic() < deadline:
+                self._cond.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            return len(self._found) >= count
+
+    def found(self) -> dict[str, OnLedger]:
+        with self._cond:
+            return dict(self._found)
+
+    def latencies_ms(self, since: str = "charge") -> list[float]:
+        """Every found sale's time to the ledger from its ``charge`` or its ``paid`` result."""
+        values = (getattr(seen, f"{since}_to_ledger_ms") for seen in self.found().values())
+        return sorted(value for value in values if value is not None)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+        self._session.close()
+
+
+def wait_for_traces(bridge_url: str, trace_codes: list[str],
+                    deadline: float) -> dict[str, OnLedger]:
+    """Until each code's trace answers or ``deadline`` (monotonic); the ones found."""
+    watcher = LedgerWatcher(bridge_url, settle_s=0.0)
+    watcher.start()
+    try:
+        for code in trace_codes:
+            watcher.add(code)
+        watcher.wait_for(len(trace_codes), deadline)
+        return watcher.found()
+    finally:
+        watcher.stop()
+
+
+def verify_ledger(bridge_dir: Path) -> dict[str, Any]:
+    """Run ``tracepay ledger verify`` as a user would; its JSON and exit status."""
+    completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir",
+                                                str(bridge_dir)),
+                               capture_output=True, text=True, timeout=900)
+    try:
+        report = json.loads(completed.stdout)
+    except ValueError:
+        report = {"output": completed.stdout[-2000:], "stderr": completed.stderr[-2000:]}
+    return {"ok": completed.returncode == 0, "report": report}

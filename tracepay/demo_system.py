@@ -1,0 +1,123 @@
+"""The demo's running services: broker, sandbox platform, gateway, bridge, consumer app.
+
+Each is a separate process on a free loopback port, started in dependency order and
+stopped by ``stop`` (the same processes a market runs, on embedded defaults).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .broker import Broker
+from .testing import ServiceProcess, free_port, tracepay_command
+
+__all__ = ["DemoSystem", "DEMO_GATEWAY_LIMITS"]
+
+#: The demo's one terminal rings up a whole market's sales (thousands a minute), far past
+#: what one real stall's codes are scanned: its per-terminal scan limit is raised to fit
+#: (unless the environment sets it). Every other limit keeps its production default.
+DEMO_GATEWAY_LIMITS = {"TRACEPAY_GATEWAY_SCAN_LIMIT_PER_DEVICE": "1000000/minute"}
+
+
+@dataclass
+class DemoSystem:
+    """The running services of one demo; ``start`` brings them up in dependency order."""
+
+    data_dir: Path
+    manager_user: str = "manager"
+    manager_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    bridge_admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mqtt_gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mqtt_bridge_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    broker: Broker | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def _service(self, name: str, *args: str, port: int,
+                 env: dict[str, str] | None = None) -> ServiceProcess:
+        url = f"http://127.0.0.1:{port}"
+        process = ServiceProcess(tracepay_command(*args), log_path=self.data_dir / "logs" /
+                                 f"{name}.log", health_url=f"{url}/healthz",
+                                 startup_timeout=60, env=env)
+        self.services[name] = process
+        process.start()
+        self.urls[name] = url
+        return process
+
+    def start(self, *, log: Any = None) -> DemoSystem:
+        say = log or (lambda _text: None)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The broker admits only users the gateway writes: itself, the bridge, and each
+        # enrolled terminal, each confined by the ACL to its own topics.
+        broker_dir = self.data_dir / "broker"
+        self.broker = Broker(broker_dir, password_file=broker_dir / "passwords",
+                             acl_file=broker_dir / "acl").start()
+        self.urls["mqtt"] = self.broker.url
+        say(f"broker ({self.broker.implementation}) on {self.broker.url}")
+        mqtt = ["--mqtt-host", self.broker.host, "--mqtt-port", str(self.broker.port)]
+        ports = {name: free_port() for name in ("platform", "gateway", "bridge", "consumer")}
+        gateway_url = f"http://127.0.0.1:{ports['gateway']}"
+        consumer_url = f"http://127.0.0.1:{ports['consumer']}"
+        self._service("platform", "sandbox-platform", "--host", "127.0.0.1",
+                      "--port", str(ports["platform"]),
+                      "--data-dir", str(self.data_dir / "platform"), port=ports["platform"])
+        say(f"sandbox payment platform on {self.urls['platform']}")
+        self._service("gateway", "gateway", "--host", "127.0.0.1", "--port",
+                      str(ports["gateway"]), "--data-dir", str(self.data_dir / "gateway"),
+                      "--public-url", gateway_url, "--platform-url", self.urls["platform"],
+                      "--consumer-url", consumer_url, "--manager-user", self.manager_user,
+                      "--mqtt-username", "tracepay-gateway",
+                      "--mosquitto-password-file", str(broker_dir / "passwords"),
+                      "--mosquitto-acl-file", str(broker_dir / "acl"),
+                      "--mosquitto-pid-file", str(broker_dir / "broker.pid"), *mqtt,
+                      port=ports["gateway"],
+                      env={**DEMO_GATEWAY_LIMITS, **{
+                               name: os.environ[name] for name in DEMO_GATEWAY_LIMITS
+                               if name in os.environ},
+                           "TRACEPAY_GATEWAY_MANAGER_PASSWORD": self.manager_password,
+                           "TRACEPAY_GATEWAY_MQTT_PASSWORD": self.mqtt_gateway_password,
+                           "TRACEPAY_GATEWAY_MQTT_BRIDGE_USERNAME": "tracepay-bridge",
+                           "TRACEPAY_GATEWAY_MQTT_BRIDGE_PASSWORD": self.mqtt_bridge_password})
+        say(f"gateway on {gateway_url}")
+        self._service("bridge", "bridge", "--host", "127.0.0.1", "--port", str(ports["bridge"]),
+                      "--data-dir", str(self.data_dir / "bridge"), "--gateway-url",
+                      gateway_url, "--mqtt-username", "tracepay-bridge", *mqtt,
+                      port=ports["bridge"],
+                      env={"TRACEPAY_BRIDGE_ADMIN_TOKEN": self.bridge_admin_token,
+                           "TRACEPAY_BRIDGE_MQTT_PASSWORD": self.mqtt_bridge_password})
+        say(f"ledger bridge on {self.urls['bridge']}")
+        self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
+                      str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",
+                      self.urls["bridge"], port=ports["consumer"])
+        say(f"consumer app on {consumer_url}")
+        return self
+
+    def enrol(self, merchant: dict[str, str], device_id: str | None = None) -> dict[str, Any]:
+        """Enrol a terminal as the manager would; returns the gateway's answer (with code)."""
+        body = dict(merchant)
+        if device_id:
+            body["device_id"] = device_id
+        response = requests.post(f"{self.urls['gateway']}/v1/devices", json=body, timeout=10,
+                                 auth=(self.manager_user, self.manager_password))
+        if response.status_code != 201:
+            raise RuntimeError(f"enrolment refused: {response.status_code} {response.text}")
+        return response.json()
+
+    def stop_service(self, name: str) -> None:
+        process = self.services.pop(name, None)
+        if process:
+            process.stop()
+
+    def stop(self) -> None:
+        for name in ("consumer", "gateway", "bridge", "platform"):
+            self.stop_service(name)
+        for name in list(self.services):
+            self.stop_service(name)
+        if self.broker:
+            self.broker.stop()

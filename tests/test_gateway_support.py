@@ -72,6 +72,9 @@ class ServedGateway:
                 "manager_password": MANAGER[1], "scan_limit_per_address": "",
                 "scan_limit_per_token": "", "scan_limit_per_device": "",
                 "scan_refusals_per_address": "", "notify_limit_per_address": "",
+                # Off unless a test is about them (fuzzers send many bad logins).
+                "login_failures_per_address": "", "login_failures_per_account_address": "",
+                "login_failures_per_account": "",
                 "platform_app_id": "gw-" + secrets.token_hex(4)}
         base.update(overrides)
         self.settings = load_gateway_settings(overrides=base, environ={})

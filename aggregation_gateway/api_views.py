@@ -91,6 +91,14 @@ def rotate(device_id: str) -> Any:
     return jsonify(gateway().registry.rotate(_device_id(device_id)))
 
 
+@blueprint.put("/v1/merchants/<merchant_id>/name")
+def rename_merchant(merchant_id: str) -> Any:
+    require_manager()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", merchant_id):
+        raise ApiError(404, "unknown_merchant", "no such merchant")
+    return jsonify(gateway().registry.rename_merchant(merchant_id, json_object()))
+
+
 @blueprint.post("/v1/enrolments/<code>/claim")
 def claim(code: str) -> Any:
     if not re.fullmatch(r"[A-Za-z0-9]{4,32}", code):

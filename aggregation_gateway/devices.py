@@ -29,6 +29,23 @@ ENROL_FIELDS: dict[str, Field] = {
                        pattern=r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"),
 }
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a stall
+#: Device ids and the services' broker users share one namespace (the broker's user
+#: names, which are also client ids): every name with this prefix belongs to a service.
+RESERVED_PREFIX = "tracepay"
+RENAME_FIELDS: dict[str, Field] = {"merchant_name": ENROL_FIELDS["merchant_name"]}
+
+
+def service_users(settings: dict[str, Any]) -> set[str]:
+    """The broker users of the services (gateway, bridge) in this configuration."""
+    return {name for name in (settings.get("mqtt_username"),
+                              settings.get("mqtt_bridge_username")) if name}
+
+
+def is_reserved(device_id: str, settings: dict[str, Any]) -> bool:
+    """Whether ``device_id`` is, or could pass for, a service's broker user."""
+    folded = device_id.casefold()
+    return (folded.startswith(RESERVED_PREFIX)
+            or folded in {name.casefold() for name in service_users(settings)})
 
 
 def _code_hash(code: str) -> str:
@@ -80,9 +97,11 @@ class DeviceRegistry:
         """(username, password) of every device that may connect: claimed and not revoked."""
         rows = self.db.conn.execute(
             "SELECT device_id, key_version FROM devices WHERE status = 'active'").fetchall()
+        # A device enrolled under a service's name before names were reserved never gets
+        # a broker login: it would shadow the service.
         return [(row["device_id"], mqtt_password(self.device_key(row["device_id"],
                                                                  row["key_version"])))
-                for row in rows]
+                for row in rows if not is_reserved(row["device_id"], self.settings)]
 
     # -- changes --------------------------------------------------------------------------
     def enrol(self, body: Any) -> dict[str, Any]:
@@ -92,6 +111,9 @@ class DeviceRegistry:
             raise ApiError(400, "invalid_request", str(exc)) from None
         merchant_id, merchant_name, org = body["merchant_id"], body["merchant_name"], body["org"]
         device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"
+        if is_reserved(device_id, self.settings):
+            raise ApiError(400, "reserved_name", f"{device_id!r} is reserved for the "
+                           f"services; device ids may not start with {RESERVED_PREFIX!r}")
         code = _new_code()
         now = now_ms()
         expires = now + self.settings["enrolment_code_ttl_s"] * 1000
@@ -101,9 +123,13 @@ class DeviceRegistry:
             if existing and existing["org"] != org:
                 raise ApiError(409, "merchant_conflict",
                                f"merchant {merchant_id} is enrolled as {existing['org']}")
+            # An existing merchant keeps its name: enrolling one more terminal is not a
+            # rename (that is ``rename_merchant``, a manager action of its own).
             conn.execute("INSERT INTO merchants (merchant_id, name, org) VALUES (?, ?, ?) "
-                         "ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name",
+                         "ON CONFLICT (merchant_id) DO NOTHING",
                          (merchant_id, merchant_name, org))
+            merchant_name = conn.execute("SELECT name FROM merchants WHERE merchant_id = ?",
+                                         (merchant_id,)).fetchone()["name"]
             if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
                 raise ApiError(409, "device_exists",
                                f"device {device_id} is already enrolled; rotate its key instead")
@@ -113,7 +139,24 @@ class DeviceRegistry:
             conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, 1, ?, NULL)",
                          (_code_hash(code), device_id, expires))
         return {"device_id": device_id, "key_version": 1, "enrolment_code": code,
-                "expires_at_ms": expires, "merchant_id": merchant_id}
+                "expires_at_ms": expires, "merchant_id": merchant_id,
+                "merchant_name": merchant_name}
+
+    def rename_merchant(self, merchant_id: str, body: Any) -> dict[str, Any]:
+        """The manager renames a merchant (its terminals see the new name on next claim)."""
+        try:
+            check(RENAME_FIELDS, body)
+        except SchemaError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        with transaction(self.db.conn) as conn:
+            cursor = conn.execute("UPDATE merchants SET name = ? WHERE merchant_id = ?",
+                                  (body["merchant_name"], merchant_id))
+            if cursor.rowcount == 0:
+                raise ApiError(404, "unknown_merchant", f"no merchant {merchant_id}")
+            row = conn.execute("SELECT merchant_id, name, org FROM merchants WHERE "
+                               "merchant_id = ?", (merchant_id,)).fetchone()
+        return {"merchant_id": row["merchant_id"], "merchant_name": row["name"],
+                "org": row["org"]}
 
     def claim(self, code: str) -> dict[str, Any]:
         now = now_ms()

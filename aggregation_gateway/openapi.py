@@ -74,7 +74,7 @@ _SCHEMAS: dict[str, Any] = {
     }, {"device_id": _STR, "seq": _INT, "sale_id": _NSTR, "paid_at_ms": _NINT,
         "created_at_ms": _INT}),
     "Enrolment": _obj({"device_id": _STR, "key_version": _INT, "enrolment_code": _STR,
-                       "expires_at_ms": _INT}, {"merchant_id": _STR}),
+                       "expires_at_ms": _INT}, {"merchant_id": _STR, "merchant_name": _STR}),
     "EnrolRequest": _obj({
         "merchant_id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"},
         "merchant_name": {"type": "string", "minLength": 1, "maxLength": 120,
@@ -143,6 +143,16 @@ def _paths() -> dict[str, Any]:
                     "responses": {"200": _json(_obj({"devices": {
                         "type": "array", "items": {"$ref": "#/components/schemas/Device"}}})),
                         **_errors(401, 429)}}},
+        "/v1/merchants/{merchant_id}/name": {"put": {
+            "summary": "Rename a merchant (manager); enrolling a terminal never does",
+            "security": basic,
+            "parameters": [_path("merchant_id", "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")],
+            "requestBody": _body(_obj({"merchant_name": {
+                "type": "string", "minLength": 1, "maxLength": 120, "pattern": "\\S"}},
+                closed=True)),
+            "responses": {"200": _json(_obj({"merchant_id": _STR, "merchant_name": _STR,
+                                             "org": _STR})),
+                          **_errors(400, 401, 404, 413, 415, 429)}}},
         "/v1/devices/{device_id}/revoke": {"post": {
             "summary": "Revoke a terminal: its QR codes are refused at once (manager)",
             "security": basic, "parameters": [device_id],

@@ -62,6 +62,10 @@ def render_mosquitto_conf(*, host: str, port: int, data_dir: Path,
     ]
     if password_file:
         lines.append(f"password_file {password_file}")
+        # The client id is the authenticated user name, whatever the client asks for: a
+        # device cannot connect as "tracepay-bridge", kick the bridge off and, with a clean
+        # session, erase the trades queued for it.
+        lines.append("use_username_as_clientid true")
     if acl_file:
         lines.append(f"acl_file {acl_file}")
     return "\n".join(lines) + "\n"

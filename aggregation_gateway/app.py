@@ -30,6 +30,7 @@ def create_app(settings: Mapping[str, Any] | None = None,
         gateway = build_gateway(settings if settings is not None else load_gateway_settings())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.config["TRACEPAY_INSECURE_DEMO"] = bool(gateway.settings.get("insecure_demo"))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway"] = gateway
     limits = app.extensions["limits"] = GatewayLimits(app, gateway.settings)

@@ -103,6 +103,8 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
 @click.option("--mosquitto-password-file", help="Mosquitto password file to write.")
 @click.option("--mosquitto-acl-file", help="Mosquitto ACL file to write.")
 @click.option("--mosquitto-pid-file", help="Mosquitto pid file (SIGHUP after writing).")
+@click.option("--insecure-demo/--no-insecure-demo", default=None,
+              help="Run even on a broker that admits anyone (amqtt); pages say so.")
 def gateway(config: str | None, **flags: Any) -> None:
     """Run the aggregation gateway: scan landing, payments, devices, MQTT link.
 
@@ -128,6 +130,13 @@ def gateway(config: str | None, **flags: Any) -> None:
         path = register_at_platform(settings, parts.signing_key)
         log.info("registered at %s; platform key in %s", settings["platform_url"], path)
     parts.write_mqtt_auth()
+    from .broker_check import BrokerAdmitsStrangers, check_broker
+
+    try:
+        if check_broker(settings):
+            log.warning("INSECURE DEMO: the MQTT broker admits anyone")
+    except BrokerAdmitsStrangers as exc:
+        raise click.ClickException(str(exc)) from None
     log.info("gateway settings: %s", json.dumps(public_view(settings), default=str))
     workers = max(1, settings["workers"])
     supervisor: _Supervisor | None = None

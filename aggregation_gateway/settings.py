@@ -45,6 +45,9 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("consumer_url", "", "Consumer app base URL: scan landing hands off there and "
             "the platform returns the shopper to its receipt page.", _url),
     Setting("mqtt_host", "", "MQTT broker host; empty disables the MQTT link."),
+    Setting("insecure_demo", False, "Run even on a broker that admits anyone although "
+            "password files are configured (the amqtt fallback); every page then says so. "
+            "Never in a market.", parse_bool),
     Setting("mqtt_port", 1883, "MQTT broker port.", int),
     Setting("mqtt_username", "", "The gateway's MQTT user name."),
     Setting("mqtt_password", "", "The gateway's MQTT password.", secret=True),

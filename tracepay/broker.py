@@ -87,12 +87,14 @@ class Broker:
     """One broker process on a loopback port; restartable with the same state.
 
     ``implementation`` is ``"mosquitto"``, ``"amqtt"`` or ``"auto"`` (mosquitto if present).
+    amqtt cannot enforce Mosquitto's password file and ACL, so with a password file it runs
+    only when ``insecure_demo`` says so (and the gateway then shows it on every page).
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, host: str = "127.0.0.1",
                  port: int | None = None, password_file: str | os.PathLike[str] | None = None,
                  acl_file: str | os.PathLike[str] | None = None,
-                 implementation: str = "auto") -> None:
+                 implementation: str = "auto", insecure_demo: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port()
@@ -104,6 +106,10 @@ class Broker:
         if implementation == "mosquitto" and not binary:
             raise RuntimeError("mosquitto is not installed: apt-get install mosquitto, "
                                "or use implementation='amqtt'")
+        if implementation == "amqtt" and password_file and not insecure_demo:
+            raise RuntimeError("the amqtt broker would accept anyone: it cannot enforce the "
+                               "password file and ACL. Install mosquitto (apt-get install "
+                               "mosquitto), or run an insecure demo with --insecure-demo")
         self.implementation = implementation
         self._binary = binary
         self._service: ServiceProcess | None = None
@@ -178,16 +184,22 @@ class Broker:
 @click.option("--acl-file", type=click.Path(), help="Mosquitto ACL file.")
 @click.option("--implementation", type=click.Choice(["auto", "mosquitto", "amqtt"]),
               default="auto", show_default=True)
+@click.option("--insecure-demo", is_flag=True,
+              help="Allow amqtt with a password file (it admits anyone): a demo only.")
 def broker_command(data_dir: str, host: str, port: int, password_file: str | None,
-                   acl_file: str | None, implementation: str) -> None:
+                   acl_file: str | None, implementation: str, insecure_demo: bool) -> None:
     """Run the MQTT broker in the foreground with tracepay's settings.
 
     \b
     Example:
         tracepay broker --port 1883 --data-dir var/broker
     """
-    broker = Broker(data_dir, host=host, port=port, password_file=password_file,
-                    acl_file=acl_file, implementation=implementation)
+    try:
+        broker = Broker(data_dir, host=host, port=port, password_file=password_file,
+                        acl_file=acl_file, implementation=implementation,
+                        insecure_demo=insecure_demo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
     broker.start()
     click.echo(f"{broker.implementation} listening on {broker.url} (config {broker.config_path})")
     try:

@@ -44,9 +44,12 @@ __all__ = ["demo"]
                    "as soon as every sale is paid or has failed.")
 @click.option("--keep", is_flag=True, help="With --headless: keep the temporary data directory.")
 @click.option("--no-terminal", is_flag=True, help="Interactive: do not open the terminal window.")
+@click.option("--insecure-demo", is_flag=True,
+              help="Without Mosquitto: run on the amqtt broker, which admits anyone (every "
+                   "page says so).")
 def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None,
          timeout_s: int | None,
-         keep: bool, no_terminal: bool) -> None:
+         keep: bool, no_terminal: bool, insecure_demo: bool) -> None:
     """Run the whole system on free loopback ports.
 
     Interactive (default): starts every service, enrols a demo stall, opens the vendor
@@ -77,7 +80,7 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None,
         if not quiet:
             click.echo(text, err=headless)
 
-    system = DemoSystem(data_dir)
+    system = DemoSystem(data_dir, insecure_demo=insecure_demo)
     exit_code = 0
     # SIGTERM (a supervisor, `timeout`, a closed terminal) must unwind through `finally`
     # like Ctrl-C does, or the services this command started outlive it.

@@ -38,6 +38,8 @@ class DemoSystem:
     broker: Broker | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    #: Allow the amqtt fallback broker, which admits anyone (every page then says so).
+    insecure_demo: bool = False
 
     def _service(self, name: str, *args: str, port: int,
                  env: dict[str, str] | None = None) -> ServiceProcess:
@@ -57,7 +59,8 @@ class DemoSystem:
         # enrolled terminal, each confined by the ACL to its own topics.
         broker_dir = self.data_dir / "broker"
         self.broker = Broker(broker_dir, password_file=broker_dir / "passwords",
-                             acl_file=broker_dir / "acl").start()
+                             acl_file=broker_dir / "acl",
+                             insecure_demo=self.insecure_demo).start()
         self.urls["mqtt"] = self.broker.url
         say(f"broker ({self.broker.implementation}) on {self.broker.url}")
         mqtt = ["--mqtt-host", self.broker.host, "--mqtt-port", str(self.broker.port)]
@@ -76,6 +79,7 @@ class DemoSystem:
                       "--mosquitto-password-file", str(broker_dir / "passwords"),
                       "--mosquitto-acl-file", str(broker_dir / "acl"),
                       "--mosquitto-pid-file", str(broker_dir / "broker.pid"), *mqtt,
+                      *(["--insecure-demo"] if self.insecure_demo else []),
                       port=ports["gateway"],
                       env={**DEMO_GATEWAY_LIMITS, **{
                                name: os.environ[name] for name in DEMO_GATEWAY_LIMITS

@@ -6,11 +6,15 @@ each would run its own copy. Those run once, in ``background.Background``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from market_protocol import ApiError
 from market_protocol.http_errors import install_json_errors
 
 from .rate_limits import GatewayLimits
@@ -35,12 +39,18 @@ def create_app(settings: Mapping[str, Any] | None = None,
     app.extensions["gateway"] = gateway
     limits = app.extensions["limits"] = GatewayLimits(app, gateway.settings)
     install_json_errors(app)
+    _protect_forms(app, gateway)
 
     from . import api_views, manager_web, scan_views
 
     app.register_blueprint(api_views.blueprint)
     app.register_blueprint(scan_views.blueprint)
     app.register_blueprint(manager_web.blueprint)
+    # The JSON API's writes are authenticated per request (Basic with an Origin check,
+    # device MACs, platform signatures), never by a cookie: no form token to carry.
+    csrf: CSRFProtect = app.extensions["csrf"]
+    csrf.exempt(api_views.blueprint)
+    csrf.exempt(scan_views.blueprint)
 
     @app.after_request
     def _headers(response):  # type: ignore[no-untyped-def]
@@ -59,3 +69,24 @@ def create_app(settings: Mapping[str, Any] | None = None,
         lane, parse_networks(gateway.settings.get("trusted_proxies", "")),
         hops=max(1, int(gateway.settings.get("proxy_hops", 1))))
     return app
+
+
+def _protect_forms(app: Flask, gateway: Gateway) -> None:
+    """Flask-WTF's CSRF tokens on every HTML form (the login form too). The signing key is
+    derived from the master key, so every worker and every restart accepts the same
+    tokens; the token lives in Flask's signed session cookie (SameSite=Strict)."""
+    settings = gateway.settings
+    app.secret_key = hmac.new(gateway.registry.master_key, b"tracepay web forms/1",
+                              hashlib.sha256).hexdigest()
+    app.config.update(
+        SESSION_COOKIE_NAME="tracepay_forms", SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings["public_url"].startswith("https://"),
+        WTF_CSRF_TIME_LIMIT=settings["session_lifetime_s"])
+    CSRFProtect(app)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_failed(exc: CSRFError) -> tuple[dict[str, Any], int]:
+        error = ApiError(403, "csrf_failed", f"{exc.description} Reload the page and try "
+                         f"again.")
+        return {"error": error.code, "message": error.message}, error.status

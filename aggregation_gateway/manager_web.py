@@ -1,14 +1,12 @@
 """Manager web pages: login, terminals (enrol, revoke, rotate), live payments, per-vendor
 daily settlement with CSV and chart, T+1 reconciliation, the channel-call audit log.
 
-Sessions are server-side (``web_sessions``); every state-changing form carries the
-session's CSRF token, and the login form a double-submit token of its own.
+Sessions are server-side (``web_sessions``); every form, the login form included,
+carries Flask-WTF's CSRF token (checked by ``CSRFProtect`` before any view runs).
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,13 +19,11 @@ from .payment_states import FINAL_PAID
 from .requests_in import check_manager_login, gateway
 from .settlement import MISMATCH_KINDS, settlement_csv, settlement_svg
 from .settlement_store import open_items, parse_day, run_reconciliation, vendor_day
-from .web_sessions import COOKIE, create_session, csrf_ok, end_session, load_session
+from .web_sessions import COOKIE, create_session, end_session, load_session
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("manager", __name__, url_prefix="/manager")
-
-_LOGIN_CSRF = "tracepay_login_csrf"
 
 
 def _session() -> dict[str, Any] | None:
@@ -44,9 +40,6 @@ def _require_login() -> Any:
             raise ApiError(401, "unauthorized", "log in at /manager/login")
         return redirect(url_for("manager.login"))
     g.manager = session
-    if request.method == "POST" and not csrf_ok(session, request.form.get("csrf_token")):
-        raise ApiError(403, "csrf_failed", "the form's CSRF token is missing or wrong; "
-                       "reload the page")
     return None
 
 
@@ -65,36 +58,22 @@ def _render(template: str, **context: Any) -> str:
 # -- login --------------------------------------------------------------------------------
 @blueprint.get("/login")
 def login() -> Any:
-    token = secrets.token_urlsafe(24)
-    response = Response(render_template("manager_login.html", csrf_token=token, error=None,
-                                        manager=None))
-    response.set_cookie(_LOGIN_CSRF, token, httponly=True, samesite="Strict",
-                        path="/manager/login")
-    return response
+    return Response(render_template("manager_login.html", error=None, manager=None))
 
 
 @blueprint.post("/login")
 def login_post() -> Any:
-    cookie = request.cookies.get(_LOGIN_CSRF, "")
-    submitted = request.form.get("csrf_token", "")
-    if not cookie or not hmac.compare_digest(cookie, submitted):
-        raise ApiError(403, "csrf_failed", "the login form's CSRF token is missing or wrong")
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:256]
     gw = gateway()
     if not username or not password or not check_manager_login(username, password):
-        token = secrets.token_urlsafe(24)
-        response = Response(render_template("manager_login.html", csrf_token=token,
-                                            error="Wrong user name or password.",
-                                            manager=None), status=401)
-        response.set_cookie(_LOGIN_CSRF, token, httponly=True, samesite="Strict",
-                            path="/manager/login")
-        return response
-    session_id, _ = create_session(gw.db, username, gw.settings["session_lifetime_s"])
+        return Response(render_template("manager_login.html",
+                                        error="Wrong user name or password.",
+                                        manager=None), status=401)
+    session_id = create_session(gw.db, username, gw.settings["session_lifetime_s"])
     response = redirect(url_for("manager.dashboard"), code=303)
     response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/manager",
                         secure=gw.settings["public_url"].startswith("https://"))
-    response.delete_cookie(_LOGIN_CSRF, path="/manager/login")
     return response
 
 
@@ -170,8 +149,8 @@ def _day() -> Any:
         return datetime.now(UTC).date()
     try:
         return parse_day(text)
-    except ValueError:
-        raise ApiError(400, "bad_date", "date must be YYYY-MM-DD") from None
+    except ValueError as exc:
+        raise ApiError(400, "bad_date", f"date must be YYYY-MM-DD: {exc}") from None
 
 
 @blueprint.get("/settlement")

@@ -46,8 +46,29 @@ def _integral(value: Any) -> Any:
     return value
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refuse_cross_site_writes() -> None:
+    """A browser sends cached Basic credentials with any cross-site form post, so a page
+    elsewhere could revoke terminals in the manager's name. Browsers mark every such
+    request (``Origin``, ``Sec-Fetch-Site``); scripts and the CLI send neither. A write
+    from another origin is refused before the credentials are even looked at."""
+    if request.method in _SAFE_METHODS:
+        return
+    own = gateway().settings["public_url"].rstrip("/")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") not in (own, request.host_url.rstrip("/")):
+        raise ApiError(403, "cross_origin", f"a write from origin {origin[:100]!r} is "
+                       f"refused: the manager API accepts writes only from {own}")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise ApiError(403, "cross_origin", "a cross-site write is refused")
+
+
 def require_manager() -> str:
-    """HTTP Basic as a manager; returns the user name or answers 401."""
+    """HTTP Basic as a manager; returns the user name or answers 401 (403 for a write
+    another site's page made the browser send)."""
+    refuse_cross_site_writes()
     auth = request.authorization
     if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
         raise ApiError(401, "unauthorized", "manager credentials required (HTTP Basic)")

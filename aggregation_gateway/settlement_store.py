@@ -16,10 +16,19 @@ __all__ = ["day_bounds_ms", "vendor_day", "our_lines", "run_reconciliation", "op
            "parse_day", "reconciled"]
 
 
+#: The days a settlement or a statement may be asked for: the ends of the calendar
+#: (0001-01-01, 9999-12-31) have no neighbouring day to page to.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+
+
 def parse_day(text: str) -> date:
-    if len(text) != 10:
+    """``YYYY-MM-DD`` between FIRST_DAY and LAST_DAY, or ValueError."""
+    if len(text) != 10 or not text.isascii():
         raise ValueError("expected YYYY-MM-DD")
-    return date.fromisoformat(text)
+    day = date.fromisoformat(text)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"the day must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def day_bounds_ms(day: date) -> tuple[int, int]:

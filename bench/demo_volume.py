@@ -5,7 +5,8 @@ its own process, one headless terminal, N shoppers each from its own loopback ad
 paying at the sandbox platform's checkout, every paid sale followed onto the ledger, the
 ledger verified) and prints ONE JSON object: the demo's own figures (``paid_per_s``,
 ``charge_to_ledger_ms`` and ``paid_to_ledger_ms`` p50/p99), the CPU seconds each service
-process used per paid sale (what bounds the rate on this machine), and the ratio of
+process used per paid sale (what bounds the rate on this machine; ``ledger`` is the
+verification at the end, ``demo`` the shoppers and the watcher), and the ratio of
 ``paid_per_s`` to the goal of 200 paid sales a second.
 
 Example:
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tracepay.testing import tracepay_command  # noqa: E402
 
 GOAL_PAID_PER_S = 200
-SERVICES = ("gateway", "sandbox-platform", "bridge", "consumer", "terminal", "demo")
+SERVICES = ("gateway", "sandbox-platform", "bridge", "consumer", "terminal", "ledger", "demo")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

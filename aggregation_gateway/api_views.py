@@ -156,9 +156,9 @@ def manager_refund(payment_id: str) -> Any:
                "refund_no": Field(str, pattern=_ID)}, body)
     except SchemaError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
-    result = gateway().payments.refund(payment, body["amount_fen"], body["reason"],
-                                       body["refund_no"], f"manager:{user}")
-    return jsonify(result), 201
+    result = gateway().refunds.refund(payment, body["amount_fen"], body["reason"],
+                                      body["refund_no"], f"manager:{user}")
+    return jsonify(result), 202 if result["status"] == "processing" else 201
 
 
 @blueprint.post("/v1/devices/<device_id>/refunds")
@@ -183,9 +183,9 @@ def device_refund(device_id: str) -> Any:
     if body["key_version"] != device["key_version"] or not verify_record_mac(
             body, gw.registry.device_key(device_id, device["key_version"])):
         raise ApiError(403, "bad_mac", "the refund request's MAC does not verify")
-    payment = gw.payments.find_for_refund(body.get("payment_id"), body.get("sale_id"))
+    payment = gw.refunds.find_payment(body.get("payment_id"), body.get("sale_id"))
     if payment is None or payment["device_id"] != device_id:
         raise ApiError(404, "unknown_payment", "no such payment for this device")
-    result = gw.payments.refund(payment, body["amount_fen"], body["reason"],
-                                body["refund_no"], f"device:{device_id}")
-    return jsonify(result), 201
+    result = gw.refunds.refund(payment, body["amount_fen"], body["reason"],
+                               body["refund_no"], f"device:{device_id}")
+    return jsonify(result), 202 if result["status"] == "processing" else 201

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from .channels.base import ChannelError
 from .mqtt_link import MqttLink
 from .payments import PaymentService
+from .refunds import Refunds
 from .settlement_store import reconciled, run_reconciliation
 from .wiring import Gateway
 
@@ -60,11 +61,17 @@ class Sweeper(_PeriodicThread):
 
     name = "sweeper"
 
-    def __init__(self, service: PaymentService, interval: float) -> None:
+    def __init__(self, service: PaymentService, interval: float,
+                 refunds: Refunds | None = None) -> None:
         super().__init__(interval)
         self.service = service
+        self.refunds = refunds
 
     def tick(self) -> None:
+        if self.refunds is not None:
+            settled = self.refunds.sweep()
+            if settled:
+                log.info("sweeper settled %d refund(s) whose answer was lost", settled)
         counts = self.service.sweep()
         if counts["expired"]:
             log.info("sweeper expired %d order(s)", counts["expired"])
@@ -110,7 +117,7 @@ class DailyReconciler(_PeriodicThread):
 class Background:
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.settings
-        self.sweeper = Sweeper(gateway.payments, settings["sweep_interval_s"])
+        self.sweeper = Sweeper(gateway.payments, settings["sweep_interval_s"], gateway.refunds)
         self.reconciler = DailyReconciler(gateway)
         self.link = MqttLink(gateway.payments, settings) if settings.get("mqtt_host") else None
 

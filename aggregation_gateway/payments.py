@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +41,7 @@ from .channels.base import (
 )
 from .database import Database, now_ms, transaction
 from .devices import DeviceRegistry
-from .payment_states import FINAL_PAID, decide, refund_status, status_from_channel
+from .payment_states import FINAL_PAID, decide, status_from_channel
 from .trades import TradeMismatch, build_payment_result, build_trade
 
 __all__ = ["PaymentService"]
@@ -282,6 +281,11 @@ class PaymentService:
                      (payment_id, from_status, to_status, source, int(accepted), reason,
                       now_ms()))
 
+    def apply_in(self, conn: sqlite3.Connection, payment_id: str, target: str, source: str,
+                 **fields: Any) -> bool:
+        """``_apply`` for the payment's neighbours (refunds) inside their transaction."""
+        return self._apply(conn, payment_id, target, source, **fields)
+
     def _apply(self, conn: sqlite3.Connection, payment_id: str, target: str, source: str,
                **fields: Any) -> bool:
         """Move a payment to ``target`` inside the caller's transaction; True if it moved.
@@ -505,89 +509,6 @@ class PaymentService:
         conn = self.db.conn
         with transaction(conn):
             return int(self._apply(conn, payment_id, "expired", "sweeper"))
-
-    # -- refunds --------------------------------------------------------------------------
-    def find_for_refund(self, payment_id: str | None, sale_id: str | None) -> sqlite3.Row | None:
-        if payment_id:
-            return self.get(payment_id)
-        row = self.db.conn.execute("SELECT device_id, seq FROM sales WHERE sale_id = ?",
-                                   (sale_id,)).fetchone()
-        if row is None:
-            return None
-        return self.db.conn.execute(
-            "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
-            (row["device_id"], row["seq"])).fetchone()
-
-    def refund(self, payment: sqlite3.Row, amount_fen: int, reason: str, refund_no: str,
-               requested_by: str) -> dict[str, Any]:
-        """Refund part or all of a paid payment, once per (merchant, refund_no)."""
-        if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-            raise ApiError(400, "invalid_request", "amount_fen must be a positive integer")
-        conn = self.db.conn
-        refund_id = "r" + secrets.token_hex(12)
-        with transaction(conn):
-            existing = conn.execute("SELECT * FROM refunds WHERE merchant_id = ? AND "
-                                    "refund_no = ?", (payment["merchant_id"],
-                                                      refund_no)).fetchone()
-            if existing is not None:
-                if (existing["payment_id"], existing["amount_fen"]) != (
-                        payment["payment_id"], amount_fen):
-                    raise ApiError(409, "refund_no_conflict", "this refund number was used "
-                                   "for another payment or amount")
-                return _refund_view(existing)
-            current = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
-                                   (payment["payment_id"],)).fetchone()
-            if current["status"] not in ("paid", "partially_refunded"):
-                raise ApiError(409, "not_refundable", f"payment is {current['status']}")
-            committed = conn.execute(
-                "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ? "
-                "AND status != 'failed'", (payment["payment_id"],)).fetchone()[0]
-            if committed + amount_fen > current["amount_fen"]:
-                raise ApiError(409, "refund_exceeds_payment", f"at most "
-                               f"{current['amount_fen'] - committed} fen can still be refunded")
-            conn.execute("INSERT INTO refunds (refund_id, merchant_id, refund_no, payment_id, "
-                         "amount_fen, reason, status, requested_by, created_at_ms) VALUES "
-                         "(?, ?, ?, ?, ?, ?, 'processing', ?, ?)",
-                         (refund_id, payment["merchant_id"], refund_no, payment["payment_id"],
-                          amount_fen, reason, requested_by, now_ms()))
-        channel = self.channels.get(payment["channel"])
-        try:
-            if channel is None:
-                raise ChannelError("channel_unavailable", "channel not configured")
-            result = channel.refund(payment["payment_id"], refund_id, amount_fen,
-                                    payment["amount_fen"], reason)
-        except ChannelError as exc:
-            log.warning("refund %s of %s failed: %s", refund_id, payment["payment_id"], exc.code)
-            conn.execute("UPDATE refunds SET status = 'failed' WHERE refund_id = ?",
-                         (refund_id,))
-            raise ApiError(502, "refund_failed", "the payment platform refused the refund"
-                           ) from None
-        return self._record_refund(refund_id, result.status, result.channel_refund_id)
-
-    def _record_refund(self, refund_id: str, status: str, channel_refund_id: str | None
-                       ) -> dict[str, Any]:
-        conn = self.db.conn
-        with transaction(conn):
-            refund = conn.execute("SELECT * FROM refunds WHERE refund_id = ?",
-                                  (refund_id,)).fetchone()
-            cursor = conn.execute("UPDATE refunds SET status = ?, channel_refund_id = ? "
-                                  "WHERE refund_id = ? AND status = 'processing'",
-                                  (status, channel_refund_id, refund_id))
-            if cursor.rowcount == 1 and status == "success":
-                payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
-                                       (refund["payment_id"],)).fetchone()
-                refunded = payment["refunded_fen"] + refund["amount_fen"]
-                self._apply(conn, payment["payment_id"],
-                            refund_status(payment["amount_fen"], refunded),
-                            f"refund:{refund_id}", refunded_fen=refunded)
-            refund = conn.execute("SELECT * FROM refunds WHERE refund_id = ?",
-                                  (refund_id,)).fetchone()
-        return _refund_view(refund)
-
-
-def _refund_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: row[key] for key in ("refund_id", "refund_no", "payment_id", "amount_fen",
-                                      "reason", "status", "created_at_ms")}
 
 
 def _public_line(line: Mapping[str, Any]) -> dict[str, Any]:

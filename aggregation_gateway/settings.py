@@ -76,7 +76,11 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("query_interval_s", 5, "Then ask again this often.", int),
     Setting("pay_window_s", 60, "After this long pending (and past the QR's lifetime) the "
             "order is closed at the channel and expired.", int),
-    Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders.", float),
+    Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders and at "
+            "refunds whose answer was lost.", float),
+    Setting("channel_timeout_s", 10.0, "HTTP timeout of one call to a payment platform; "
+            "a refund that times out stays processing until the platform's refund query "
+            "settles it.", float),
     Setting("trusted_proxies", "", "Reverse proxies (addresses or networks, comma "
             "separated) whose X-Forwarded-For/-Proto are believed; from anyone else those "
             "headers are ignored. Empty: no proxy is trusted.", parse_networks_text),

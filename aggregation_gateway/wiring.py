@@ -21,6 +21,7 @@ from .key_files import load_or_create_master_key, load_or_create_signing_key
 from .manager_accounts import ensure_manager
 from .mosquitto_auth import write_auth_files
 from .payments import PaymentService
+from .refunds import Refunds
 
 __all__ = ["Gateway", "build_gateway"]
 
@@ -36,13 +37,14 @@ class Gateway:
     registry: DeviceRegistry
     channels: dict[str, PaymentChannel]
     payments: PaymentService
+    refunds: Refunds
 
     def write_mqtt_auth(self) -> bool:
         return write_auth_files(self.settings, self.registry.mqtt_users())
 
 
 def build_gateway(settings: Mapping[str, Any],
-                  transport_factory: Callable[[], Transport] = KeepAliveTransport) -> Gateway:
+                  transport_factory: Callable[[], Transport] | None = None) -> Gateway:
     data_dir = Path(settings["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(data_dir)
@@ -50,10 +52,14 @@ def build_gateway(settings: Mapping[str, Any],
     signing_key = load_or_create_signing_key(data_dir)
 
     audit = AuditLog(db)
+    if transport_factory is None:
+        timeout = float(settings.get("channel_timeout_s", 10.0))
+        transport_factory = lambda: KeepAliveTransport(timeout)  # noqa: E731
     channels = build_channels(settings, signing_key, audit, transport_factory)
     registry = DeviceRegistry(db, master_key, dict(settings))
     payments = PaymentService(db, registry, channels, signing_key, settings, audit=audit)
-    gateway = Gateway(settings, db, master_key, signing_key, registry, channels, payments)
+    gateway = Gateway(settings, db, master_key, signing_key, registry, channels, payments,
+                      Refunds(payments))
     registry.on_change = gateway.write_mqtt_auth
     if settings.get("manager_user") and settings.get("manager_password"):
         ensure_manager(db, settings["manager_user"], settings["manager_password"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -152,7 +153,36 @@ def refund():  # type: ignore[no-untyped-def]
         raise conflict_error(exc) from None
     order = state.store.order_by_id(row["order_id"])
     assert order is not None
+    fault = state.faults.take_refund_fault(app["app_id"]) if state.faults else None
+    if fault is not None and fault.kind == "error_500":
+        # Committed above, and yet the answer is an error: the caller cannot know.
+        return _signed_json({"error": "internal_error", "message": "staged fault"}, 500)
+    if fault is not None:
+        time.sleep(fault.seconds)  # committed; the answer comes after the caller gave up
     return _signed_json(refund_view(row, order["refunded_fen"]), 201 if is_new else 200)
+
+
+@blueprint.get("/v1/refunds/<out_refund_no>")
+def query_refund(out_refund_no: str):  # type: ignore[no-untyped-def]
+    """The refund query: what became of ``out_refund_no`` (404 when never received)."""
+    app = authenticate_app()
+    store = platform_state().store
+    row = store.refund_by_no(app["app_id"], out_refund_no)
+    if row is None:
+        raise ApiError(404, "unknown_refund", f"no refund with out_refund_no "
+                       f"{out_refund_no!r}")
+    order = store.order_by_id(row["order_id"])
+    assert order is not None
+    return _signed_json(refund_view(row, order["refunded_fen"]))
+
+
+@blueprint.post("/sandbox/faults")
+def stage_fault():  # type: ignore[no-untyped-def]
+    """Stage a failure for a test (only with ``allow_faults``)."""
+    faults = platform_state().faults
+    if faults is None:
+        raise ApiError(404, "not_found", "fault staging is off (allow_faults)")
+    return jsonify(faults.stage(read_json()))
 
 
 @blueprint.get("/v1/statements/<day>")

@@ -12,6 +12,7 @@ from market_protocol import signing
 from market_protocol.http_errors import install_json_errors
 
 from . import api, checkout
+from .faults import FaultBoard
 from .openapi import openapi_document
 from .order_lane import OrderLane
 from .request_auth import sign_v1_answers
@@ -39,7 +40,8 @@ def open_state(settings: Mapping[str, Any] | None = None) -> PlatformState:
     data_dir = Path(resolved["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     return PlatformState(settings=resolved, store=Store(data_dir / DB_FILE),
-                         key=signing.load_or_create_private_key(data_dir / KEY_FILE))
+                         key=signing.load_or_create_private_key(data_dir / KEY_FILE),
+                         faults=FaultBoard() if resolved["allow_faults"] else None)
 
 
 def create_app(settings: Mapping[str, Any] | None = None) -> Flask:

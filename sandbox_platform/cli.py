@@ -33,9 +33,12 @@ log = logging.getLogger(__name__)
               help="Seconds an unpaid order stays payable [900].")
 @click.option("--fee-rate", default=None, help="Fee rate for statements [0.006].")
 @click.option("--workers", type=int, default=None, help="HTTP worker processes [1].")
+@click.option("--allow-faults", is_flag=True, default=None,
+              help="Let tests stage failures (POST /sandbox/faults). Never outside tests.")
 def command(host: str | None, port: int | None, data_dir: str | None, config_file: str | None,
             notify_schedule: str | None, public_url: str | None,
-            order_ttl_seconds: int | None, fee_rate: str | None, workers: int | None) -> None:
+            order_ttl_seconds: int | None, fee_rate: str | None, workers: int | None,
+            allow_faults: bool | None) -> None:
     """Run the sandbox payment platform.
 
     HTTP is served by waitress (or granian with --workers > 1); notifications are sent
@@ -50,7 +53,8 @@ def command(host: str | None, port: int | None, data_dir: str | None, config_fil
         settings = resolve_settings(
             {"host": host, "port": port, "data_dir": data_dir, "notify_schedule": notify_schedule,
              "public_url": public_url, "order_ttl_seconds": order_ttl_seconds,
-             "fee_rate": fee_rate, "workers": workers}, config_file=config_file)
+             "fee_rate": fee_rate, "workers": workers, "allow_faults": allow_faults},
+            config_file=config_file)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     state = open_state(settings)

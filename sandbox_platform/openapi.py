@@ -71,6 +71,12 @@ def openapi_document() -> dict[str, Any]:
                 params=[_path_param("out_trade_no")])},
             "/v1/refunds": {"post": _op("Refund all or part of a paid order",
                                         {"200": ok, "201": ok, **errors}, body="RefundRequest")},
+            "/v1/refunds/{out_refund_no}": {"get": _op(
+                "Query a refund by out_refund_no", {"200": ok, **errors},
+                params=[_path_param("out_refund_no")])},
+            "/sandbox/faults": {"post": _op(
+                "Stage a failure for a test (only with allow_faults)",
+                {"200": ok, "400": _ERROR, "404": _ERROR}, signed=False)},
             "/v1/statements/{day}": {"get": _op(
                 "Daily statement CSV (YYYY-MM-DD)", {"200": {"description": "text/csv"},
                                                      **errors}, params=[_path_param("day")])},

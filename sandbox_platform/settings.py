@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from market_protocol.settings import Setting, load_settings
+from market_protocol.settings import Setting, load_settings, parse_bool
 
 from .notify_schedule import parse_schedule
 
@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
             "statements cover (IANA name)."),
     Setting("workers", 1, "HTTP worker processes (granian when > 1).", _positive_int),
     Setting("threads", 8, "Threads per HTTP worker.", _positive_int),
+    Setting("allow_faults", False, "Let tests stage failures (POST /sandbox/faults), such "
+            "as a refund committed whose answer is lost. Never outside tests.", parse_bool),
 )
 
 

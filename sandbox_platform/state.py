@@ -8,6 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
 
+from .faults import FaultBoard
 from .store import Store
 
 __all__ = ["PlatformState", "platform_state"]
@@ -18,6 +19,8 @@ class PlatformState:
     settings: dict[str, Any]
     store: Store
     key: Ed25519PrivateKey
+    #: Staged failures for tests; None unless the platform runs with ``allow_faults``.
+    faults: FaultBoard | None = None
 
 
 def platform_state() -> PlatformState:

@@ -294,6 +294,10 @@ class Store:
         return row
 
     # refunds --------------------------------------------------------------------------
+    def refund_by_no(self, app_id: str, out_refund_no: str) -> dict[str, Any] | None:
+        """The refund an app asked for under ``out_refund_no`` (its refund query)."""
+        return self._one("SELECT * FROM refunds WHERE app_id = ? AND out_refund_no = ?",
+                         app_id, out_refund_no)
 
     def refund(self, app_id: str, fields: dict[str, Any],
                fee_for: Callable[[int, int, int], int]) -> tuple[dict[str, Any], bool]:

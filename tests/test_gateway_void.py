@@ -163,7 +163,7 @@ def test_payment_that_beat_the_void_is_kept_and_flagged_for_refund(
     row = _manager_payments(gw)[payment["payment_id"]]
     assert row["sale_voided"] is True and row["needs_refund"] is True
     assert gw.scan(url).status_code in (409, 410)  # never a second order
-    refund = gw.gateway.payments.refund(gw.gateway.payments.get(payment["payment_id"]),
+    refund = gw.gateway.refunds.refund(gw.gateway.payments.get(payment["payment_id"]),
                                         payment["amount_fen"], "sale voided", "void-1",
                                         "manager")
     assert refund["status"] == "success"

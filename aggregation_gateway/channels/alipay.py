@@ -49,6 +49,8 @@ __all__ = ["AlipayChannel", "ALIPAY_STATUSES", "ALIPAY_GATEWAY_URL", "string_to_
 ALIPAY_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 BEIJING = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Alipay's codes for "our system failed, the outcome is unknown".
+_UNKNOWN_OUTCOMES = frozenset({"20000", "ACQ.SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error"})
 SUCCESS_CODE = "10000"
 
 #: Alipay trade_status -> normalised channel status. TRADE_CLOSED after a full refund is
@@ -204,9 +206,11 @@ class AlipayChannel:
         elif answer.get("code") == SUCCESS_CODE:
             raise ChannelSignatureError(f"{method}: a successful answer without a signature")
         if answer.get("code") != SUCCESS_CODE:
-            # an unsigned refusal is only ever treated as a failure, never acted upon
-            raise ChannelError(str(answer.get("sub_code") or answer.get("code") or "error"),
-                               str(answer.get("sub_msg") or answer.get("msg") or ""))
+            # an unsigned refusal is only ever treated as a failure, never acted upon; a
+            # signed one is definite unless Alipay says its own system failed
+            code = str(answer.get("sub_code") or answer.get("code") or "error")
+            raise ChannelError(code, str(answer.get("sub_msg") or answer.get("msg") or ""),
+                               definite=bool(signature) and code not in _UNKNOWN_OUTCOMES)
         return answer
 
     # -- PaymentChannel -----------------------------------------------------------------
@@ -257,6 +261,19 @@ class AlipayChannel:
         answer = self._call("alipay.trade.refund", {
             "out_trade_no": out_trade_no, "refund_amount": fen_to_yuan(amount_fen),
             "out_request_no": out_refund_no, "refund_reason": reason[:256]})
+        return ChannelRefund(out_refund_no, out_trade_no, amount_fen, "success",
+                             str(answer.get("trade_no") or "") or None)
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str,
+                     amount_fen: int) -> ChannelRefund:
+        """``alipay.trade.fastpay.refund.query``: an answer without ``refund_amount`` means
+        Alipay holds no refund under this ``out_request_no``."""
+        answer = self._call("alipay.trade.fastpay.refund.query", {
+            "out_trade_no": out_trade_no, "out_request_no": out_refund_no,
+            "query_options": ["refund_detail_item_list"]})
+        if not answer.get("refund_amount") and answer.get("refund_status") != "REFUND_SUCCESS":
+            raise ChannelError("unknown_refund", f"no refund {out_refund_no} at Alipay",
+                               definite=True)
         return ChannelRefund(out_refund_no, out_trade_no, amount_fen, "success",
                              str(answer.get("trade_no") or "") or None)
 

@@ -24,12 +24,18 @@ CHANNEL_STATUSES = ("pending", "paid", "closed", "refunded", "failed")
 
 
 class ChannelError(Exception):
-    """The platform refused or failed a call. ``code`` is the platform's own code."""
+    """The platform refused or failed a call. ``code`` is the platform's own code.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``definite`` is True only for a refusal the platform itself signed: then nothing
+    happened there. Anything else (a timeout, a reset connection, a 5xx, an answer we could
+    not read) may have happened or not, and money-moving calls must find out by querying.
+    """
+
+    def __init__(self, code: str, message: str, *, definite: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.definite = definite
 
 
 class ChannelSignatureError(ChannelError):
@@ -123,7 +129,15 @@ class PaymentChannel(Protocol):
     def close_order(self, out_trade_no: str) -> None: ...
 
     def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int,
-               total_fen: int, reason: str) -> ChannelRefund: ...
+               total_fen: int, reason: str) -> ChannelRefund:
+        """Repeating ``out_refund_no`` must be idempotent at the platform."""
+        ...
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str,
+                     amount_fen: int) -> ChannelRefund:
+        """What became of ``out_refund_no``; ``ChannelError('unknown_refund',
+        definite=True)`` when the platform never received it."""
+        ...
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> ChannelNotification:
         """Verify and parse; raise ChannelSignatureError if the signature does not verify."""

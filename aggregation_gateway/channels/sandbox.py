@@ -99,7 +99,9 @@ class SandboxChannel:
         if response.status >= 400:
             code = data.get("error", f"http_{response.status}") if isinstance(data, dict) else ""
             message = data.get("message", "") if isinstance(data, dict) else ""
-            raise ChannelError(str(code), f"{method} {path}: {message}")
+            # Signed by the platform (checked above): a 4xx is its own, definite refusal.
+            raise ChannelError(str(code), f"{method} {path}: {message}",
+                               definite=400 <= response.status < 500)
         if not isinstance(data, dict):
             raise ChannelError("bad_response", f"{method} {path}: expected an object")
         return response.status, data
@@ -126,11 +128,14 @@ class SandboxChannel:
         _, data = self._call("POST", "/v1/refunds", {
             "out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
             "amount_fen": amount_fen, "reason": reason})
-        status = str(data.get("status", "")).lower()
-        return ChannelRefund(out_refund_no, out_trade_no, amount_fen,
-                             "success" if status in {"success", "refunded"} else
-                             "failed" if status == "failed" else "processing",
-                             data.get("refund_id"))
+        return _refund(data, out_trade_no, out_refund_no, amount_fen)
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str,
+                     amount_fen: int) -> ChannelRefund:
+        _, data = self._call("GET", f"/v1/refunds/{quote(out_refund_no, safe='')}")
+        if data.get("out_trade_no") not in (None, out_trade_no):
+            raise ChannelError("bad_response", "refund answer names another out_trade_no")
+        return _refund(data, out_trade_no, out_refund_no, amount_fen)
 
     def statement(self, date: str) -> dict[str, Any]:
         """The platform's daily statement for ``date`` (YYYY-MM-DD)."""
@@ -175,3 +180,12 @@ class SandboxChannel:
             payer_id=data.get("payer_id") or None,
             paid_at_ms=paid_at if isinstance(paid_at, int) else None,
             refunded_fen=int(data.get("refunded_fen") or 0))
+
+
+def _refund(data: Mapping[str, Any], out_trade_no: str, out_refund_no: str,
+            amount_fen: int) -> ChannelRefund:
+    status = str(data.get("status", "")).lower()
+    return ChannelRefund(out_refund_no, out_trade_no, amount_fen,
+                         "success" if status in {"success", "refunded"} else
+                         "failed" if status == "failed" else "processing",
+                         data.get("refund_id"))

@@ -191,8 +191,12 @@ class WeChatPayChannel:
         self.verify_signed(response.headers, response.body)
         data = _json_object(response.body, f"{method} {path} answer") if response.body else {}
         if response.status >= 400:
-            raise ChannelError(str(data.get("code") or f"http_{response.status}"),
-                               str(data.get("message") or ""))
+            code = str(data.get("code") or f"http_{response.status}")
+            # signed (verified above): a 4xx is a definite refusal, a 5xx or
+            # SYSTEM_ERROR leaves the outcome unknown
+            raise ChannelError(code, str(data.get("message") or ""),
+                               definite=400 <= response.status < 500
+                               and code not in ("SYSTEM_ERROR", "FREQUENCY_LIMITED"))
         return response.status, data
 
     def verify_signed(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -275,6 +279,21 @@ class WeChatPayChannel:
         if reason:
             payload["reason"] = reason[:80]
         _, data = self._call("POST", "/v3/refund/domestic/refunds", payload)
+        status = REFUND_STATUSES.get(str(data.get("status")), "processing")
+        return ChannelRefund(out_refund_no, out_trade_no, amount_fen, status,
+                             str(data.get("refund_id") or "") or None)
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str,
+                     amount_fen: int) -> ChannelRefund:
+        """``GET /v3/refund/domestic/refunds/{out_refund_no}``."""
+        try:
+            _, data = self._call("GET", "/v3/refund/domestic/refunds/"
+                                 + quote(out_refund_no, safe=""))
+        except ChannelError as exc:
+            if exc.code == "RESOURCE_NOT_EXISTS" and exc.definite:
+                raise ChannelError("unknown_refund", f"no refund {out_refund_no} at WeChat "
+                                   "Pay", definite=True) from None
+            raise
         status = REFUND_STATUSES.get(str(data.get("status")), "processing")
         return ChannelRefund(out_refund_no, out_trade_no, amount_fen, status,
                              str(data.get("refund_id") or "") or None)

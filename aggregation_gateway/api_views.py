@@ -82,7 +82,9 @@ def list_devices() -> Any:
 @blueprint.post("/v1/devices/<device_id>/revoke")
 def revoke(device_id: str) -> Any:
     require_manager()
-    return jsonify(gateway().registry.revoke(_device_id(device_id)))
+    gw = gateway()
+    result = gw.registry.revoke(_device_id(device_id))
+    return jsonify({**result, "orders": gw.payments.close_device_orders(device_id)})
 
 
 @blueprint.post("/v1/devices/<device_id>/rotate")

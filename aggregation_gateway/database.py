@@ -176,6 +176,16 @@ CREATE TABLE IF NOT EXISTS reconciliation_items (
     resolved_on TEXT,
     UNIQUE (out_trade_no, kind)
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    payment_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 1,
+    first_at_ms INTEGER NOT NULL,
+    last_at_ms INTEGER NOT NULL,
+    UNIQUE (kind, payment_id)
+);
 """
 
 

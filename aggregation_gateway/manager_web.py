@@ -88,8 +88,9 @@ def logout() -> Any:
 # -- terminals and payments ---------------------------------------------------------------
 @blueprint.get("/")
 def dashboard() -> Any:
-    return _render("manager_dashboard.html", devices=gateway().registry.all(),
-                   notice=request.args.get("notice"))
+    gw = gateway()
+    return _render("manager_dashboard.html", devices=gw.registry.all(),
+                   alerts=gw.payments.alerts(), notice=request.args.get("notice"))
 
 
 @blueprint.post("/devices")
@@ -104,8 +105,11 @@ def enrol() -> Any:
 
 @blueprint.post("/devices/<device_id>/revoke")
 def revoke(device_id: str) -> Any:
-    gateway().registry.revoke(device_id)
-    return redirect(url_for("manager.dashboard", notice=f"{device_id} revoked"), code=303)
+    gw = gateway()
+    gw.registry.revoke(device_id)
+    orders = gw.payments.close_device_orders(device_id)
+    notice = f"{device_id} revoked; {orders['closed']} open order(s) closed"
+    return redirect(url_for("manager.dashboard", notice=notice), code=303)
 
 
 @blueprint.post("/devices/<device_id>/rotate")

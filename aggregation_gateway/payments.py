@@ -115,7 +115,8 @@ class PaymentService:
             raise ApiError(404, "unknown_device", "this QR code names a device the gateway "
                            "does not know")
         if device["status"] == "revoked":
-            raise ApiError(403, "device_revoked", "this terminal has been revoked")
+            raise ApiError(403, "device_revoked", "this stall's terminal was taken out of "
+                           "service by the market: its codes can no longer be paid")
         if payload.key_version != device["key_version"]:
             raise ApiError(403, "bad_mac", "the QR code was signed with a key that is no "
                            "longer valid")
@@ -369,6 +370,7 @@ class PaymentService:
         if target is None:
             return False
         conn = self.db.conn
+        mismatch = None
         with transaction(conn):
             payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
                                    (payment_id,)).fetchone()
@@ -376,19 +378,46 @@ class PaymentService:
                 return False
             if target == "paid":
                 if status.amount_fen != payment["amount_fen"]:
-                    log.error("payment %s: channel reports %s fen paid, expected %s",
-                              payment_id, status.amount_fen, payment["amount_fen"])
-                    self._event(conn, payment_id, payment["status"], "paid", source, False,
-                                "amount differs from the order")
-                    raise ApiError(400, "amount_mismatch", "the paid amount differs from "
-                                   "the order")
-                return self._apply(conn, payment_id, "paid", source,
-                                   channel_txn_id=status.channel_txn_id,
-                                   payer_id=status.payer_id,
-                                   paid_at_ms=status.paid_at_ms or now_ms())
-            if payment["status"] == "created" and target == "failed":
+                    mismatch = payment
+                else:
+                    return self._apply(conn, payment_id, "paid", source,
+                                       channel_txn_id=status.channel_txn_id,
+                                       payer_id=status.payer_id,
+                                       paid_at_ms=status.paid_at_ms or now_ms())
+            elif payment["status"] == "created" and target == "failed":
                 return False
-            return self._apply(conn, payment_id, target, source)
+            else:
+                return self._apply(conn, payment_id, target, source)
+        self._record_mismatch(mismatch, status.amount_fen, source)
+        raise ApiError(400, "amount_mismatch", "the paid amount differs from the order")
+
+    def _record_mismatch(self, payment: sqlite3.Row, paid_fen: int, source: str) -> None:
+        """A channel says a different amount was paid: nothing about the payment changes,
+        but the event and a manager alert are written in their own transaction, so the
+        refusal that follows cannot roll them back (every retry of the notification
+        bumps the alert's count)."""
+        payment_id = payment["payment_id"]
+        log.error("payment %s: channel reports %s fen paid, expected %s", payment_id,
+                  paid_fen, payment["amount_fen"])
+        detail = (f"{source}: the channel reports {paid_fen} fen paid for an order of "
+                  f"{payment['amount_fen']} fen")
+        conn, now = self.db.conn, now_ms()
+        with transaction(conn):
+            self._event(conn, payment_id, payment["status"], "paid", source, False,
+                        "amount differs from the order")
+            conn.execute("INSERT INTO alerts (kind, payment_id, detail, first_at_ms, "
+                         "last_at_ms) VALUES ('amount_mismatch', ?, ?, ?, ?) ON CONFLICT "
+                         "(kind, payment_id) DO UPDATE SET seen = seen + 1, detail = "
+                         "excluded.detail, last_at_ms = excluded.last_at_ms",
+                         (payment_id, detail, now, now))
+
+    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """What the manager must look at (amount mismatches), newest first."""
+        rows = self.db.conn.execute(
+            "SELECT a.kind, a.payment_id, a.detail, a.seen, a.first_at_ms, a.last_at_ms, "
+            "p.merchant_id, p.channel FROM alerts a LEFT JOIN payments p USING (payment_id) "
+            "ORDER BY a.last_at_ms DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(row) for row in rows]
 
     # -- notifications --------------------------------------------------------------------
     def handle_notification(self, channel_name: str, headers: Mapping[str, str],
@@ -454,14 +483,21 @@ class PaymentService:
             "SELECT payment_id, status, created_at_ms, qr_issued_at, last_query_at_ms "
             "FROM payments WHERE status IN ('created', 'pending') AND created_at_ms <= ? "
             "ORDER BY created_at_ms LIMIT 500", (query_before,)).fetchall()
+        # Voided sales and revoked terminals: their open orders are closed now (a revoke
+        # closes them itself; this catches one whose closing was cut short).
         voided = self.db.conn.execute(
             "SELECT p.payment_id, p.status FROM payments p JOIN sales s ON "
             "s.device_id = p.device_id AND s.seq = p.order_no WHERE p.status IN "
             "('created', 'pending') AND s.voided_at_ms IS NOT NULL LIMIT 500").fetchall()
+        voided += self.db.conn.execute(
+            "SELECT p.payment_id, p.status FROM payments p JOIN devices d USING (device_id) "
+            "WHERE p.status IN ('created', 'pending') AND d.status = 'revoked' LIMIT 500"
+        ).fetchall()
         for row in voided:
             # The vendor voided the sale: close its order now rather than at the QR's end.
             counts["expired"] += self._expire(row["payment_id"],
                                               close=row["status"] == "pending")
+        voided = list({row["payment_id"]: row for row in voided}.values())
         handled = {row["payment_id"] for row in voided}
         for row in rows:
             if row["payment_id"] in handled:
@@ -480,6 +516,17 @@ class PaymentService:
                 self.query(row["payment_id"], "sweeper")
                 counts["queried"] += 1
         return counts
+
+    def close_device_orders(self, device_id: str) -> dict[str, int]:
+        """A revoked terminal's open orders are closed at the channel now, so none of its
+        codes already shown to a shopper can still be paid; one that was paid in the
+        meantime is recorded as paid (and can be refunded)."""
+        rows = self.db.conn.execute(
+            "SELECT payment_id, status FROM payments WHERE device_id = ? AND status IN "
+            "('created', 'pending')", (device_id,)).fetchall()
+        closed = sum(self._expire(row["payment_id"], close=row["status"] == "pending")
+                     for row in rows)
+        return {"open": len(rows), "closed": closed}
 
     def _expire(self, payment_id: str, close: bool) -> int:
         """Close at the channel first, then ask once more: a payment that raced the close

@@ -104,6 +104,41 @@ def test_paid_amount_that_differs_is_refused(gw: ServedGateway, platform) -> Non
     assert gw.payment(payment["payment_id"])["status"] == "pending"
 
 
+def test_an_amount_mismatch_is_recorded_durably_and_alerts_the_manager(
+        gw: ServedGateway, platform) -> None:  # noqa: F811
+    """The refusal must not roll back its own evidence: the event and the alert survive,
+    and each retry of the notification is counted."""
+    import re
+
+    import requests
+    from test_gateway_support import MANAGER
+
+    payment = _pending(gw)
+    pid = payment["payment_id"]
+    for notify_id in ("n-1", "n-1", "n-2"):  # the platform retries, then another note
+        body = _note(payment, amount=payment["amount_fen"] + 100, notify_id=notify_id)
+        assert _post(gw, body, platform.sign(body)).status_code == 400
+    assert gw.payment(pid)["status"] == "pending"
+    assert _count(gw, "SELECT COUNT(*) FROM payment_events WHERE payment_id = ? AND "
+                  "accepted = 0 AND reason = 'amount differs from the order'", pid) == 3
+    alert = gw.gateway.db.conn.execute("SELECT * FROM alerts WHERE payment_id = ?",
+                                       (pid,)).fetchone()
+    assert alert["kind"] == "amount_mismatch" and alert["seen"] == 3
+    assert f"{payment['amount_fen'] + 100} fen paid" in alert["detail"]
+    browser = requests.Session()
+    browser.trust_env = False
+    page = browser.get(f"{gw.url}/manager/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    dashboard = browser.post(f"{gw.url}/manager/login", data={
+        "username": MANAGER[0], "password": MANAGER[1], "csrf_token": token})
+    assert dashboard.status_code == 200
+    assert 'id="alerts"' in dashboard.text and pid in dashboard.text
+    # The right amount still settles the payment.
+    good = _note(payment, notify_id="n-3")
+    assert _post(gw, good, platform.sign(good)).status_code == 200
+    assert gw.payment(pid)["status"] == "paid"
+
+
 def test_unknown_order_channel_and_malformed_body(gw: ServedGateway, platform) -> None:  # noqa: F811
     body = _note({"payment_id": "p" + "0" * 24, "amount_fen": 5})
     assert _post(gw, body, platform.sign(body)).status_code == 404

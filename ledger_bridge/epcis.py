@@ -2,29 +2,28 @@
 
 Each trade becomes a TransactionEvent "shipping" from the seller (owning party) to the buyer
 and, when the buyer is a registered business, a "receiving" event at the buyer. Quantities
-are in kilograms (UN/CEFACT ``KGM``) or counted pieces. Event ids are content hashes in the
-CBV 2.0 form ``ni:///sha-256;<hex>?ver=CBV2.0``: the pre-hash string concatenates the event's
-fields in the CBV order (eventType, eventTime, eventTimeZoneOffset, bizTransactionList,
-epcList, quantityList, action, bizStep, disposition, readPoint, bizLocation, sourceList,
-destinationList), lists sorted, values trimmed, times in UTC with milliseconds.
+are in kilograms (UN/CEFACT ``KGM``) or counted pieces. Event ids are CBV 2.0 event hashes
+(``epcis_hash``), equal to those GS1's reference generator computes.
 
 Pure: takes public trade records, returns dicts.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from .epcis_hash import event_hash_id
+
 __all__ = ["EPCIS_CONTEXT", "events_for_trade", "epcis_document", "event_hash_id",
            "party_uri", "class_uri"]
 
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
-CBV = "https://ref.gs1.org/cbv/"
+#: The versioned context: a partner's tools (GS1's hash generator among them) ship this
+#: exact document, so reading our events needs no network.
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 
 
 def party_uri(merchant_id: str) -> str:
@@ -45,43 +44,6 @@ def _time(ms: int) -> str:
 
 def _kg(grams: int) -> Decimal:
     return (Decimal(grams) / 1000).normalize()
-
-
-def _number(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _prehash(event: Mapping[str, Any]) -> str:
-    parts = [f"eventType={event['type']}", f"eventTime={event['eventTime']}",
-             f"eventTimeZoneOffset={event['eventTimeZoneOffset']}"]
-    txns = sorted(f"bizTransaction type={CBV}BTT-{t['type']}{t['bizTransaction'].strip()}"
-                  for t in event.get("bizTransactionList", []))
-    if txns:
-        parts.append("bizTransactionList" + "".join(txns))
-    quantities = sorted(
-        f"quantityElementepcClass={q['epcClass']}quantity={_number(Decimal(str(q['quantity'])))}"
-        + (f"uom={q['uom']}" if "uom" in q else "")
-        for q in event.get("quantityList", []))
-    if quantities:
-        parts.append("quantityList" + "".join(quantities))
-    parts.append(f"action={event['action']}")
-    parts.append(f"bizStep={CBV}BizStep-{event['bizStep']}")
-    if "disposition" in event:
-        parts.append(f"disposition={CBV}Disp-{event['disposition']}")
-    for field in ("readPoint", "bizLocation"):
-        if field in event:
-            parts.append(f"{field}id={event[field]['id']}")
-    for field, key in (("sourceList", "source"), ("destinationList", "destination")):
-        items = sorted(f"{key} type={CBV}SDT-{s['type']}{s[key]}" for s in event.get(field, []))
-        if items:
-            parts.append(field + "".join(items))
-    return "".join(parts)
-
-
-def event_hash_id(event: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256(_prehash(event).encode()).hexdigest()
-    return f"ni:///sha-256;{digest}?ver=CBV2.0"
 
 
 def _quantities(record: Mapping[str, Any],

@@ -1,0 +1,69 @@
+"""Our EPCIS event ids against GS1's reference event hash generator (epcis-event-hash-generator).
+
+The generator reads the exported JSON-LD document itself (its own JSON-LD expansion, its
+own canonical order, its bundled copy of the versioned EPCIS 2.0 context, no network), so a
+partner that checks or de-duplicates our events by their hash ids gets the ids we wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+from epcis_chains import bridge_client, post_chain
+from epcis_event_hash_generator import hash_generator, json_to_py
+from epcis_event_hash_generator.file_document_loader import file_document_loader
+
+from ledger_bridge.epcis import EPCIS_CONTEXT
+
+CHAINS = 30
+
+
+def reference_ids(document: dict) -> list[str]:
+    """Event ids as GS1's generator computes them from the whole document."""
+    events = json_to_py.event_list_from_epcis_document_json(copy.deepcopy(document))
+    return hash_generator.epcis_hashes_from_events(events)
+
+
+def test_our_context_is_one_the_generator_ships():
+    """The generator must not go to the network for the context: it ships this one."""
+    loaded = file_document_loader()(EPCIS_CONTEXT)
+    assert loaded["documentUrl"] == EPCIS_CONTEXT and "@context" in loaded["document"]
+
+
+@pytest.fixture
+def client(tmp_path):
+    client, service = bridge_client(tmp_path / "b")
+    yield client
+    service.close()
+
+
+def test_every_exported_event_id_equals_the_reference_generators(client):
+    rng = random.Random(19)
+    chains = [post_chain(client, rng, seq) for seq in range(1, CHAINS + 1)]
+    checked = set()
+    for chain in chains:
+        queries = [f"trace_code={trade['trace_code']}" for trade in chain.trades]
+        for query in [*queries, f"lot={chain.farm_code}-0"]:
+            document = client.get(f"/v1/epcis?{query}").json
+            events = document["epcisBody"]["eventList"]
+            ours = [event["eventID"] for event in events]
+            assert ours, query
+            assert reference_ids(document) == ours, query
+            checked.update(ours)
+    kinds = {(e["type"], e["bizStep"]) for chain in chains[:1] for e in client.get(
+        f"/v1/epcis?trace_code={chain.shopper_code}").json["epcisBody"]["eventList"]}
+    assert ("TransactionEvent", "shipping") in kinds and ("TransactionEvent", "receiving") in kinds
+    assert len(checked) >= CHAINS * 5
+
+
+def test_a_changed_event_no_longer_matches_its_id(client):
+    """The comparison can fail: an edited quantity gives the generator another id."""
+    chain = post_chain(client, random.Random(7), 1)
+    document = client.get(f"/v1/epcis?trace_code={chain.shopper_code}").json
+    edited = copy.deepcopy(document)
+    edited["epcisBody"]["eventList"][0]["quantityList"][0]["quantity"] += 1
+    ours = [e["eventID"] for e in document["epcisBody"]["eventList"]]
+    theirs = reference_ids(edited)
+    assert theirs[0] != ours[0] and theirs[1:] == ours[1:]

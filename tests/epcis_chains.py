@@ -25,6 +25,8 @@ STALL = Seller("stall-1", "Stall 1", "retail_market", "dev-s1")
 PRODUCTS = (("cabbage", "6901234567892", False), ("pork", "06901234500011", False),
             ("tofu", None, True), ("eggs", "4006381333931", True), ("ginger", None, False))
 PLACES = ("Shouguang, Shandong", "山东寿光", "Farm A field 7", "Yunnan 3.5 km north", None)
+READINGS = ("inhibition_pct", "nitrite mg/kg", "有机磷", "clenbuterol")
+INSPECTORS = ("Market lab", "质检员 王", "Inspector 7")
 LOT_LABEL_CHARS = "ABCXYZ0123456789_.:-"
 
 
@@ -94,4 +96,21 @@ def post_chain(client: Any, rng: random.Random, seq: int) -> Chain:
     for trade in trades:
         answer = client.post("/v1/trades", json=trade)
         assert answer.status_code == 200 and answer.json["status"] == "accepted", answer.json
+    for trade in (trades[0], trades[2]):
+        if rng.random() < 0.7:
+            post_rapid_test(client, rng, f"{trade['trace_code']}-0", start + 50_000_000)
     return Chain(trades)
+
+
+def post_rapid_test(client: Any, rng: random.Random, lot: str, at_ms: int) -> dict[str, Any]:
+    """A rapid test of ``lot`` with 0-3 readings: numbers, numbers as text, words."""
+    readings = {name: rng.choice([rng.randint(0, 100), round(rng.uniform(0, 50), 2), "35.20",
+                                  "negative", "阴性"])
+                for name in rng.sample(READINGS, rng.randint(0, 3))}
+    body = {"result": rng.choice(["pass", "fail"]), "inspector": rng.choice(INSPECTORS),
+            "values": readings, "tested_at_ms": at_ms + rng.randint(0, 999)}
+    if rng.random() < 0.5:
+        body["method"] = "GB/T 5009.199 enzyme inhibition"
+    answer = client.post(f"/v1/lots/{lot}/tests", json=body)
+    assert answer.status_code == 201, answer.json
+    return answer.json

@@ -12,18 +12,12 @@ import random
 
 import pytest
 from epcis_chains import bridge_client, post_chain
-from epcis_event_hash_generator import hash_generator, json_to_py
 from epcis_event_hash_generator.file_document_loader import file_document_loader
+from epcis_reference import reference_ids
 
 from ledger_bridge.epcis import EPCIS_CONTEXT
 
 CHAINS = 30
-
-
-def reference_ids(document: dict) -> list[str]:
-    """Event ids as GS1's generator computes them from the whole document."""
-    events = json_to_py.event_list_from_epcis_document_json(copy.deepcopy(document))
-    return hash_generator.epcis_hashes_from_events(events)
 
 
 def test_our_context_is_one_the_generator_ships():

@@ -158,26 +158,28 @@ def rapid_test_event(test: Mapping[str, Any], epc_classes: Iterable[str]) -> dic
 
 def _rapid_test_events(tests: Iterable[Mapping[str, Any]], classes: Mapping[str, str]
                        ) -> list[dict[str, Any]]:
-    """One event per test, naming every exported lot it covered (``tests`` has one entry
-    per test and lot, as the index answers)."""
-    by_test: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
-    for test in tests:
-        if test["lot_id"] in classes:
-            by_test.setdefault(test["test_id"], (test, []))[1].append(classes[test["lot_id"]])
-    return [rapid_test_event(test, dict.fromkeys(lots)) for test, lots in by_test.values()]
+    """One event per test (``tests`` may repeat a test once per lot, as the index answers),
+    naming every lot the test covered, so one test is one event id in every document."""
+    unique = {test["test_id"]: test for test in tests}
+    return [rapid_test_event(test, [classes[lot] for lot in test["lot_ids"] if lot in classes])
+            for test in unique.values()]
 
 
 def epcis_document(records: Iterable[Mapping[str, Any]], *, created_ms: int,
                    gtin_of: GtinOf = lambda _code: None,
-                   rapid_tests: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                   rapid_tests: Iterable[Mapping[str, Any]] = (),
+                   lot_products: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An EPCISDocument: for each record in the order given its harvest and trade events,
-    then the rapid tests of the records' lots."""
+    then the ``rapid_tests`` of the records' lots. ``lot_products`` gives the product of
+    tested lots outside ``records`` (a test of several lots names them all)."""
     records = list(records)
     events = [event for record in records
               for event in (*harvest_events(record, gtin_of), *events_for_trade(record, gtin_of))]
-    classes = {line["lot_id"]: class_uri(line["product"], line["lot_id"],
-                                         gtin_of(line["product"]))
-               for record in records for line in record["lines"]}
+    products = dict(lot_products or {})
+    products.update((line["lot_id"], line["product"])
+                    for record in records for line in record["lines"])
+    classes = {lot_id: class_uri(product, lot_id, gtin_of(product))
+               for lot_id, product in products.items()}
     events += _rapid_test_events(rapid_tests, classes)
     return {"@context": [EPCIS_CONTEXT, dict(NAMESPACES)], "type": "EPCISDocument",
             "schemaVersion": "2.0", "creationDate": _time(created_ms),

@@ -94,3 +94,22 @@ def test_a_downstream_trace_carries_the_upstream_lots_tests(client):
                         ).json["epcisBody"]["eventList"]
     assert [e["bizStep"] for e in events] == ["commissioning", "shipping", "receiving",
                                               "shipping", "inspecting"]
+
+
+def test_a_test_of_several_lots_is_one_event_in_every_document(client):
+    """A label printed on two sales names two lots: the test of the label is the same event
+    (same id, both lots) whichever lot's document a partner fetches."""
+    sales = [make_trade(KEY, FARM, seq, [line("cabbage", 4_000, lot="F9")], payer_id="w1",
+                        at_ms=1_763_700_000_000 + seq * 1_000) for seq in (1, 2)]
+    _post(client, *sales)
+    assert client.post("/v1/lots/F9/tests", json={"result": "fail", "inspector": "Lab",
+                                                   "values": {"ppm": "0.8"}}).status_code == 201
+    found = []
+    for sale in sales:
+        events = client.get(f"/v1/epcis?trace_code={sale['trace_code']}"
+                            ).json["epcisBody"]["eventList"]
+        [test] = [e for e in events if e["bizStep"] == "inspecting"]
+        found.append(test)
+    assert found[0] == found[1]
+    assert {q["epcClass"].rsplit("/", 1)[1] for q in found[0]["quantityList"]} == {
+        f"{sale['trace_code']}-0" for sale in sales}

@@ -47,10 +47,11 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     _install_i18n(app, resolved["default_lang"], resolved["timezone"])
     install_page_errors(app)
 
-    from . import meta, pages
+    from . import meta, pages, resolver
 
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(meta.blueprint)
+    app.register_blueprint(resolver.blueprint)
     return app
 
 

@@ -45,6 +45,32 @@ def _page(summary: str, param: str | None, *, not_found: bool = True) -> dict[st
     return {"get": operation}
 
 
+def _digital_link() -> dict[str, Any]:
+    """GS1 Digital Link resolver: a browser is redirected, a program gets the linkset."""
+    path = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("gtin", "lot")]
+    link_type = {"name": "linkType", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["linkset", "all"]}}
+    error = {"$ref": "#/components/responses/Error"}
+    return {"get": {
+        "summary": "GS1 Digital Link of a lot: 307 to its trace page, or the GS1 linkset "
+                   "(Accept: application/linkset+json or application/json, or ?linkType=linkset).",
+        "parameters": [*path, link_type],
+        "responses": {"200": {"description": "RFC 9264 linkset", "content": {
+                          "application/linkset+json": {"schema": {"type": "object"}},
+                          "application/json": {"schema": {"type": "object"}}}},
+                      "307": {"description": "to /trace/{code}"},
+                      "400": error, "404": error, "503": error}}}
+
+
+def _json_read(summary: str, param: str) -> dict[str, Any]:
+    error = {"$ref": "#/components/responses/Error"}
+    return {"get": {"summary": summary, "parameters": [
+        {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "JSON"}, "400": error, "404": error,
+                      "503": error}}}
+
+
 def openapi_document() -> dict[str, Any]:
     """Errors are JSON for programs and an HTML page for browsers (``Accept``)."""
     error = {"type": "object", "required": ["error", "message"],
@@ -69,6 +95,11 @@ def openapi_document() -> dict[str, Any]:
             "/stall/{merchant_id}": _page("A stall's static QR page: today's stock and origins.",
                                           "merchant_id"),
             "/scan": _page("Camera scan page.", None, not_found=False),
+            "/01/{gtin}/10/{lot}": _digital_link(),
+            "/epcis/{lot_id}": _json_read("The lot's EPCIS 2.0 document (application/ld+json).",
+                                          "lot_id"),
+            "/proofs/{code}": _json_read("The trace's record and ledger inclusion proofs.",
+                                         "code"),
             "/sw.js": {"get": {"summary": "Service worker: offline copies of pages seen.",
                                "responses": {"200": {"description": "JavaScript"}}}},
             "/healthz": {"get": {"summary": "Liveness.", "responses": {"200": {

@@ -84,6 +84,15 @@ class Upstream:
         path = f"/v1/stalls/{quote(merchant_id, safe='')}/stock"
         return self._get("bridge", self.bridge_url, path)
 
+    def digital_link(self, gtin14: str, lot: str) -> dict[str, Any]:
+        """The lot view of a GS1 Digital Link (404 unless the lot's product has that GTIN)."""
+        return self._get("bridge", self.bridge_url,
+                         f"/01/{quote(gtin14, safe='')}/10/{quote(lot, safe='')}")
+
+    def epcis_for_lot(self, lot_id: str) -> dict[str, Any]:
+        """The bridge's EPCIS 2.0 document of one lot, upstream and downstream."""
+        return self._get("bridge", self.bridge_url, f"/v1/epcis?lot={quote(lot_id, safe='')}")
+
     def keys(self) -> dict[str, Any]:
         """The ledger's published signing keys, cached briefly: they change only on rotation."""
         now = time.monotonic()

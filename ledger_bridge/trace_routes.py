@@ -125,9 +125,13 @@ def init_app(app: Flask, api: Any) -> None:
             down = tracing.forward(store, lot_ids)["sales"]
             trade_ids = [*(link["trade_id"] for link in reversed(links)), *own,
                          *(link["trade_id"] for link in down)]
-        records = [store.trade(t) for t in dict.fromkeys(trade_ids)]
-        document = epcis_document([r for r in records if r], created_ms=int(time.time() * 1000),
-                                  gtin_of=service.catalogue().gtin_of)
+        records = [r for r in (store.trade(t) for t in dict.fromkeys(trade_ids)) if r]
+        tests = store.rapid_tests(line["lot_id"] for r in records for line in r["lines"])
+        tested = {lot_id for test in tests for lot_id in test["lot_ids"]}
+        products = {lot_id: row["product"] for lot_id in tested if (row := store.line(lot_id))}
+        document = epcis_document(records, created_ms=int(time.time() * 1000),
+                                  gtin_of=service.catalogue().gtin_of, rapid_tests=tests,
+                                  lot_products=products)
         return Response(orjson.dumps(document), mimetype="application/ld+json")
 
     @app.get("/v1/findings")

@@ -137,3 +137,35 @@ def test_shoppers_who_cannot_pay_end_the_run_at_once_with_their_reason(
     assert all(f["reason"].startswith("rate_limited") for f in summary["failures"])
     assert "5 of 8 sales not paid" in completed.stderr
     assert "rate_limited" in completed.stderr
+
+
+def test_the_demos_epcis_export_matches_gs1s_generator_and_schema(demo_run):
+    """Every chain the demo put on the ledger exports as EPCIS that GS1's reference hash
+    generator gives the same event ids and GS1's JSON Schema accepts."""
+    import sqlite3
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from epcis_reference import reference_ids
+    from epcis_schema import errors
+
+    from ledger_bridge.app import create_app
+    from ledger_bridge.reader import ReaderService
+
+    bridge_dir = demo_run[0] / "bridge"
+    with sqlite3.connect(bridge_dir / "bridge.sqlite") as db:
+        codes = [row[0] for row in db.execute("SELECT trace_code FROM trades")]
+    assert len(codes) >= 8  # the farm's and the wholesaler's sales, then the shoppers'
+    service = ReaderService(bridge_dir, writer_url="http://127.0.0.1:9",
+                            gateway_key=Ed25519PrivateKey.generate().public_key())
+    try:
+        client = create_app(service).test_client()
+        steps = set()
+        for code in codes:
+            document = client.get(f"/v1/epcis?trace_code={code}").json
+            events = document["epcisBody"]["eventList"]
+            assert reference_ids(document) == [e["eventID"] for e in events], code
+            assert errors(document) == [], code
+            steps.update(e["bizStep"] for e in events)
+        assert {"commissioning", "shipping", "receiving"} <= steps
+    finally:
+        service.close()

@@ -40,10 +40,12 @@ def test_trade_chain_exports_as_transaction_events(client):
     assert response.status_code == 200 and response.mimetype == "application/ld+json"
     document = response.json
     assert document["type"] == "EPCISDocument" and document["schemaVersion"] == "2.0"
-    events = document["epcisBody"]["eventList"]
-    assert [(e["type"], e["bizStep"]) for e in events] == [
+    everything = document["epcisBody"]["eventList"]
+    assert [(e["type"], e["bizStep"]) for e in everything] == [
+        ("ObjectEvent", "commissioning"), ("ObjectEvent", "commissioning"),
         ("TransactionEvent", "shipping"), ("TransactionEvent", "receiving"),
         ("TransactionEvent", "shipping")]
+    events = everything[2:]
     shipping = events[0]
     assert shipping["eventTime"] == "2025-11-21T04:40:00.123Z"
     assert shipping["sourceList"] == [{"type": "owning_party",
@@ -61,7 +63,7 @@ def test_trade_chain_exports_as_transaction_events(client):
         assert event["eventID"].endswith("?ver=CBV2.0")
         assert event_hash_id({k: v for k, v in event.items() if k != "eventID"}) == \
             event["eventID"]
-    assert len({e["eventID"] for e in events}) == 3
+    assert len({e["eventID"] for e in everything}) == 5
 
 
 def test_event_id_depends_on_content_not_key_order():
@@ -85,7 +87,8 @@ def test_lot_export_covers_upstream_and_downstream(client):
     for trade in (farm_sale, shopper_sale):
         client.post("/v1/trades", json=trade)
     events = client.get("/v1/epcis?lot=FA-1").json["epcisBody"]["eventList"]
-    trades = {e["bizTransactionList"][0]["bizTransaction"] for e in events}
+    trades = {e["bizTransactionList"][0]["bizTransaction"] for e in events
+              if e["type"] == "TransactionEvent"}
     assert trades == {f"urn:tracepay:trade:{farm_sale['trade_id']}",
                       f"urn:tracepay:trade:{shopper_sale['trade_id']}"}
     assert client.get("/v1/epcis?lot=FA-1&trace_code=x").status_code == 400

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from market_protocol import ORGS, ApiError, SchemaError, derive_device_key, mqtt_password
+from market_protocol.emvco import max_device_id_length
 from market_protocol.schema import Field, check
 
 from .database import Database, now_ms, transaction
@@ -110,7 +111,13 @@ class DeviceRegistry:
         except SchemaError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from None
         merchant_id, merchant_name, org = body["merchant_id"], body["merchant_name"], body["org"]
-        device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"
+        longest = max_device_id_length(self.settings.get("public_url") or "")
+        # A made-up id fits this gateway's codes (shorter behind a long address).
+        device_id = body.get("device_id") or f"dev-{secrets.token_hex(6)}"[:max(8, longest)]
+        if len(device_id) > longest:
+            raise ApiError(400, "device_id_too_long", f"device ids may have at most {longest} "
+                           f"characters with this gateway's address (the EMV QR code of a "
+                           f"sale must fit); {device_id!r} has {len(device_id)}")
         if is_reserved(device_id, self.settings):
             raise ApiError(400, "reserved_name", f"{device_id!r} is reserved for the "
                            f"services; device ids may not start with {RESERVED_PREFIX!r}")
@@ -220,8 +227,8 @@ class DeviceRegistry:
             version = device["key_version"] + 1
             if version > 255:
                 raise ApiError(409, "key_versions_exhausted", "enrol a new device id")
-            conn.execute("UPDATE devices SET key_version = ?, status = 'pending_claim' "
-                         "WHERE device_id = ?", (version, device_id))
+            conn.execute("UPDATE devices SET key_version = ?, status = 'pending_claim', "
+                         "rotated_at_ms = ? WHERE device_id = ?", (version, now, device_id))
             conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, ?, ?, NULL)",
                          (_code_hash(code), device_id, version, expires))
         self.on_change()

@@ -11,8 +11,11 @@ import hashlib
 import hmac
 import re
 
-__all__ = ["DEVICE_ID_PATTERN", "check_device_id", "derive_device_key", "mqtt_password"]
+__all__ = ["DEVICE_ID_MAX_LENGTH", "DEVICE_ID_PATTERN", "check_device_id", "derive_device_key",
+           "mqtt_password"]
 
+#: Longest device id the wire formats allow (EMV QR terminals allow fewer, see emvco).
+DEVICE_ID_MAX_LENGTH = 32
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 

@@ -16,11 +16,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .qr_token import CURRENCY_CODES
+from .device_keys import DEVICE_ID_MAX_LENGTH
+from .qr_token import CURRENCY_CODES, token_length
 
 __all__ = [
     "EmvError", "crc16_ccitt", "tlv", "encode_payload", "decode_payload", "EmvSale",
-    "merchant_payload", "read_merchant_payload", "TRACEPAY_GUID",
+    "merchant_payload", "read_merchant_payload", "TRACEPAY_GUID", "max_device_id_length",
     "TAG_FORMAT", "TAG_INITIATION", "TAG_MCC", "TAG_CURRENCY", "TAG_AMOUNT", "TAG_COUNTRY",
     "TAG_NAME", "TAG_CITY", "TAG_ADDITIONAL", "TAG_LANGUAGE", "TAG_CRC",
 ]
@@ -171,6 +172,30 @@ def _ascii(tag: str, value: str, limit: int) -> str:
     if not value.isascii() or not value.isprintable():
         raise EmvError(f"tag {tag}: use printable ASCII (put Chinese in template 64)")
     return value[:limit]
+
+
+_MAX_VALUE = 99
+
+
+def _template_length(*values: str) -> int:
+    """Length of a template holding our GUID (sub-tag 00) and ``values`` as sub-objects."""
+    return sum(4 + len(value) for value in (TRACEPAY_GUID, *values))
+
+
+def max_device_id_length(gateway_url: str) -> int:
+    """The longest device id whose sales still fit an EMV payload for ``gateway_url``.
+
+    Two templates grow with the device id: 26 carries the gateway URL and the id, 27 the
+    MACed token (which embeds the id). Each value is capped at 99 characters by the
+    two-digit length, so an id past this limit cannot be encoded at all; the gateway
+    refuses to enrol such ids (0 means no id fits that URL)."""
+    url = gateway_url.rstrip("/")
+    best = 0
+    for length in range(1, DEVICE_ID_MAX_LENGTH + 1):
+        if (_template_length(url, "x" * length) <= _MAX_VALUE
+                and _template_length("x" * token_length(length)) <= _MAX_VALUE):
+            best = length
+    return best
 
 
 def merchant_payload(*, gateway_url: str, device_id: str, token: str, amount_fen: int,

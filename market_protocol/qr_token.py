@@ -34,6 +34,7 @@ __all__ = [
     "qr_url",
     "split_qr_url",
     "new_nonce",
+    "token_length",
 ]
 
 TOKEN_VERSION = 1
@@ -45,6 +46,15 @@ _HEAD = struct.Struct(">BBIHII8sB")
 #: ISO 4217 numeric codes of the currencies a terminal may charge in.
 CURRENCY_CODES: dict[str, int] = {"CNY": 156, "HKD": 344, "USD": 840, "EUR": 978}
 _CURRENCY_BY_CODE = {code: name for name, code in CURRENCY_CODES.items()}
+
+
+def token_length(device_id_chars: int) -> int:
+    """Characters of the base64url token (no padding) for a device id of that length.
+
+    Every other field has a fixed size, so this is exact: EMV templates and enrolment
+    limits are computed from it rather than guessed."""
+    raw = _HEAD.size + device_id_chars + MAC_BYTES
+    return (4 * raw + 2) // 3
 
 
 class QRTokenError(ValueError):

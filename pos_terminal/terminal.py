@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from market_protocol import new_nonce, trace_code_for_sale
+from market_protocol.emvco import EmvError
 
 from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
@@ -26,7 +27,7 @@ from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
 from .provisioning import TerminalConfig, load_config
-from .qr_image import MAX_VERSION, qr_png
+from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
 from .uplink import ResultCallback, Uplink
@@ -118,28 +119,42 @@ class Terminal:
 
     # -- charging ------------------------------------------------------------------------
     def charge(self, cart: Cart, *, render_png: bool = True) -> ChargedSale:
-        """Commit the sale to the outbox, then build its QR (no network needed)."""
+        """Build the sale and its QR, and commit the sale only if the QR could be made
+        (no network needed): a code that cannot be shown never leaves an unpaid sale."""
         if not cart:
             raise TerminalError("the cart is empty")
         lines = cart.to_records()
         now = self._clock()
         nonce = new_nonce()
+        shown: dict[str, Any] = {}
 
         def build(seq: int) -> dict[str, Any]:
-            return build_sale(device_id=self.config.device_id,
-                              key_version=self.config.key_version, device_key=self._key,
-                              seq=seq, sale_id=new_sale_id(self.config.device_id, seq),
-                              lines=lines, created_at_ms=now, nonce=nonce,
-                              currency=self.config.currency)
+            record = build_sale(device_id=self.config.device_id,
+                                key_version=self.config.key_version, device_key=self._key,
+                                seq=seq, sale_id=new_sale_id(self.config.device_id, seq),
+                                lines=lines, created_at_ms=now, nonce=nonce,
+                                currency=self.config.currency)
+            # Inside the outbox's transaction: if the code cannot be built, nothing is kept.
+            shown.update(self._qr_for(record, render_png))
+            return record
 
         sale = self.outbox.add(build)
         self.uplink.wake()
-        url = sale_qr_url(sale, self._key, self.config.gateway_url)
-        text, max_version = url, MAX_VERSION
-        if self.config.qr_format == "emv":
-            text, max_version = emv_payload_for_sale(sale, self.config, url), EMV_MAX_QR_VERSION
-        png = qr_png(text, max_version=max_version) if render_png else None
-        return ChargedSale(sale, url, trace_code_for_sale(sale["sale_id"]), png, text)
+        return ChargedSale(sale, shown["url"], trace_code_for_sale(sale["sale_id"]),
+                           shown["png"], shown["text"])
+
+    def _qr_for(self, sale: dict[str, Any], render_png: bool) -> dict[str, Any]:
+        try:
+            url = sale_qr_url(sale, self._key, self.config.gateway_url)
+            text, max_version = url, MAX_VERSION
+            if self.config.qr_format == "emv":
+                text = emv_payload_for_sale(sale, self.config, url)
+                max_version = EMV_MAX_QR_VERSION
+            png = qr_png(text, max_version=max_version) if render_png else None
+        except (EmvError, QRTooLargeError) as exc:
+            raise TerminalError(f"this sale's QR code cannot be made ({exc}); the sale was "
+                                "not kept") from exc
+        return {"url": url, "text": text, "png": png}
 
     def emv_payload(self, sale: dict[str, Any]) -> str:
         """The EMVCo merchant-presented form of ``sale``'s QR, whatever the terminal's format."""

@@ -227,7 +227,8 @@ class Database:
 
 #: Columns added after the first release: (table, column, declaration). A database made
 #: before them gains them on open, so an upgrade keeps its data.
-_ADDED_COLUMNS = (("sales", "voided_at_ms", "INTEGER"), ("sales", "void_record", "TEXT"))
+_ADDED_COLUMNS = (("sales", "voided_at_ms", "INTEGER"), ("sales", "void_record", "TEXT"),
+                  ("devices", "rotated_at_ms", "INTEGER"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

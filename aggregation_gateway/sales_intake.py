@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import Any
 
 import orjson
 
@@ -23,6 +24,9 @@ from market_protocol.topics import device_from_topic
 
 from .database import now_ms, transaction
 from .payments import PaymentService
+
+#: How far a terminal's clock may run ahead of the gateway's when it stamps a sale.
+CLOCK_SKEW_MS = 60_000
 
 __all__ = ["SaleRejected", "accept_sale"]
 
@@ -53,10 +57,28 @@ def _verified(service: PaymentService, topic: str, payload: bytes) -> dict:
         raise SaleRejected(f"device {sale['device_id']} is revoked")
     if sale["key_version"] > device["key_version"]:
         raise SaleRejected("sale names a key version the gateway never issued")
+    if sale["key_version"] < device["key_version"]:
+        _check_grace(sale, device, service.settings["rotated_key_grace_s"])
     key = service.registry.device_key(sale["device_id"], sale["key_version"])
     if not verify_record_mac(sale, key):
         raise SaleRejected("MAC does not verify")
     return sale
+
+
+def _check_grace(sale: dict, device: Any, grace_s: float) -> None:
+    """A sale MACed with the key a rotation replaced is one the terminal queued offline
+    before it learnt the new key: accepted only for the previous version, only if it was
+    made before the rotation, and only for ``rotated_key_grace_s`` after it."""
+    rotated_at = device["rotated_at_ms"]
+    if sale["key_version"] != device["key_version"] - 1 or rotated_at is None:
+        raise SaleRejected(f"sale MACed with key version {sale['key_version']}, replaced "
+                           f"before version {device['key_version'] - 1}: refused")
+    if sale["created_at_ms"] > rotated_at + CLOCK_SKEW_MS:
+        raise SaleRejected(f"sale made after its key version {sale['key_version']} was "
+                           f"rotated away: refused")
+    if now_ms() > rotated_at + grace_s * 1000:
+        raise SaleRejected(f"sale MACed with key version {sale['key_version']}, rotated "
+                           f"away more than {grace_s:g} s ago (rotated_key_grace_s): refused")
 
 
 def _same_sale(original: dict, void: dict) -> bool:

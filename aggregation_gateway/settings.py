@@ -70,6 +70,9 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("threads", 8, "Threads per HTTP worker.", int),
     Setting("qr_lifetime_s", 300, "How long a dynamic QR may be paid after it was issued.", int),
     Setting("qr_clock_skew_s", 60, "How far in the future a QR's issue time may be.", int),
+    Setting("rotated_key_grace_s", 86_400, "After a key rotation, sales MACed with the "
+            "previous key (made before the rotation, queued offline) are accepted this "
+            "long, then refused with a reason.", float),
     Setting("enrolment_code_ttl_s", 900, "Lifetime of a one-time enrolment code.", int),
     Setting("query_after_s", 5, "Ask the channel about a pending order after this long "
             "without a notification.", int),

@@ -36,21 +36,29 @@ def day_start_ms(now_ms: int) -> int:
 
 
 def day_summary(sales: Iterable[StoredSale], *, day_ms: int) -> dict[str, Any]:
-    """Counts and sums in fen and grams; void sales count apart and add to nothing."""
+    """Counts and sums in fen and grams; void sales count apart and add to nothing,
+    except one whose payment landed before its void reached the gateway: the money moved,
+    so it is on the books as paid and listed as waiting for a refund (``paid_after_void``).
+    """
     summary: dict[str, Any] = {
         "day": datetime.fromtimestamp(day_ms // 1000).astimezone().date().isoformat(),
         "sales": 0, "charged_fen": 0, "paid": 0, "paid_fen": 0, "unpaid": 0, "unpaid_fen": 0,
         "void": 0, "refunded_fen": 0, "net_fen": 0, "unsent": 0, "first_seq": None,
-        "last_seq": None, "products": {},
+        "last_seq": None, "products": {}, "paid_after_void": 0, "paid_after_void_fen": 0,
+        "paid_after_void_seqs": [],
     }
     products: dict[str, dict[str, Any]] = summary["products"]
     for sale in sales:
         summary["first_seq"] = summary["first_seq"] or sale.seq
         summary["last_seq"] = sale.seq
         summary["unsent"] += sale.state == "queued"
-        if sale.sale_status == "void":
+        if sale.sale_status == "void" and sale.payment_status not in _PAID:
             summary["void"] += 1
             continue
+        if sale.sale_status == "void" and sale.refunded_fen < sale.total_fen:
+            summary["paid_after_void"] += 1
+            summary["paid_after_void_fen"] += sale.total_fen - sale.refunded_fen
+            summary["paid_after_void_seqs"].append(sale.seq)
         summary["sales"] += 1
         summary["charged_fen"] += sale.total_fen
         if sale.payment_status in _PAID:
@@ -95,6 +103,11 @@ def render_z_report(summary: dict[str, Any], *, merchant: str, device_id: str,
     for row in summary["products"].values():
         amount = f"{row['weight_g']} g" if row["weight_g"] else f"x{row['quantity']}"
         rows.append((row["name"], f"{amount}  {format_fen(row['amount_fen'])}"))
+    if summary["paid_after_void"]:
+        seqs = ", ".join(str(seq) for seq in summary["paid_after_void_seqs"])
+        rows += [("", ""), ("PAID AFTER VOID / 作废后已付", f"{summary['paid_after_void']}  "
+                 f"{format_fen(summary['paid_after_void_fen'])}"),
+                 (f"  refund / 请退款: seq {seqs}", "")]
     if summary["unsent"]:
         rows += [("", ""), (f"WARNING: {summary['unsent']} sale(s) not uploaded", "")]
     rows += [("", ""), ("Printed", printed_at)]

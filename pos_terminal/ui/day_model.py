@@ -26,13 +26,15 @@ class SaleView:
     seq: int
     time: str
     total_fen: int
-    status: str  # open | paid | void | failed | expired | refunded
+    status: str  # open | paid | paid_after_void | void | failed | expired | refunded
     voidable: bool
     refundable: bool
 
 
 def _status(stored: Any) -> str:
-    if stored.sale_status == "void":
+    if stored.sale_status == "void" and stored.payment_status == "paid":
+        return "paid_after_void"  # the shopper paid before the void reached the gateway
+    if stored.sale_status == "void" and stored.payment_status not in _REFUNDED:
         return "void"
     if stored.payment_status in _REFUNDED:
         return "refunded"
@@ -47,7 +49,7 @@ def sale_view(stored: Any) -> SaleView:
     local = datetime.fromtimestamp(stored.created_at_ms / 1000).astimezone()
     return SaleView(stored.sale_id, stored.seq, local.strftime("%H:%M:%S"), stored.total_fen,
                     status, voidable=status in ("open", "failed", "expired"),
-                    refundable=status == "paid")
+                    refundable=status in ("paid", "paid_after_void"))
 
 
 def z_report_lines(summary: dict[str, Any], lang: str, merchant: str,
@@ -63,4 +65,6 @@ def z_report_lines(summary: dict[str, Any], lang: str, merchant: str,
         f"{text('z_void', lang)}: {summary['void']}",
         f"{text('z_refunded', lang)}: {format_fen(summary['refunded_fen'])}",
         f"{text('z_unsent', lang)}: {summary['unsent']}",
-    ]
+    ] + ([f"{text('z_paid_after_void', lang)}: "
+          f"{format_fen(summary['paid_after_void_fen'])} ({summary['paid_after_void']})"]
+         if summary.get("paid_after_void") else [])

@@ -12,6 +12,7 @@ from market_protocol.schema import Field, check
 from market_protocol.signing import public_key_pem, public_key_raw_b64
 
 from . import outbox
+from .device_status import payment_results
 from .openapi import openapi_document
 from .requests_in import gateway, json_object, rate_limit, require_manager
 
@@ -191,3 +192,10 @@ def device_refund(device_id: str) -> Any:
     result = gw.refunds.refund(payment, body["amount_fen"], body["reason"],
                                body["refund_no"], f"device:{device_id}")
     return jsonify(result), 202 if result["status"] == "processing" else 201
+
+
+@blueprint.post("/v1/devices/<device_id>/payment-status")
+def device_payment_status(device_id: str) -> Any:
+    """A terminal whose MQTT link is down asks for its sales' payment results."""
+    rate_limit("notify_limit_per_address")
+    return jsonify(results=payment_results(gateway(), _device_id(device_id), json_object()))

@@ -186,13 +186,30 @@ def _paths() -> dict[str, Any]:
             "parameters": [payment_id],
             "requestBody": _body({"$ref": "#/components/schemas/RefundRequest"}),
             "responses": {"201": _json({"$ref": "#/components/schemas/Refund"}),
+                          "202": _json({"$ref": "#/components/schemas/Refund"}),
                           **_errors(400, 401, 404, 409, 413, 415, 429, 502)}}},
         "/v1/devices/{device_id}/refunds": {"post": {
             "summary": "A refund asked for by the terminal, MACed with its device key",
             "parameters": [device_id],
             "requestBody": _body({"$ref": "#/components/schemas/DeviceRefundRequest"}),
             "responses": {"201": _json({"$ref": "#/components/schemas/Refund"}),
+                          "202": _json({"$ref": "#/components/schemas/Refund"}),
                           **_errors(400, 403, 404, 409, 413, 415, 429, 502)}}},
+        "/v1/devices/{device_id}/payment-status": {"post": {
+            "summary": "Payment results for a terminal whose MQTT link is down (MACed)",
+            "parameters": [device_id],
+            "requestBody": _body(_obj({
+                "schema": {"const": "tracepay.status_request/1"},
+                "device_id": {"type": "string", "pattern": _DEVICE_PATTERN},
+                "key_version": {"type": "integer", "minimum": 1, "maximum": 255},
+                "seqs": {"type": "array", "minItems": 1, "maxItems": 50,
+                         "items": {"type": "integer", "minimum": 1,
+                                   "maximum": 2**53 - 1}},
+                "requested_at_ms": {"type": "integer", "minimum": 0},
+                "mac": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}, closed=True)),
+            "responses": {"200": _json(_obj({"results": {
+                "type": "array", "items": {"type": "object"}}})),
+                          **_errors(400, 403, 404, 413, 415, 429)}}},
         "/v1/notify/{channel}": {"post": {
             "summary": "Asynchronous payment notification from a channel (signed)",
             "parameters": [_path("channel")],

@@ -252,6 +252,18 @@ class Outbox:
                      result["updated_at_ms"], result["seq"]))
             return self.by_seq(result["seq"]), changed
 
+    def awaiting_result(self, since_ms: int, limit: int) -> list[int]:
+        """Seqs of sales made since ``since_ms`` that still wait for a final payment
+        result (newest first): what to ask the gateway about when MQTT is down. Voided
+        sales are asked about too: the shopper may have paid before the void arrived."""
+        finals = ", ".join(f"'{status}'" for status in sorted(FINAL_STATUSES))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT seq FROM sales WHERE created_at_ms >= ? "
+                f"AND (payment_status IS NULL OR payment_status NOT IN ({finals})) "
+                f"ORDER BY seq DESC LIMIT ?", (since_ms, limit)).fetchall()
+        return [row[0] for row in rows]
+
     def by_seq(self, seq: int) -> StoredSale | None:
         with self._lock:
             row = self._db.execute(_SELECT + " WHERE seq = ?", (seq,)).fetchone()

@@ -30,12 +30,15 @@ from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
+from .status_poll import poll_payment_status
 from .uplink import ResultCallback, Uplink
 
 __all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
 
 #: Seconds between attempts to send queued refund requests to the gateway.
 REQUEST_RETRY_S = 15.0
+#: While the MQTT link is down, ask the gateway over HTTP for payment results this often.
+STATUS_POLL_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +260,18 @@ class Terminal:
             self._requests_thread = None
 
     def _retry_requests(self) -> None:
-        while not self._stopping.wait(REQUEST_RETRY_S):
+        """Queued gateway requests every REQUEST_RETRY_S; payment results over HTTP every
+        STATUS_POLL_S while the MQTT link is down (the display must still turn to paid)."""
+        next_retry = time.monotonic() + REQUEST_RETRY_S
+        while not self._stopping.wait(STATUS_POLL_S):
+            if not self.uplink.connected:
+                try:
+                    poll_payment_status(self.outbox, self.config, self._key, self._dispatch)
+                except Exception:  # the next round may succeed
+                    log.exception("payment status over HTTP failed")
+            if time.monotonic() < next_retry:
+                continue
+            next_retry = time.monotonic() + REQUEST_RETRY_S
             try:
                 if self.outbox.queued_requests(limit=1):
                     send_queued_requests(self)

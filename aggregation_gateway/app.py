@@ -18,7 +18,6 @@ from market_protocol import ApiError
 from market_protocol.http_errors import install_json_errors
 
 from .rate_limits import GatewayLimits
-from .scan_lane import ScanLane
 from .settings import load_gateway_settings
 from .trusted_proxies import TrustedProxies, parse_networks
 from .wiring import Gateway, build_gateway
@@ -37,7 +36,7 @@ def create_app(settings: Mapping[str, Any] | None = None,
     app.config["TRACEPAY_INSECURE_DEMO"] = bool(gateway.settings.get("insecure_demo"))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["gateway"] = gateway
-    limits = app.extensions["limits"] = GatewayLimits(app, gateway.settings)
+    app.extensions["limits"] = GatewayLimits(gateway.settings)
     install_json_errors(app)
     _protect_forms(app, gateway)
 
@@ -62,11 +61,9 @@ def create_app(settings: Mapping[str, Any] | None = None,
             response.headers["WWW-Authenticate"] = 'Basic realm="tracepay gateway"'
         return response
 
-    # JSON scans (the hot path) are answered without Flask's request machinery.
-    lane = ScanLane(app.wsgi_app, gateway, limits)
     # Outermost: the client address every limit sees is settled before anything else runs.
     app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
-        lane, parse_networks(gateway.settings.get("trusted_proxies", "")),
+        app.wsgi_app, parse_networks(gateway.settings.get("trusted_proxies", "")),
         hops=max(1, int(gateway.settings.get("proxy_hops", 1))))
     return app
 

@@ -34,7 +34,7 @@ _INCR = ("INSERT INTO rate_counters (key, count, expires_at) VALUES (?, ?, ?) "
 
 
 class SQLiteLimitStorage(Storage):
-    """Fixed-window counters (what flask-limiter's default strategy needs)."""
+    """Fixed-window counters (what the fixed-window strategy needs)."""
 
     STORAGE_SCHEME = ["tracepay+sqlite"]
 

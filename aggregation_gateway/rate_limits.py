@@ -10,10 +10,12 @@
   per-account budget, once spent, still lets an address with no failure against that
   account try, so an attacker can slow guessing but never lock the real manager out.
 
-flask-limiter (``flask_limiter.Limiter``) configures the storage and the strategy (fixed
-window); the checks call its strategy with explicit keys because the scan lane serves
-JSON scans outside Flask and must count in the same buckets. Limits are flask-limiter
-strings ("30/minute"); an empty string disables one. Every refusal is a 429 with
+The counting is the ``limits`` library's (the engine under flask-limiter, from the same
+maintainers): its fixed-window strategy over a storage every worker shares. It is called
+with explicit keys at the points where each key is known (the token before the checks,
+the device only after its MAC verified), which a per-route decorator cannot express, and
+without flask-limiter's per-request hooks, which every request would pay for. Limits are
+its strings ("30/minute"); an empty string disables one. Every refusal is a 429 with
 ``retry_after_s`` in the body and a ``Retry-After`` header.
 """
 
@@ -25,9 +27,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
-from flask_limiter import Limiter
 from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from market_protocol import ApiError
 
@@ -50,16 +52,10 @@ def storage_uri(settings: Mapping[str, Any]) -> str:
 class GatewayLimits:
     """One per app (per worker); all of them count in the same storage."""
 
-    def __init__(self, app: Flask, settings: Mapping[str, Any]) -> None:
-        self.flask_limiter = Limiter(lambda: "", app=app, storage_uri=storage_uri(settings),
-                                     strategy="fixed-window",
-                                     headers_enabled=False)
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self._strategy = FixedWindowRateLimiter(storage_from_string(storage_uri(settings)))
         self.items: dict[str, RateLimitItem | None] = {
             name: parse(settings[name]) if settings.get(name) else None for name in LIMIT_NAMES}
-
-    @property
-    def _strategy(self) -> Any:
-        return self.flask_limiter.limiter
 
     def retry_after_s(self, name: str, *keys: str) -> int:
         item = self.items[name]

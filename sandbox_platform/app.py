@@ -14,7 +14,6 @@ from market_protocol.http_errors import install_json_errors
 from . import api, checkout
 from .faults import FaultBoard
 from .openapi import openapi_document
-from .order_lane import OrderLane
 from .request_auth import sign_v1_answers
 from .settings import SETTINGS, resolve_settings
 from .state import PlatformState
@@ -54,8 +53,6 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(checkout.blueprint)
     app.after_request(lambda response: sign_v1_answers(state.key, response))
-    app.wsgi_app = OrderLane(app.wsgi_app, state,  # type: ignore[method-assign]
-                             app.config["MAX_CONTENT_LENGTH"])
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -10,21 +10,36 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 
 from market_protocol import canonical_json, mac_record
 
-if TYPE_CHECKING:
-    from .terminal import Terminal
+from .errors import TerminalError
+from .outbox import Outbox
+from .provisioning import TerminalConfig
 
-__all__ = ["REFUND_SCHEMA", "build_refund_request", "request_refund", "send_queued_requests"]
+__all__ = ["REFUND_SCHEMA", "RefundingTerminal", "build_refund_request", "request_refund",
+           "send_queued_requests"]
 
 log = logging.getLogger(__name__)
 
 REFUND_SCHEMA = "tracepay.refund_request/1"
 _REFUNDABLE = {"paid", "partially_refunded"}
+
+
+class RefundingTerminal(Protocol):
+    """What refunds need of the terminal (``pos_terminal.terminal.Terminal`` is one)."""
+
+    outbox: Outbox
+    config: TerminalConfig
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def device_key(self) -> bytes: ...
 
 
 def build_refund_request(*, device_id: str, key_version: int, device_key: bytes, sale_id: str,
@@ -38,15 +53,13 @@ def build_refund_request(*, device_id: str, key_version: int, device_key: bytes,
     return record
 
 
-def request_refund(terminal: Terminal, sale_id: str, amount_fen: int,
+def request_refund(terminal: RefundingTerminal, sale_id: str, amount_fen: int,
                    reason: str) -> dict[str, Any]:
     """Queue a refund of a paid sale and try to send it now.
 
     Returns ``{"refund_no", "state": "sent"|"queued"|"refused", "answer"}``. Raises
     TerminalError when the sale cannot be refunded (unknown, unpaid, amount too large).
     """
-    from .terminal import TerminalError
-
     sale = terminal.outbox.by_sale_id(sale_id)
     if sale is None:
         raise TerminalError(f"no sale {sale_id}")
@@ -86,7 +99,7 @@ def _endpoint_missing(response: requests.Response) -> bool:
         return True
 
 
-def send_queued_requests(terminal: Terminal, timeout: float = 5.0) -> int:
+def send_queued_requests(terminal: RefundingTerminal, timeout: float = 5.0) -> int:
     """POST every queued request once; returns how many the gateway took."""
     sent = 0
     base = terminal.config.gateway_url.rstrip("/")

@@ -25,6 +25,7 @@ from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
 from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
+from .errors import TerminalError, UnsentSales
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
 from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
@@ -41,19 +42,6 @@ REQUEST_RETRY_S = 15.0
 STATUS_POLL_S = 2.0
 
 log = logging.getLogger(__name__)
-
-
-class TerminalError(RuntimeError):
-    """An operation the terminal refuses; the message is fit to show the vendor."""
-
-
-class UnsentSales(TerminalError):
-    """Closing the day while sales are still waiting in the outbox."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} sale(s) of today are not uploaded yet: keep the terminal "
-                         "online until they are sent, or close anyway")
-        self.count = count
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,9 @@
-"""The channel transport against real HTTP servers on loopback: the same request bytes as
-``http.client`` in one write, kept-alive connections, and every way an answer can come
-back (Content-Length, chunked, connection closed, cut short, a kept-alive connection the
-server dropped)."""
+"""The channel transport (urllib3's pools) against real HTTP servers on loopback: what it
+sends, kept-alive connections, and every way an answer can come back (Content-Length,
+chunked, connection closed, cut short, a kept-alive connection the server dropped)."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -13,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aggregation_gateway.channels import http_transport
 from aggregation_gateway.channels.base import ChannelError, HttpRequest
 from aggregation_gateway.channels.http_transport import KeepAliveTransport
 
@@ -108,25 +105,10 @@ def raw_server() -> Iterator[Callable[[list[bytes | None]], RawServer]]:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Signature: s\r\n\r\n{}"
 
 
-def _http_client_bytes(url: str, method: str, target: str, headers: dict[str, str],
-                       body: bytes | None) -> bytes:
-    """What the standard library's client sends for the same request."""
-    sent: list[bytes] = []
-
-    class Recording(http.client.HTTPConnection):
-        def send(self, data):  # type: ignore[no-untyped-def]
-            sent.append(bytes(data))
-
-    host = url.split("//", 1)[1]
-    connection = Recording(host)
-    connection.request(method, target, body=body, headers=headers)
-    return b"".join(sent)
-
-
 @pytest.mark.parametrize(("method", "body"), [("POST", b'{"amount_fen":100}'),
                                               ("GET", b""), ("POST", b"")])
-def test_request_bytes_are_those_of_http_client(raw_server, method: str, body: bytes
-                                                ) -> None:
+def test_the_request_carries_method_target_headers_and_body(raw_server, method: str,
+                                                            body: bytes) -> None:
     server = raw_server([OK])
     headers = {"X-App-Id": "gw-1", "X-Timestamp": "1763712000000", "X-Nonce": "n" * 24,
                "X-Signature": "abc_-", "Accept": "application/json"}
@@ -136,32 +118,24 @@ def test_request_bytes_are_those_of_http_client(raw_server, method: str, body: b
                                               headers, body))
     assert answer.status == 200 and answer.body == b"{}"
     assert answer.headers["X-Signature"] == "s"
-    assert server.received == [_http_client_bytes(server.url, method, "/v1/orders/T1?x=1",
-                                                  headers, body or None)]
+    head, _, sent_body = server.received[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == f"{method} /v1/orders/T1?x=1 HTTP/1.1".encode()
+    for name, value in headers.items():
+        assert f"{name}: {value}".encode() in lines
+    assert sent_body == body
 
 
-def test_head_and_body_are_one_write_on_one_connection(echo_url: str,
-                                                       monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
-    writes: list[bytes] = []
-    real_write = http_transport._PlainConnection.write
-
-    def counting_write(self, data):  # type: ignore[no-untyped-def]
-        writes.append(bytes(data))
-        return real_write(self, data)
-
-    monkeypatch.setattr(http_transport._PlainConnection, "write", counting_write)
+def test_connections_are_kept_alive(echo_url: str) -> None:
     transport = KeepAliveTransport()
     body = b'{"out_trade_no":"p1","amount_fen":100}'
-    for _ in range(3):  # the same kept-alive connection each time
+    for _ in range(3):
         answer = transport(HttpRequest("POST", f"{echo_url}/v1/orders",
                                        {"Content-Type": "application/json"}, body))
         assert answer.status == 200 and answer.body == body
         assert answer.headers["X-Signature"] == "sig-value"
-    assert len(writes) == 3
-    assert all(write.startswith(b"POST /v1/orders HTTP/1.1\r\n") and write.endswith(
-        b"\r\n\r\n" + body) for write in writes)
-    assert len(transport._local.pool) == 1
+    pool = transport._pools.connection_from_url(echo_url)
+    assert pool.num_connections == 1  # one connection served all three
 
 
 def test_chunked_and_interim_answers_are_read_whole(raw_server) -> None:
@@ -182,7 +156,6 @@ def test_connection_close_and_unframed_answers(raw_server) -> None:
                          b"\r\na", None])
     transport = KeepAliveTransport()
     assert transport(HttpRequest("GET", f"{server.url}/x", {}, b"")).body == b"a"
-    assert transport._local.pool == {}  # not reused after Connection: close
     unframed = raw_server([b"HTTP/1.0 200 OK\r\n\r\nuntil-eof"], close_after=True)
     answer = transport(HttpRequest("GET", f"{unframed.url}/y", {}, b""))
     assert answer.body == b"until-eof"
@@ -200,16 +173,29 @@ def test_a_dropped_kept_alive_connection_is_retried_once(raw_server) -> None:
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
     b"SMTP ready\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nab\r\n0\r\n\r\n",
 ])
 def test_a_broken_answer_is_unreachable_not_a_crash(raw_server, answer: bytes) -> None:
     server = raw_server([answer], close_after=True)
     with pytest.raises(ChannelError) as caught:
-        KeepAliveTransport()(HttpRequest("POST", f"{server.url}/a", {}, b"1"))
-    assert caught.value.code == "unreachable"
+        KeepAliveTransport(timeout=2)(HttpRequest("POST", f"{server.url}/a", {}, b"1"))
+    assert caught.value.code == "unreachable" and not caught.value.definite
+
+
+def test_a_malformed_header_line_is_not_taken_as_a_header(raw_server) -> None:
+    """urllib3 keeps the answer and drops the line; the channel then refuses an answer
+    without its signature header, as an unknown outcome."""
+    server = raw_server([b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 2\r\n"
+                         b"\r\n{}"], close_after=True)
+    answer = KeepAliveTransport(timeout=2)(HttpRequest("POST", f"{server.url}/a", {}, b"1"))
+    assert answer.status == 200
+    assert not any("no colon" in name for name in answer.headers)
+    unreadable_length = raw_server([b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n"],
+                                   close_after=True)
+    answer = KeepAliveTransport(timeout=2)(HttpRequest("POST", f"{unreadable_length.url}/a",
+                                                       {}, b"1"))
+    assert answer.status == 200 and answer.body == b""  # read to the close: nothing
 
 
 def test_a_refused_connection_and_a_header_injection_are_refused() -> None:

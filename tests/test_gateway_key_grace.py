@@ -74,7 +74,10 @@ def test_after_the_grace_the_previous_key_is_refused_with_a_reason(
         publisher = Listener(mqtt_broker)
         link = _link(gw)
         try:
-            time.sleep(0.01)  # past a grace of 0 s
+            rotated_at = gw.gateway.db.conn.execute(
+                "SELECT rotated_at_ms FROM devices WHERE device_id = ?",
+                (old.device_id,)).fetchone()[0]
+            _wait(lambda: time.time() * 1000 > rotated_at + 1)  # past a grace of 0 s
             for sale in (queued, one_back, two_back):
                 publisher.publish(sales_topic(old.device_id), sale)
             _wait(lambda: link.stats["sales_rejected"] == 3)

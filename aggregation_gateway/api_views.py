@@ -85,7 +85,7 @@ def revoke(device_id: str) -> Any:
     require_manager()
     gw = gateway()
     result = gw.registry.revoke(_device_id(device_id))
-    return jsonify({**result, "orders": gw.payments.close_device_orders(device_id)})
+    return jsonify({**result, "orders": gw.sweeps.close_device_orders(device_id)})
 
 
 @blueprint.post("/v1/devices/<device_id>/rotate")
@@ -135,7 +135,7 @@ def payment_query(payment_id: str) -> Any:
     """Ask the channel now (a shopper back from checkout before the notification)."""
     rate_limit("notify_limit_per_address")
     payments = gateway().payments
-    payment = payments.query(_payment(payment_id)["payment_id"], "query:api")
+    payment = gateway().sweeps.query(_payment(payment_id)["payment_id"], "query:api")
     return jsonify(payments.view(payment, detail=True))
 
 

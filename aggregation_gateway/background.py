@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .channels.base import ChannelError
 from .mqtt_link import MqttLink
-from .payments import PaymentService
+from .order_sweeps import OrderSweeps
 from .refunds import Refunds
 from .settlement_store import reconciled, run_reconciliation
 from .wiring import Gateway
@@ -61,7 +61,7 @@ class Sweeper(_PeriodicThread):
 
     name = "sweeper"
 
-    def __init__(self, service: PaymentService, interval: float,
+    def __init__(self, service: OrderSweeps, interval: float,
                  refunds: Refunds | None = None) -> None:
         super().__init__(interval)
         self.service = service
@@ -117,7 +117,7 @@ class DailyReconciler(_PeriodicThread):
 class Background:
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.settings
-        self.sweeper = Sweeper(gateway.payments, settings["sweep_interval_s"], gateway.refunds)
+        self.sweeper = Sweeper(gateway.sweeps, settings["sweep_interval_s"], gateway.refunds)
         self.reconciler = DailyReconciler(gateway)
         self.link = MqttLink(gateway.payments, settings) if settings.get("mqtt_host") else None
 

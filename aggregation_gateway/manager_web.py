@@ -107,7 +107,7 @@ def enrol() -> Any:
 def revoke(device_id: str) -> Any:
     gw = gateway()
     gw.registry.revoke(device_id)
-    orders = gw.payments.close_device_orders(device_id)
+    orders = gw.sweeps.close_device_orders(device_id)
     notice = f"{device_id} revoked; {orders['closed']} open order(s) closed"
     return redirect(url_for("manager.dashboard", notice=notice), code=303)
 

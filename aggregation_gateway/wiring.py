@@ -20,6 +20,7 @@ from .devices import DeviceRegistry
 from .key_files import load_or_create_master_key, load_or_create_signing_key
 from .manager_accounts import ensure_manager
 from .mosquitto_auth import write_auth_files
+from .order_sweeps import OrderSweeps
 from .payments import PaymentService
 from .refunds import Refunds
 
@@ -38,6 +39,7 @@ class Gateway:
     channels: dict[str, PaymentChannel]
     payments: PaymentService
     refunds: Refunds
+    sweeps: OrderSweeps
 
     def write_mqtt_auth(self) -> bool:
         return write_auth_files(self.settings, self.registry.mqtt_users())
@@ -59,7 +61,7 @@ def build_gateway(settings: Mapping[str, Any],
     registry = DeviceRegistry(db, master_key, dict(settings))
     payments = PaymentService(db, registry, channels, signing_key, settings, audit=audit)
     gateway = Gateway(settings, db, master_key, signing_key, registry, channels, payments,
-                      Refunds(payments))
+                      Refunds(payments), OrderSweeps(payments))
     registry.on_change = gateway.write_mqtt_auth
     if settings.get("manager_user") and settings.get("manager_password"):
         ensure_manager(db, settings["manager_user"], settings["manager_password"])

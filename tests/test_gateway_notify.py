@@ -156,7 +156,7 @@ def test_query_fallback_settles_a_payment_whose_notification_never_came(
     assert pay_at_checkout(payment["checkout_url"]).status_code in (302, 303)
     gw.gateway.payments.settings["query_after_s"] = 0  # type: ignore[index]
     gw.gateway.payments.settings["query_interval_s"] = 0  # type: ignore[index]
-    counts = gw.gateway.payments.sweep()
+    counts = gw.gateway.sweeps.sweep()
     assert counts["queried"] == 1
     current = gw.payment(payment["payment_id"])
     assert current["status"] == "paid"

@@ -107,7 +107,7 @@ def test_sweeper_expires_and_closes_then_late_paid_notification_is_accepted(
         url, _ = terminal.charge()
         payment = gw.scan(url).json()
         deadline = time.monotonic() + 10
-        while gw.gateway.payments.sweep()["expired"] == 0:
+        while gw.gateway.sweeps.sweep()["expired"] == 0:
             assert time.monotonic() < deadline, "sweeper never expired the order"
             time.sleep(0.2)
         assert gw.payment(payment["payment_id"])["status"] == "expired"
@@ -137,7 +137,7 @@ def test_pending_order_the_channel_never_heard_of_is_expired(gw: ServedGateway) 
         " currency, qr_issued_at, status, channel, created_at_ms, updated_at_ms) VALUES "
         "('p00000000000000000000dead', ?, 'stall-7', 77, 'n', 100, 'CNY', 0, 'pending', "
         "'sandbox', 0, 0)", (terminal.device_id,))
-    assert gw.gateway.payments.sweep()["expired"] == 1
+    assert gw.gateway.sweeps.sweep()["expired"] == 1
     assert gw.payment("p00000000000000000000dead")["status"] == "expired"
 
 

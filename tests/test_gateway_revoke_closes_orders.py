@@ -57,6 +57,6 @@ def test_the_sweeper_closes_what_a_cut_short_revoke_left_open(gw: ServedGateway)
     opened = gw.scan(url).json()
     gw.gateway.registry.revoke("dev-cut")  # revoked, but its orders not yet closed
     assert gw.payment(opened["payment_id"])["status"] == "pending"
-    gw.gateway.payments.sweep()
+    gw.gateway.sweeps.sweep()
     assert gw.payment(opened["payment_id"])["status"] == "expired"
     assert pay_at_checkout(opened["checkout_url"]).status_code >= 400

@@ -129,7 +129,7 @@ def test_pending_order_of_a_voided_sale_is_closed_at_the_platform(gw: ServedGate
     assert payment["status"] == "pending"
     accept_sale(service, topic, _bytes(with_status(sale, "void", terminal.key)))
     assert gw.scan(url).json()["error"] == "sale_voided"
-    assert service.sweep()["expired"] == 1
+    assert gw.gateway.sweeps.sweep()["expired"] == 1
     assert gw.payment(payment["payment_id"])["status"] == "expired"
     paid = pay_at_checkout(payment["checkout_url"])
     assert paid.status_code >= 400  # the platform closed the order: nothing can be paid

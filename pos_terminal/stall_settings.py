@@ -23,6 +23,8 @@ STALL_SETTINGS: dict[str, tuple[Any, str]] = {
     "printer": ("none", "receipt printer: none, usb:VID:PID, serial:/dev/ttyS0[:BAUD], "
                         "network:HOST[:PORT] (port 9100 by default)"),
     "paper_mm": (80, "receipt paper width: 80 (48 characters a line) or 58 (32)"),
+    "trace_url": ("", "the consumer app's address: receipts carry <trace_url>/trace/<code> "
+                      "as a QR (just the trace code when empty)"),
     "print_receipts": (False, "print a receipt for every paid sale without being asked"),
     "voice_muted": (False, "no spoken announcement of payments"),
     "voice_volume": (100, "announcement volume, 0..200 percent of espeak-ng's normal"),
@@ -38,6 +40,7 @@ class StallSettingsError(ValueError):
 class StallSettings:
     printer: str = "none"
     paper_mm: int = 80
+    trace_url: str = ""
     print_receipts: bool = False
     voice_muted: bool = False
     voice_volume: int = 100

@@ -36,6 +36,7 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from market_protocol import format_fen
 
+from ..counter import Counter
 from ..day_report import day_start_ms, day_summary, render_z_report
 from ..provisioning import ProvisioningError
 from ..scales import Scale, ScaleError, SimulatedScale, take_weight
@@ -221,6 +222,7 @@ class VendorApp(App):
         self._cart_drawn: tuple = ()
         self._control: UIControl | None = None
         self._unsubscribe = lambda: None
+        self.counter: Counter | None = None
 
     def _attach(self, terminal: Terminal) -> None:
         """Bind the enrolled terminal: from start-up, or once the enrolment screen is done."""
@@ -272,6 +274,7 @@ class VendorApp(App):
     def _start_services(self) -> None:
         assert self.terminal is not None
         self._unsubscribe = self.terminal.on_result(self._result_from_network)
+        self.counter = Counter(self.terminal)  # announces (and may print) each payment
         self.terminal.start()
         if self._want_display:
             self._start_display()
@@ -437,6 +440,8 @@ class VendorApp(App):
     def on_stop(self) -> None:
         self._stop_scanner()
         self._unsubscribe()
+        if self.counter is not None:
+            self.counter.close()
         if self.terminal is not None:
             self.terminal.stop()
         if self._display_process and self._display_process.poll() is None:

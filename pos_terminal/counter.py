@@ -14,11 +14,13 @@ import time
 from datetime import datetime
 from typing import Any
 
+from .cart import Cart
 from .outbox import StoredSale
 from .printer import PrinterError, send_to_printer
 from .receipt import receipt_bytes, z_report_bytes
 from .stall_settings import StallSettings, load_stall_settings
-from .terminal import Terminal, TerminalError
+from .tender import Tender, settle
+from .terminal import ChargedSale, Terminal, TerminalError
 from .voice import Announcer
 
 __all__ = ["Counter", "LAST_RECEIPT_FILE"]
@@ -39,6 +41,18 @@ class Counter:
                                                 muted=self.settings.voice_muted)
         self._unsubscribe = terminal.on_result(self._on_result)
         self.print_failures = 0
+
+    # -- taking the money ----------------------------------------------------------------
+    def settle(self, cart: Cart, *, all_cash: bool = False, cash_fen: int | None = None,
+               received_fen: int | None = None) -> Tender:
+        """The cart's tender under this stall's 抹零 rule (TenderError for bad amounts)."""
+        return settle(cart.total_fen, rounding=self.settings.rounding, all_cash=all_cash,
+                      cash_fen=cash_fen, received_fen=received_fen)
+
+    def charge(self, cart: Cart, tender: Tender, *, render_png: bool = True) -> ChargedSale:
+        """Keep the sale as settled: a cash sale is paid (and announced) at once, a mixed
+        or QR sale shows a code for what is left."""
+        return self.terminal.charge(cart, tender=tender, render_png=render_png)
 
     # -- receipts ------------------------------------------------------------------------
     def receipt(self, sale_id: str, *, reprint: bool = False) -> bytes:

@@ -253,3 +253,13 @@ def test_stall_settings_file(tmp_path):
     for bad in ({"paper_mm": 76}, {"voice_volume": 300}, {"rounding": "fen"}):
         with pytest.raises(StallSettingsError):
             StallSettings(**bad)
+
+
+def test_every_stall_setting_is_documented():
+    from pathlib import Path
+
+    from pos_terminal.stall_settings import STALL_SETTINGS
+
+    docs = (Path(__file__).parent.parent / "docs" / "terminal.md").read_text()
+    for name in STALL_SETTINGS:
+        assert f"| `{name}` |" in docs, f"{name} is missing from docs/terminal.md"

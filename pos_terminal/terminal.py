@@ -168,7 +168,9 @@ class Terminal:
                   "amount_fen": sale["total_fen"], "refunded_fen": 0,
                   "currency": sale["currency"], "channel": CASH_CHANNEL,
                   "channel_txn_id": None, "trace_code": trace_code_for_sale(sale["sale_id"]),
-                  "updated_at_ms": sale["created_at_ms"]}
+                  # 0: any result from the gateway supersedes this one, however its clock
+                  # compares with the terminal's.
+                  "updated_at_ms": 0}
         stored, _ = self.outbox.record_result(result)
         if stored is not None:
             self._dispatch(stored, result)

@@ -13,6 +13,8 @@ LANGUAGES: tuple[str, ...] = ("zh", "en")
 STRINGS: dict[str, dict[str, str]] = {
     "app_title": {"zh": "溯源收银", "en": "tracepay"},
     "charge": {"zh": "收款", "en": "Charge"},
+    "cash": {"zh": "现金", "en": "Cash"},
+    "cash_paid": {"zh": "现金收款 {amount}", "en": "Paid in cash {amount}"},
     "clear": {"zh": "清空", "en": "Clear"},
     "delete": {"zh": "删除", "en": "Delete"},
     "edit": {"zh": "修改", "en": "Edit"},

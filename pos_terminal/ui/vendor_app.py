@@ -672,6 +672,10 @@ class VendorApp(App):
     def charge(self) -> None:
         self._act(self.model.charge)
 
+    def charge_cash(self) -> None:
+        if self.counter is not None:
+            self._act(self.model.charge_cash, lambda cart: self.counter.settle(cart, all_cash=True))
+
     def cancel_charge(self) -> None:
         cancelled = self.model.cancel_charge()
         if cancelled is not None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from market_protocol.money import UNIT_GRAMS
+from market_protocol.money import UNIT_GRAMS, format_fen
 
 from ..barcodes import BarcodeError, ProductBarcode, parse_ean13
 from ..cart import Cart, CartError
@@ -40,7 +40,7 @@ QR_LIFETIME_MS = 300_000
 class ChargeSource(Protocol):
     """What the vendor screen needs from the terminal service to charge a cart."""
 
-    def charge(self, cart: Cart, *, render_png: bool = True) -> Any: ...
+    def charge(self, cart: Cart, *, render_png: bool = True, tender: Any = None) -> Any: ...
 
 
 class VendorScreenModel:
@@ -308,6 +308,25 @@ class VendorScreenModel:
             "lines": [display_line(line, self.lang) for line in self.cart.lines],
             "expires_at_ms": issued_ms + QR_LIFETIME_MS,
         })
+        return charged
+
+    def charge_cash(self, settle: Callable[[Cart], Any]) -> Any:
+        """Paid in cash at the counter (``settle`` counts it, 抹零 included): kept as paid
+        at once, no QR; the cart clears for the next shopper."""
+        if self._refuse_when_locked():
+            return None
+        if not self.cart:
+            self.tell("nothing_to_charge", error=True)
+            return None
+        try:
+            charged = self.terminal.charge(self.cart, render_png=False,
+                                           tender=settle(self.cart))
+        except (CartError, ValueError, TerminalError) as exc:
+            self.notice = service_notice("charge_failed", exc)
+            return None
+        self._settle(paid=True)
+        self._cart_changed()
+        self.tell("cash_paid", amount=format_fen(charged.total_fen))
         return charged
 
     def payment_result(self, result: dict[str, Any]) -> None:

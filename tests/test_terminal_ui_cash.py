@@ -1,0 +1,55 @@
+"""The Cash key in the real vendor window under Xvfb: the sale is kept as paid in cash at
+once with the stall's 抹零 applied, no QR is shown, and the cart clears."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import uuid
+
+import pytest
+
+from pos_terminal.stall_settings import StallSettings, save_stall_settings
+from pos_terminal.testing import enrol_offline
+from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory, mqtt_broker):
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is required for the UI tests (Debian package xvfb)")
+    data_dir = tmp_path_factory.mktemp("terminal")
+    enrol_offline(data_dir, f"T-CASH-{uuid.uuid4().hex[:6]}", gateway_url="http://127.0.0.1:9",
+                  mqtt_port=mqtt_broker.port)
+    save_stall_settings(data_dir, StallSettings(rounding="jiao", voice_muted=True))
+    logs = tmp_path_factory.mktemp("ui-logs")
+    with VirtualScreen() as screen, TerminalWindows(data_dir, screen.display,
+                                                    log_path=logs / "app.log") as running:
+        running.vendor.wait_for(lambda s: s["display_connected"], what="customer display")
+        yield running, data_dir
+
+
+def test_the_cash_key_keeps_a_rounded_paid_cash_sale_without_a_qr(windows):
+    running, data_dir = windows
+    for target in ("key-3", "product-tofu", "key-1", "key-2", "key-8", "key-7",
+                   "product-cabbage"):   # 3 x tofu 3.50, then 1287 g cabbage at 1.50 / 斤
+        running.vendor.tap(target)
+    before = running.vendor.wait_for(lambda s: len(s["lines"]) == 2, what="two lines")
+    assert before["total_fen"] == 1050 + 386
+    running.vendor.tap("cash")
+    after = running.vendor.wait_for(lambda s: s["sales"] and not s["lines"],
+                                    what="the cash sale kept and the cart cleared")
+    [sale] = after["sales"]
+    assert sale["total_fen"] == 1430 and sale["status"] == "paid"
+    assert not after["locked"] and after["pending_sale_id"] is None
+    assert "14.30" in after["notice"]
+    assert running.customer.state()["phase"] != "qr"
+    with sqlite3.connect(data_dir / "outbox.sqlite") as db:
+        row = db.execute("SELECT payment_status, payment_channel, record FROM sales").fetchone()
+    assert row[:2] == ("paid", "cash")
+    assert b'"rounding_fen":6' in row[2]
+    running.vendor.tap("cash")   # an empty cart: nothing is kept
+    assert len(running.vendor.wait_for(lambda s: "empty" in s["notice"] or "空" in s["notice"],
+                                       what="the empty-cart notice")["sales"]) == 1

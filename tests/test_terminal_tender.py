@@ -132,3 +132,18 @@ def test_z_report_and_receipt_split_cash_from_the_qr(terminal):
     mixed_text = receipt_bytes(terminal.sale(mixed.sale_id), stall="S",
                                device_id="T-CASH").decode("gb18030", errors="replace")
     assert "现金 Cash" in mixed_text and "微信 wechatpay" in mixed_text and "7.87" in mixed_text
+
+
+def test_the_gateways_cash_result_supersedes_the_local_one_whatever_the_clocks(terminal):
+    from market_protocol import PAYMENT_RESULT_SCHEMA
+
+    cart = cart_of()
+    charged = terminal.charge(cart, tender=settle(cart.total_fen, all_cash=True))
+    # The gateway's clock is behind the terminal's: its result is stamped before the sale.
+    result = {"schema": PAYMENT_RESULT_SCHEMA, "payment_id": "c" + "0" * 24,
+              "device_id": "T-CASH", "seq": charged.seq, "status": "paid",
+              "amount_fen": charged.total_fen, "refunded_fen": 0, "currency": "CNY",
+              "channel": "cash", "channel_txn_id": charged.sale_id, "trace_code": None,
+              "updated_at_ms": charged.sale["created_at_ms"] - 60_000}
+    stored, changed = terminal.outbox.record_result(result)
+    assert stored.payment_id == "c" + "0" * 24 and not changed  # same status: no new event

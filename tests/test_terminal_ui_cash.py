@@ -1,5 +1,6 @@
-"""The Cash key in the real vendor window under Xvfb: the sale is kept as paid in cash at
-once with the stall's 抹零 applied, no QR is shown, and the cart clears."""
+"""The Cash key and the Print keys in the real vendor window under Xvfb: a cash sale is kept
+as paid at once with the stall's 抹零 applied, no QR is shown and the cart clears; its receipt
+and the Z report print on a (loopback) network printer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sqlite3
 import uuid
 
 import pytest
+from test_terminal_receipts import PrinterPort, gb, qr_contents
 
 from pos_terminal.stall_settings import StallSettings, save_stall_settings
 from pos_terminal.testing import enrol_offline
@@ -23,16 +25,22 @@ def windows(tmp_path_factory, mqtt_broker):
     data_dir = tmp_path_factory.mktemp("terminal")
     enrol_offline(data_dir, f"T-CASH-{uuid.uuid4().hex[:6]}", gateway_url="http://127.0.0.1:9",
                   mqtt_port=mqtt_broker.port)
-    save_stall_settings(data_dir, StallSettings(rounding="jiao", voice_muted=True))
+    printer = PrinterPort()
+    save_stall_settings(data_dir, StallSettings(
+        rounding="jiao", voice_muted=True, paper_mm=58,
+        printer=f"network:127.0.0.1:{printer.port}", trace_url="http://127.0.0.1:8600"))
     logs = tmp_path_factory.mktemp("ui-logs")
-    with VirtualScreen() as screen, TerminalWindows(data_dir, screen.display,
-                                                    log_path=logs / "app.log") as running:
-        running.vendor.wait_for(lambda s: s["display_connected"], what="customer display")
-        yield running, data_dir
+    try:
+        with VirtualScreen() as screen, TerminalWindows(data_dir, screen.display,
+                                                        log_path=logs / "app.log") as running:
+            running.vendor.wait_for(lambda s: s["display_connected"], what="customer display")
+            yield running, data_dir, printer
+    finally:
+        printer.close()
 
 
 def test_the_cash_key_keeps_a_rounded_paid_cash_sale_without_a_qr(windows):
-    running, data_dir = windows
+    running, data_dir, _ = windows
     for target in ("key-3", "product-tofu", "key-1", "key-2", "key-8", "key-7",
                    "product-cabbage"):   # 3 x tofu 3.50, then 1287 g cabbage at 1.50 / 斤
         running.vendor.tap(target)
@@ -53,3 +61,27 @@ def test_the_cash_key_keeps_a_rounded_paid_cash_sale_without_a_qr(windows):
     running.vendor.tap("cash")   # an empty cart: nothing is kept
     assert len(running.vendor.wait_for(lambda s: "empty" in s["notice"] or "空" in s["notice"],
                                        what="the empty-cart notice")["sales"]) == 1
+
+
+def test_print_keys_print_the_selected_receipt_reprint_it_and_the_z_report(windows):
+    running, _, printer = windows
+    [sale] = running.vendor.state()["sales"]
+    running.vendor.tap("open-sales")
+    running.vendor.tap("print-receipt")            # nothing selected, nothing printed yet
+    refused = running.vendor.wait_for(lambda s: "打印失败" in s["notice"], what="refusal")
+    assert "no receipt" in refused["notice"] and printer.jobs == []
+    running.vendor.tap(f"sale-{sale['seq']}")
+    running.vendor.tap("print-receipt")
+    [job] = printer.wait_jobs(1)
+    assert gb("豆腐") in job and gb("现金 Cash") in job and gb("抹零") in job
+    assert qr_contents(job)[0].startswith(b"http://127.0.0.1:8600/trace/")
+    running.vendor.wait_for(lambda s: s["notice"] == "已打印", what="printed")
+    running.vendor.tap(f"sale-{sale['seq']}")      # unselect: the key reprints the last
+    running.vendor.tap("print-receipt")
+    assert gb("重印") in printer.wait_jobs(2)[1]
+    running.vendor.tap("open-z-report")
+    running.vendor.tap("print-z-report")
+    z_report = printer.wait_jobs(3)[2]
+    assert gb("日结") in z_report and gb("现金") in z_report and b"14.30" in z_report
+    running.vendor.tap("back")
+    running.vendor.tap("back")

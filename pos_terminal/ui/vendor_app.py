@@ -49,6 +49,7 @@ from .keypad import KeypadMode
 from .line_text import line_detail, product_name
 from .messages import Notice, scale_notice, service_notice
 from .plu import load_plu_table
+from .print_jobs import print_in_background
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
 from .strings import STRINGS, next_language, text
@@ -726,6 +727,18 @@ class VendorApp(App):
             except TerminalError as exc:
                 self.model.notice = service_notice("void_failed", exc)
         self._draw_sales()
+
+    def print_receipt(self) -> None:
+        """The selected sale's receipt; with none selected, the last receipt again."""
+        sale_id, counter = self.selected_sale, self.counter
+        job = (lambda: counter.print_receipt(sale_id)) if sale_id else counter.reprint_last
+        print_in_background(job, self._printed)
+
+    def print_z_report(self) -> None:
+        print_in_background(lambda: self.counter.print_z_report(force=True), self._printed)
+
+    def _printed(self, notice: Notice) -> None:
+        Clock.schedule_once(lambda dt: (setattr(self.model, "notice", notice), self.refresh()))
 
     # -- refunds -------------------------------------------------------------------------
     def open_refund(self) -> None:

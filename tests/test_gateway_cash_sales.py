@@ -14,7 +14,9 @@ from test_gateway_process import GatewayProcess
 from test_gateway_support import MANAGER, pay_at_checkout, platform  # noqa: F401 - fixture
 from test_terminal_gateway import enrol, gateway, run_terminal  # noqa: F401 - fixture
 
+from ledger_bridge.app import create_app
 from ledger_bridge.contract import DeviceRecord, check_trade_contract
+from ledger_bridge.service import BridgeService
 from market_protocol import mac_record
 from market_protocol.signing import load_public_key
 from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
@@ -87,6 +89,18 @@ def test_a_cash_sale_becomes_a_paid_cash_payment_and_a_trade_the_contract_accept
     device = DeviceRecord(terminal.device_id, trade["seller"]["merchant_id"], 0)
     verdict = check_trade_contract(trade, key, device)
     assert verdict.ok, verdict.reason
+    # ... and the bridge takes it into the ledger like any other trade.
+    bridge = BridgeService(gateway["data_dir"].parent / "bridge", gateway_key=key,
+                           block_timeout_s=0.05, public_url="https://trace.test")
+    try:
+        client = create_app(bridge).test_client()
+        taken = client.post("/v1/trades", json=trade)
+        assert taken.status_code == 200 and taken.json["status"] == "accepted", taken.json
+        traced = client.get(f"/v1/trace/{trade['trace_code']}")
+        assert traced.status_code == 200
+        assert traced.json["record"]["lines"][0]["weight_g"] == 4290
+    finally:
+        bridge.close()
     # No platform holds cash: a refund request is refused for good, not retried.
     answer = terminal.request_refund(charged.sale_id, 100, "bruised")
     assert answer["state"] == "refused"

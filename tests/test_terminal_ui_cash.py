@@ -58,14 +58,23 @@ def test_the_cash_key_keeps_a_rounded_paid_cash_sale_without_a_qr(windows):
         row = db.execute("SELECT payment_status, payment_channel, record FROM sales").fetchone()
     assert row[:2] == ("paid", "cash")
     assert b'"rounding_fen":6' in row[2]
+    for target in ("key-2", "product-tofu", "mode-price", "key-5"):
+        running.vendor.tap(target)   # 2 x tofu = 7.00; then ¥5 typed as the money handed over
+    running.vendor.tap("cash")
+    short = running.vendor.wait_for(lambda s: "收款失败" in s["notice"], what="too little")
+    assert len(short["sales"]) == 1 and short["lines"]  # refused, nothing kept
+    running.vendor.tap("key-0")      # ¥50
+    running.vendor.tap("cash")
+    paid = running.vendor.wait_for(lambda s: len(s["sales"]) == 2, what="second cash sale")
+    assert "找零 ¥43.00" in paid["notice"] and paid["mode"] == "weight" and not paid["lines"]
     running.vendor.tap("cash")   # an empty cart: nothing is kept
     assert len(running.vendor.wait_for(lambda s: "empty" in s["notice"] or "空" in s["notice"],
-                                       what="the empty-cart notice")["sales"]) == 1
+                                       what="the empty-cart notice")["sales"]) == 2
 
 
 def test_print_keys_print_the_selected_receipt_reprint_it_and_the_z_report(windows):
     running, _, printer = windows
-    [sale] = running.vendor.state()["sales"]
+    sale = running.vendor.state()["sales"][0]
     running.vendor.tap("open-sales")
     running.vendor.tap("print-receipt")            # nothing selected, nothing printed yet
     refused = running.vendor.wait_for(lambda s: "打印失败" in s["notice"], what="refusal")
@@ -82,6 +91,6 @@ def test_print_keys_print_the_selected_receipt_reprint_it_and_the_z_report(windo
     running.vendor.tap("open-z-report")
     running.vendor.tap("print-z-report")
     z_report = printer.wait_jobs(3)[2]
-    assert gb("日结") in z_report and gb("现金") in z_report and b"14.30" in z_report
+    assert gb("日结") in z_report and gb("现金") in z_report and b"21.30" in z_report
     running.vendor.tap("back")
     running.vendor.tap("back")

@@ -675,7 +675,8 @@ class VendorApp(App):
 
     def charge_cash(self) -> None:
         if self.counter is not None:
-            self._act(self.model.charge_cash, lambda cart: self.counter.settle(cart, all_cash=True))
+            self._act(self.model.charge_cash, lambda cart, received: self.counter.settle(
+                cart, all_cash=True, received_fen=received))
 
     def cancel_charge(self) -> None:
         cancelled = self.model.cancel_charge()

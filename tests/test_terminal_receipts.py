@@ -3,6 +3,7 @@ printer port and a real serial line (a pty pair)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -107,6 +108,9 @@ class PrinterPort:
         return self.jobs
 
     def close(self) -> None:
+        # shutdown first: a bare close leaves the port listening while accept() blocks.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
 
 
@@ -263,3 +267,27 @@ def test_every_stall_setting_is_documented():
     docs = (Path(__file__).parent.parent / "docs" / "terminal.md").read_text()
     for name in STALL_SETTINGS:
         assert f"| `{name}` |" in docs, f"{name} is missing from docs/terminal.md"
+
+
+def test_close_day_prints_the_z_report_from_the_command_line(tmp_path, printer_port):
+    import json
+
+    from click.testing import CliRunner
+
+    from pos_terminal.cli import terminal as terminal_command
+
+    enrol_offline(tmp_path, "T-CLI", merchant_name="王家蔬菜")
+    save_stall_settings(tmp_path, StallSettings(printer=f"network:127.0.0.1:{printer_port.port}"))
+    with Terminal.open(tmp_path) as term:
+        sold(term)
+    args = ["--headless", "--data-dir", str(tmp_path), "--drain-timeout", "0", "--close-day",
+            "--force", "--print"]
+    done = CliRunner().invoke(terminal_command, args)
+    assert done.exit_code == 0, done.output
+    event = json.loads(done.output.strip().splitlines()[-1])
+    assert event["event"] == "z_report" and event["printed"] is True
+    [job] = printer_port.wait_jobs(1)
+    assert gb("日结") in job and b"10.70" in job
+    printer_port.close()                       # the printer is gone: a clear failure
+    failed = CliRunner().invoke(terminal_command, args)
+    assert failed.exit_code == 1 and "not printed" in failed.output

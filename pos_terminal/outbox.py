@@ -122,8 +122,15 @@ class Outbox:
         return row[0] if row else None
 
     # -- sales ---------------------------------------------------------------------------
-    def add(self, build: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
-        """Allocate the next seq, build the record with it and commit it in one transaction."""
+    def add(self, build: Callable[[int], dict[str, Any]], *,
+            paid_by: Callable[[dict[str, Any]], str | None] = lambda record: None
+            ) -> dict[str, Any]:
+        """Allocate the next seq, build the record with it and commit it in one transaction.
+
+        ``paid_by(record)`` names the channel that already took the money (``cash``), so
+        the sale is stored paid in the same transaction: a crash cannot leave a cash sale
+        looking unpaid. Any result from the gateway (``updated_at_ms`` >= 0) supersedes it.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -132,6 +139,11 @@ class Outbox:
                 if record["seq"] != seq:
                     raise OutboxError(f"record seq {record['seq']} != allocated {seq}")
                 self._insert(record)
+                channel = paid_by(record)
+                if channel is not None:
+                    self._db.execute("UPDATE sales SET payment_status = 'paid', payment_channel"
+                                     " = ?, payment_updated_at_ms = 0 WHERE seq = ?",
+                                     (channel, seq))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

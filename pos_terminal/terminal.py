@@ -153,27 +153,24 @@ class Terminal:
             shown.update(self._qr_for(record, render_png))
             return record
 
-        sale = self.outbox.add(build)
-        if tender is not None and tender.kind == "cash":
+        cash = tender is not None and tender.kind == "cash"
+        sale = self.outbox.add(build, paid_by=lambda record: CASH_CHANNEL if cash else None)
+        if cash:
             self._paid_in_cash(sale)
         self.uplink.wake()
         return ChargedSale(sale, shown["url"], trace_code_for_sale(sale["sale_id"]),
                            shown["png"], shown["text"])
 
     def _paid_in_cash(self, sale: dict[str, Any]) -> None:
-        """A cash sale is paid the moment it is kept: the day list, the Z report and the
-        speaker know at once; the gateway's own cash payment result confirms it later."""
-        result = {"schema": PAYMENT_RESULT_SCHEMA, "payment_id": None,
-                  "device_id": self.device_id, "seq": sale["seq"], "status": "paid",
-                  "amount_fen": sale["total_fen"], "refunded_fen": 0,
-                  "currency": sale["currency"], "channel": CASH_CHANNEL,
-                  "channel_txn_id": None, "trace_code": trace_code_for_sale(sale["sale_id"]),
-                  # 0: any result from the gateway supersedes this one, however its clock
-                  # compares with the terminal's.
-                  "updated_at_ms": 0}
-        stored, _ = self.outbox.record_result(result)
-        if stored is not None:
-            self._dispatch(stored, result)
+        """A cash sale is stored paid with the sale itself; the screen and the speaker hear
+        of it at once, and the gateway's own cash payment result confirms it later."""
+        stored = self.outbox.by_seq(sale["seq"])
+        self._dispatch(stored, {
+            "schema": PAYMENT_RESULT_SCHEMA, "payment_id": None, "device_id": self.device_id,
+            "seq": sale["seq"], "status": "paid", "amount_fen": sale["total_fen"],
+            "refunded_fen": 0, "currency": sale["currency"], "channel": CASH_CHANNEL,
+            "channel_txn_id": None, "trace_code": trace_code_for_sale(sale["sale_id"]),
+            "updated_at_ms": 0})
 
     def _qr_for(self, sale: dict[str, Any], render_png: bool) -> dict[str, Any]:
         try:

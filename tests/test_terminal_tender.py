@@ -147,3 +147,21 @@ def test_the_gateways_cash_result_supersedes_the_local_one_whatever_the_clocks(t
               "updated_at_ms": charged.sale["created_at_ms"] - 60_000}
     stored, changed = terminal.outbox.record_result(result)
     assert stored.payment_id == "c" + "0" * 24 and not changed  # same status: no new event
+
+
+def test_a_cash_sale_is_stored_paid_in_the_same_transaction_as_the_sale(terminal, tmp_path):
+    from pos_terminal.outbox import OUTBOX_FILE, Outbox
+
+    def power_cut(sale):
+        raise RuntimeError("power cut right after the commit")
+
+    terminal._paid_in_cash = power_cut
+    cart = cart_of()
+    with pytest.raises(RuntimeError, match="power cut"):
+        terminal.charge(cart, tender=settle(cart.total_fen, all_cash=True))
+    reopened = Outbox(tmp_path / OUTBOX_FILE)
+    try:
+        [sale] = reopened.since(0)
+        assert (sale.payment_status, sale.payment_channel) == ("paid", "cash")
+    finally:
+        reopened.close()

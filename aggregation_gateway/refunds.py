@@ -26,6 +26,7 @@ from typing import Any
 
 from market_protocol import ApiError
 
+from .cash_sales import CASH_CHANNEL
 from .channels.base import ChannelError, ChannelRefund
 from .database import now_ms, transaction
 from .payment_states import refund_status
@@ -89,6 +90,9 @@ class Refunds:
                                (payment["payment_id"],)).fetchone()
         if current["status"] not in ("paid", "partially_refunded"):
             raise ApiError(409, "not_refundable", f"payment is {current['status']}")
+        if current["channel"] == CASH_CHANNEL:  # no platform holds that money
+            raise ApiError(409, "not_refundable", "a cash payment is refunded in cash at "
+                           "the counter")
         # Processing refunds count: they may have paid out already.
         committed = conn.execute(
             "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ? "

@@ -22,6 +22,7 @@ import orjson
 from market_protocol import SchemaError, canonical_json, check_sale, verify_record_mac
 from market_protocol.topics import device_from_topic
 
+from .cash_sales import is_cash_sale, record_cash_payment
 from .database import now_ms, transaction
 from .payments import PaymentService
 
@@ -140,5 +141,8 @@ def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
                                        canonical_json.dumps(sale).decode(), now_ms()))
         if cursor.rowcount == 0:
             return "duplicate"
+        if is_cash_sale(sale):
+            merchant = service.registry.get(sale["device_id"])["merchant_id"]
+            record_cash_payment(conn, sale, merchant, service.registry.master_key)
         service.confirm_trade_for_sale(conn, sale["device_id"], sale["seq"])
     return "stored"

@@ -42,7 +42,9 @@ def _day_rows(gw: Gateway, day: date) -> tuple[list[Any], list[dict[str, Any]]]:
     conn = gw.db.conn
     payments = conn.execute(
         "SELECT payment_id, merchant_id, amount_fen, status FROM payments WHERE paid_at_ms >= ?"
-        " AND paid_at_ms < ? AND status IN ('paid', 'partially_refunded', 'refunded')",
+        " AND paid_at_ms < ? AND status IN ('paid', 'partially_refunded', 'refunded')"
+        # Cash never passed through a platform: no fee, no payout, not on any statement.
+        " AND channel != 'cash'",
         (start, end)).fetchall()
     refunds = []
     rows = conn.execute(

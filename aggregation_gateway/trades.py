@@ -17,6 +17,8 @@ from market_protocol import (
 )
 from market_protocol.signing import sign_record
 
+from .cash_sales import CASH_CHANNEL
+
 __all__ = ["build_trade", "build_payment_result", "TradeMismatch"]
 
 
@@ -30,14 +32,17 @@ def build_trade(sale: Mapping[str, Any], payment: Mapping[str, Any],
     """The signed ``tracepay.trade/1`` for a sale and its paid payment (trade_id = sale_id).
 
     The QR nonce, the order number and the amount must agree: a sale whose QR was not the
-    one paid must not become a trade.
+    one paid must not become a trade. A mixed sale's QR asked only for what cash left: the
+    trade's payment is the whole total, ``cash_fen`` of it in cash.
     """
     if (sale["device_id"], sale["seq"]) != (payment["device_id"], payment["order_no"]):
         raise TradeMismatch("sale and payment are for different orders")
     if sale["qr_nonce"] != payment["nonce"]:
         raise TradeMismatch("the paid QR's nonce is not the sale's")
-    if sale["total_fen"] != payment["amount_fen"] or sale["currency"] != payment["currency"]:
-        raise TradeMismatch("the amount paid is not the sale's total")
+    cash = (sale.get("tender") or {}).get("cash_fen", 0)
+    owed = sale["total_fen"] if payment["channel"] == CASH_CHANNEL else sale["total_fen"] - cash
+    if owed != payment["amount_fen"] or sale["currency"] != payment["currency"]:
+        raise TradeMismatch("the amount paid is not what the sale asked for")
     trade: dict[str, Any] = {
         "schema": TRADE_SCHEMA,
         "trade_id": sale["sale_id"],
@@ -46,8 +51,9 @@ def build_trade(sale: Mapping[str, Any], payment: Mapping[str, Any],
         "payment": {
             "payment_id": payment["payment_id"], "channel": payment["channel"],
             "channel_txn_id": payment["channel_txn_id"] or payment["payment_id"],
-            "amount_fen": payment["amount_fen"], "currency": payment["currency"],
+            "amount_fen": sale["total_fen"], "currency": payment["currency"],
             "paid_at_ms": payment["paid_at_ms"], "payer_id": payment["payer_id"],
+            **({"cash_fen": cash} if cash else {}),
         },
         "seller": {"merchant_id": seller["merchant_id"], "name": seller["name"],
                    "org": seller["org"]},

@@ -66,10 +66,13 @@ def _check_amounts(trade: Mapping[str, Any]) -> Verdict | None:
         if expected != line["amount_fen"]:
             return _reject("amount_mismatch", f"line {index}: amount_fen {line['amount_fen']} "
                            f"!= unit price x quantity = {expected}")
-    total = sum(line["amount_fen"] for line in sale["lines"])
+    # 抹零: a stall may round the total down by up to 99 fen (the sale's tender says how much).
+    rounding = (sale.get("tender") or {}).get("rounding_fen", 0)
+    total = sum(line["amount_fen"] for line in sale["lines"]) - rounding
     if total != sale["total_fen"] or trade["payment"]["amount_fen"] != total:
         return _reject("amount_mismatch", f"sale total {sale['total_fen']} / paid "
-                       f"{trade['payment']['amount_fen']} != sum of lines {total}")
+                       f"{trade['payment']['amount_fen']} != sum of lines less rounding "
+                       f"{total}")
     if trade["payment"]["currency"] != sale["currency"]:
         return _reject("currency_mismatch", "payment and sale currencies differ")
     return None

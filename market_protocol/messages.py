@@ -21,8 +21,8 @@ from .schema import Field, SchemaError, check
 
 __all__ = [
     "SALE_SCHEMA", "PAYMENT_RESULT_SCHEMA", "TRADE_SCHEMA",
-    "SALE_FIELDS", "PAYMENT_RESULT_FIELDS", "TRADE_FIELDS", "ORGS", "PAYMENT_STATUSES",
-    "check_sale", "check_payment_result", "check_trade",
+    "SALE_FIELDS", "TENDER_FIELDS", "PAYMENT_RESULT_FIELDS", "TRADE_FIELDS", "ORGS", "PAYMENT_STATUSES",
+    "check_sale", "check_payment_result", "check_trade", "qr_amount_fen",
     "mac_record", "verify_record_mac", "record_hash",
 ]
 
@@ -65,6 +65,16 @@ def _line_adds_up(line: dict[str, Any]) -> str | None:
     return None
 
 
+#: How a sale was settled at the counter (absent: all by the QR, no rounding). ``cash_fen``
+#: of ``total_fen`` was paid in cash (all of it: a cash sale; part: mixed, the QR asks for
+#: the rest); ``rounding_fen`` is 抹零, taken off the lines' sum (total = sum - rounding);
+#: ``received_fen`` the notes handed over (change = received - cash), for the receipt.
+TENDER_FIELDS: dict[str, Field] = {
+    "cash_fen": Field(int, minimum=0, maximum=_MAX_FEN),
+    "rounding_fen": Field(int, minimum=0, maximum=99),
+    "received_fen": Field(int, required=False, nullable=True, minimum=0, maximum=_MAX_FEN),
+}
+
 SALE_FIELDS: dict[str, Field] = {
     "schema": Field(str, choices=(SALE_SCHEMA,)),
     "sale_id": Field(str, pattern=_ID),
@@ -79,6 +89,7 @@ SALE_FIELDS: dict[str, Field] = {
     "qr_nonce": Field(str, pattern=r"[0-9a-f]{16}"),
     "key_version": Field(int, minimum=1, maximum=255),
     "status": Field(str, required=False, choices=("open", "void")),
+    "tender": Field(dict, required=False, items=TENDER_FIELDS),
     "mac": Field(str, pattern=r"[0-9a-f]{64}"),
 }
 
@@ -111,6 +122,8 @@ TRADE_FIELDS: dict[str, Field] = {
         "currency": Field(str, choices=tuple(CURRENCY_CODES)),
         "paid_at_ms": Field(int, minimum=0),
         "payer_id": Field(str, nullable=True, max_length=128),
+        # Of amount_fen, what was paid in cash (the sale's tender); the channel took the rest.
+        "cash_fen": Field(int, required=False, minimum=0, maximum=_MAX_FEN),
     }),
     "seller": Field(dict, items={
         "merchant_id": Field(str, pattern=_ID),
@@ -123,9 +136,17 @@ TRADE_FIELDS: dict[str, Field] = {
 
 
 def _total_adds_up(sale: dict[str, Any]) -> None:
-    total = sum(line["amount_fen"] for line in sale["lines"])
+    tender = sale.get("tender") or {}
+    rounding = tender.get("rounding_fen", 0)
+    total = sum(line["amount_fen"] for line in sale["lines"]) - rounding
     if total != sale["total_fen"]:
-        raise SchemaError("$.total_fen", f"{sale['total_fen']} != sum of lines {total}")
+        words = f"sum of lines - rounding {rounding}" if rounding else "sum of lines"
+        raise SchemaError("$.total_fen", f"{sale['total_fen']} != {words} {total}")
+    if tender.get("cash_fen", 0) > sale["total_fen"]:
+        raise SchemaError("$.tender.cash_fen", "is more than the sale's total_fen")
+    received = tender.get("received_fen")
+    if received is not None and received < tender["cash_fen"]:
+        raise SchemaError("$.tender.received_fen", "is less than cash_fen")
 
 
 def check_sale(record: Any) -> dict[str, Any]:
@@ -133,6 +154,11 @@ def check_sale(record: Any) -> dict[str, Any]:
     check(SALE_FIELDS, record)
     _total_adds_up(record)
     return record
+
+
+def qr_amount_fen(sale: dict[str, Any]) -> int:
+    """What the sale's QR asks for: the total less what was paid in cash."""
+    return sale["total_fen"] - (sale.get("tender") or {}).get("cash_fen", 0)
 
 
 def check_payment_result(record: Any) -> dict[str, Any]:

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 @click.option("--close-day", is_flag=True,
               help="Headless: afterwards, write today's Z report (PNG) and print its summary.")
 @click.option("--force", is_flag=True, help="With --close-day: close even with unsent sales.")
+@click.option("--print", "print_report", is_flag=True,
+              help="With --close-day: also print the Z report on the stall's printer "
+                   "(printer in stall.json).")
 @click.option("--scale", default="manual", show_default=True,
               help="Window: 'manual', 'simulated' or 'mettler:/dev/ttyUSB0'.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=None,
@@ -63,7 +66,7 @@ log = logging.getLogger(__name__)
 def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
              simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
              seed: int | None, qr_format: str | None, close_day: bool, force: bool,
-             scale: str, lang: str | None, fullscreen: bool | None,
+             print_report: bool, scale: str, lang: str | None, fullscreen: bool | None,
              customer_display: bool | None, geometry: str | None,
              display_geometry: str | None, scanner: str | None) -> None:
     """Run a vendor terminal.
@@ -73,6 +76,7 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         tracepay terminal --headless --data-dir var/t1 --enrol-code K7Q2 --gateway-url http://127.0.0.1:8000
         tracepay terminal --headless --data-dir var/t1 --simulate-sales 20 --wait-results 60
         tracepay terminal --headless --data-dir var/t1 --close-day
+        tracepay terminal --headless --data-dir var/t1 --close-day --print
         tracepay terminal --data-dir var/t1 --scale simulated
     """
     try:
@@ -95,7 +99,7 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         # With no sales to simulate, a headless run drains whatever the outbox still holds.
         _simulate(data_dir, simulate_sales, interval_ms, wait_results, drain_timeout, seed)
         if close_day:
-            _close_day(data_dir, force)
+            _close_day(data_dir, force, print_report)
     except ProvisioningError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -127,15 +131,27 @@ def _simulate(data_dir: Path, count: int, interval_ms: int, wait_results: float,
                        wait_results=wait_results, drain_timeout=drain_timeout, seed=seed)
 
 
-def _close_day(data_dir: Path, force: bool) -> None:
+def _close_day(data_dir: Path, force: bool, print_report: bool = False) -> None:
+    from .printer import PrinterError
     from .terminal import Terminal, UnsentSales
 
     with Terminal.open(data_dir) as term:
         try:
             report = term.close_day(force=force)
+            if print_report:
+                from .counter import Counter
+
+                counter = Counter(term)
+                try:
+                    counter.print_z_report(force=True)  # the same day, just closed
+                finally:
+                    counter.close()
         except UnsentSales as exc:
             click.echo(json.dumps({"event": "close_day_refused", "unsent": exc.count,
                                    "message": str(exc)}, ensure_ascii=False))
             sys.exit(3)
-    click.echo(json.dumps({"event": "z_report", "path": str(report.path), **report.summary},
-                          ensure_ascii=False))
+        except PrinterError as exc:
+            raise click.ClickException(f"the Z report was saved to {report.path} but not "
+                                       f"printed: {exc}") from exc
+    click.echo(json.dumps({"event": "z_report", "path": str(report.path), **report.summary,
+                           "printed": print_report}, ensure_ascii=False))

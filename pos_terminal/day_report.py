@@ -45,7 +45,7 @@ def day_summary(sales: Iterable[StoredSale], *, day_ms: int) -> dict[str, Any]:
         "sales": 0, "charged_fen": 0, "paid": 0, "paid_fen": 0, "unpaid": 0, "unpaid_fen": 0,
         "void": 0, "refunded_fen": 0, "net_fen": 0, "unsent": 0, "first_seq": None,
         "last_seq": None, "products": {}, "paid_after_void": 0, "paid_after_void_fen": 0,
-        "paid_after_void_seqs": [],
+        "paid_after_void_seqs": [], "by_channel": {}, "rounding_fen": 0,
     }
     products: dict[str, dict[str, Any]] = summary["products"]
     for sale in sales:
@@ -65,6 +65,7 @@ def day_summary(sales: Iterable[StoredSale], *, day_ms: int) -> dict[str, Any]:
             summary["paid"] += 1
             summary["paid_fen"] += sale.total_fen
             summary["refunded_fen"] += sale.refunded_fen
+            _count_tender(summary, sale)
             for line in sale.record["lines"]:
                 row = products.setdefault(line["product_code"], {
                     "name": line["name"], "weight_g": 0, "quantity": 0, "amount_fen": 0})
@@ -76,6 +77,20 @@ def day_summary(sales: Iterable[StoredSale], *, day_ms: int) -> dict[str, Any]:
             summary["unpaid_fen"] += sale.total_fen
     summary["net_fen"] = summary["paid_fen"] - summary["refunded_fen"]
     return summary
+
+
+def _count_tender(summary: dict[str, Any], sale: StoredSale) -> None:
+    """Paid money by how it came in: a mixed sale's cash apart from its QR part."""
+    tender = sale.record.get("tender") or {}
+    summary["rounding_fen"] += tender.get("rounding_fen", 0)
+    cash = tender.get("cash_fen", 0)
+    parts = [("cash", cash)] if cash else []
+    if sale.total_fen > cash:
+        parts.append((sale.payment_channel or "unknown", sale.total_fen - cash))
+    for channel, fen in parts:
+        row = summary["by_channel"].setdefault(channel, {"count": 0, "fen": 0})
+        row["count"] += 1
+        row["fen"] += fen
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -94,6 +109,10 @@ def render_z_report(summary: dict[str, Any], *, merchant: str, device_id: str,
         ("Sales / 销售", str(summary["sales"])), ("Charged", format_fen(summary["charged_fen"])),
         ("Paid / 已付", f"{summary['paid']}  {format_fen(summary['paid_fen'])}"),
         ("Unpaid / 未付", f"{summary['unpaid']}  {format_fen(summary['unpaid_fen'])}"),
+        *[(f"  {channel}", f"{row['count']}  {format_fen(row['fen'])}")
+          for channel, row in sorted(summary["by_channel"].items())],
+        *([("Rounding / 抹零", format_fen(summary["rounding_fen"]))]
+          if summary["rounding_fen"] else []),
         ("Void / 作废", str(summary["void"])),
         ("Refunded / 退款", format_fen(summary["refunded_fen"])),
         ("NET / 净额", format_fen(summary["net_fen"])),

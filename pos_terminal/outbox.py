@@ -73,6 +73,8 @@ class StoredSale:
     payment_status: str | None
     payment_id: str | None
     refunded_fen: int
+    #: The channel that took the payment (``wechatpay``, ``cash``, ...), once known.
+    payment_channel: str | None = None
 
     @property
     def final(self) -> bool:
@@ -100,9 +102,16 @@ class Outbox:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._lock = threading.RLock()
         self._queued = self._scalar("SELECT COUNT(*) FROM sales WHERE state = 'queued'")
         self._sent = self._scalar("SELECT COUNT(*) FROM sales WHERE state = 'sent'")
+
+    def _add_missing_columns(self) -> None:
+        """Outboxes written before a column existed get it (the receipt's paid channel)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sales)")}
+        if "payment_channel" not in columns:
+            self._db.execute("ALTER TABLE sales ADD COLUMN payment_channel TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -113,8 +122,15 @@ class Outbox:
         return row[0] if row else None
 
     # -- sales ---------------------------------------------------------------------------
-    def add(self, build: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
-        """Allocate the next seq, build the record with it and commit it in one transaction."""
+    def add(self, build: Callable[[int], dict[str, Any]], *,
+            paid_by: Callable[[dict[str, Any]], str | None] = lambda record: None
+            ) -> dict[str, Any]:
+        """Allocate the next seq, build the record with it and commit it in one transaction.
+
+        ``paid_by(record)`` names the channel that already took the money (``cash``), so
+        the sale is stored paid in the same transaction: a crash cannot leave a cash sale
+        looking unpaid. Any result from the gateway (``updated_at_ms`` >= 0) supersedes it.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -123,6 +139,11 @@ class Outbox:
                 if record["seq"] != seq:
                     raise OutboxError(f"record seq {record['seq']} != allocated {seq}")
                 self._insert(record)
+                channel = paid_by(record)
+                if channel is not None:
+                    self._db.execute("UPDATE sales SET payment_status = 'paid', payment_channel"
+                                     " = ?, payment_updated_at_ms = 0 WHERE seq = ?",
+                                     (channel, seq))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -247,9 +268,9 @@ class Outbox:
             if newer:
                 self._db.execute(
                     "UPDATE sales SET payment_status = ?, payment_id = ?, refunded_fen = ?,"
-                    " payment_updated_at_ms = ? WHERE seq = ?",
+                    " payment_updated_at_ms = ?, payment_channel = ? WHERE seq = ?",
                     (result["status"], result["payment_id"], result.get("refunded_fen", 0),
-                     result["updated_at_ms"], result["seq"]))
+                     result["updated_at_ms"], result.get("channel"), result["seq"]))
             return self.by_seq(result["seq"]), changed
 
     def awaiting_result(self, since_ms: int, limit: int) -> list[int]:
@@ -325,9 +346,9 @@ class Outbox:
 
 
 _SELECT = ("SELECT seq, sale_id, created_at_ms, total_fen, record, state, sale_status,"
-           " payment_status, payment_id, refunded_fen FROM sales")
+           " payment_status, payment_id, refunded_fen, payment_channel FROM sales")
 
 
 def _stored(row: tuple[Any, ...]) -> StoredSale:
     return StoredSale(row[0], row[1], row[2], row[3], canonical_json.loads(row[4]), row[5],
-                      row[6], row[7], row[8], row[9])
+                      row[6], row[7], row[8], row[9], row[10])

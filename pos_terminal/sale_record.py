@@ -17,6 +17,7 @@ from market_protocol import (
     mac_record,
     qr_url,
 )
+from market_protocol.messages import qr_amount_fen
 
 __all__ = ["new_sale_id", "build_sale", "sale_payload", "sale_qr_url", "with_status"]
 
@@ -28,8 +29,12 @@ def new_sale_id(device_id: str, seq: int) -> str:
 
 def build_sale(*, device_id: str, key_version: int, device_key: bytes, seq: int, sale_id: str,
                lines: list[dict[str, Any]], created_at_ms: int, nonce: bytes,
-               currency: str = "CNY") -> dict[str, Any]:
-    """A schema-checked, MACed sale. Raises ``market_protocol.SchemaError`` if it is invalid."""
+               currency: str = "CNY", tender: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A schema-checked, MACed sale. Raises ``market_protocol.SchemaError`` if it is invalid.
+
+    ``tender`` (cash part, 抹零 rounding, notes received) is how the counter settled it; the
+    total is the lines' sum less the rounding."""
+    rounding = (tender or {}).get("rounding_fen", 0)
     record: dict[str, Any] = {
         "schema": SALE_SCHEMA,
         "sale_id": sale_id,
@@ -37,7 +42,7 @@ def build_sale(*, device_id: str, key_version: int, device_key: bytes, seq: int,
         "seq": seq,
         "created_at_ms": created_at_ms,
         "currency": currency,
-        "total_fen": sum(line["amount_fen"] for line in lines),
+        "total_fen": sum(line["amount_fen"] for line in lines) - rounding,
         "lines": lines,
         "qr_issued_at": created_at_ms // 1000,
         "qr_nonce": nonce.hex(),
@@ -45,6 +50,8 @@ def build_sale(*, device_id: str, key_version: int, device_key: bytes, seq: int,
         "status": "open",
         "mac": "0" * 64,
     }
+    if tender is not None:
+        record["tender"] = dict(tender)
     record["mac"] = mac_record(record, device_key)
     return check_sale(record)
 
@@ -57,12 +64,13 @@ def with_status(record: dict[str, Any], status: str, device_key: bytes) -> dict[
 
 
 def sale_payload(record: dict[str, Any]) -> QRPayload:
-    """The QR payload that belongs to ``record``: the order number is the sale's seq."""
+    """The QR payload that belongs to ``record``: the order number is the sale's seq, the
+    amount what is left after any cash."""
     return QRPayload(
         device_id=record["device_id"],
         key_version=record["key_version"],
         order_no=record["seq"],
-        amount_fen=record["total_fen"],
+        amount_fen=qr_amount_fen(record),
         currency=record["currency"],
         issued_at=record["qr_issued_at"],
         nonce=bytes.fromhex(record["qr_nonce"]),

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from market_protocol import new_nonce, trace_code_for_sale
+from market_protocol import PAYMENT_RESULT_SCHEMA, new_nonce, trace_code_for_sale
 from market_protocol.emvco import EmvError
 
 from .cart import Cart
@@ -32,6 +32,7 @@ from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
 from .status_poll import poll_payment_status
+from .tender import CASH_CHANNEL, Tender
 from .uplink import ResultCallback, Uplink
 
 __all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
@@ -109,11 +110,18 @@ class Terminal:
         save_catalogue(self.data_dir, products)
 
     # -- charging ------------------------------------------------------------------------
-    def charge(self, cart: Cart, *, render_png: bool = True) -> ChargedSale:
+    def charge(self, cart: Cart, *, render_png: bool = True,
+               tender: Tender | None = None) -> ChargedSale:
         """Build the sale and its QR, and commit the sale only if the QR could be made
-        (no network needed): a code that cannot be shown never leaves an unpaid sale."""
+        (no network needed): a code that cannot be shown never leaves an unpaid sale.
+
+        ``tender`` (``pos_terminal.tender.settle``) carries 抹零 and any cash: the QR asks
+        only for what cash left; a sale paid all in cash has no QR and is paid at once
+        (the gateway records it as a cash payment when the sale reaches it)."""
         if not cart:
             raise TerminalError("the cart is empty")
+        if tender is not None and tender.lines_fen != cart.total_fen:
+            raise TerminalError("the cart changed after the money was counted: settle again")
         lines = cart.to_records()
         now = self._clock()
         nonce = new_nonce()
@@ -124,15 +132,33 @@ class Terminal:
                                 key_version=self.config.key_version, device_key=self._key,
                                 seq=seq, sale_id=new_sale_id(self.config.device_id, seq),
                                 lines=lines, created_at_ms=now, nonce=nonce,
-                                currency=self.config.currency)
+                                currency=self.config.currency,
+                                tender=tender.record() if tender else None)
+            if tender is not None and tender.kind == "cash":
+                shown.update(url="", text="", png=None)
+                return record
             # Inside the outbox's transaction: if the code cannot be built, nothing is kept.
             shown.update(self._qr_for(record, render_png))
             return record
 
-        sale = self.outbox.add(build)
+        cash = tender is not None and tender.kind == "cash"
+        sale = self.outbox.add(build, paid_by=lambda record: CASH_CHANNEL if cash else None)
+        if cash:
+            self._paid_in_cash(sale)
         self.uplink.wake()
         return ChargedSale(sale, shown["url"], trace_code_for_sale(sale["sale_id"]),
                            shown["png"], shown["text"])
+
+    def _paid_in_cash(self, sale: dict[str, Any]) -> None:
+        """A cash sale is stored paid with the sale itself; the screen and the speaker hear
+        of it at once, and the gateway's own cash payment result confirms it later."""
+        stored = self.outbox.by_seq(sale["seq"])
+        self._dispatch(stored, {
+            "schema": PAYMENT_RESULT_SCHEMA, "payment_id": None, "device_id": self.device_id,
+            "seq": sale["seq"], "status": "paid", "amount_fen": sale["total_fen"],
+            "refunded_fen": 0, "currency": sale["currency"], "channel": CASH_CHANNEL,
+            "channel_txn_id": None, "trace_code": trace_code_for_sale(sale["sale_id"]),
+            "updated_at_ms": 0})
 
     def _qr_for(self, sale: dict[str, Any], render_png: bool) -> dict[str, Any]:
         try:

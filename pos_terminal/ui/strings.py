@@ -13,6 +13,13 @@ LANGUAGES: tuple[str, ...] = ("zh", "en")
 STRINGS: dict[str, dict[str, str]] = {
     "app_title": {"zh": "溯源收银", "en": "tracepay"},
     "charge": {"zh": "收款", "en": "Charge"},
+    "cash": {"zh": "现金", "en": "Cash"},
+    "cash_paid": {"zh": "现金收款 {amount}", "en": "Paid in cash {amount}"},
+    "cash_change": {"zh": "现金收款 {amount}  找零 {change}",
+                    "en": "Paid in cash {amount}  change {change}"},
+    "print": {"zh": "打印", "en": "Print"},
+    "printed": {"zh": "已打印", "en": "Printed"},
+    "print_failed": {"zh": "打印失败: {reason}", "en": "Cannot print: {reason}"},
     "clear": {"zh": "清空", "en": "Clear"},
     "delete": {"zh": "删除", "en": "Delete"},
     "edit": {"zh": "修改", "en": "Edit"},

@@ -36,6 +36,7 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from market_protocol import format_fen
 
+from ..counter import Counter
 from ..day_report import day_start_ms, day_summary, render_z_report
 from ..provisioning import ProvisioningError
 from ..scales import Scale, ScaleError, SimulatedScale, take_weight
@@ -48,6 +49,7 @@ from .keypad import KeypadMode
 from .line_text import line_detail, product_name
 from .messages import Notice, scale_notice, service_notice
 from .plu import load_plu_table
+from .print_jobs import print_in_background
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
 from .strings import STRINGS, next_language, text
@@ -221,6 +223,7 @@ class VendorApp(App):
         self._cart_drawn: tuple = ()
         self._control: UIControl | None = None
         self._unsubscribe = lambda: None
+        self.counter: Counter | None = None
 
     def _attach(self, terminal: Terminal) -> None:
         """Bind the enrolled terminal: from start-up, or once the enrolment screen is done."""
@@ -272,6 +275,7 @@ class VendorApp(App):
     def _start_services(self) -> None:
         assert self.terminal is not None
         self._unsubscribe = self.terminal.on_result(self._result_from_network)
+        self.counter = Counter(self.terminal)  # announces (and may print) each payment
         self.terminal.start()
         if self._want_display:
             self._start_display()
@@ -437,6 +441,8 @@ class VendorApp(App):
     def on_stop(self) -> None:
         self._stop_scanner()
         self._unsubscribe()
+        if self.counter is not None:
+            self.counter.close()
         if self.terminal is not None:
             self.terminal.stop()
         if self._display_process and self._display_process.poll() is None:
@@ -667,6 +673,11 @@ class VendorApp(App):
     def charge(self) -> None:
         self._act(self.model.charge)
 
+    def charge_cash(self) -> None:
+        if self.counter is not None:
+            self._act(self.model.charge_cash, lambda cart, received: self.counter.settle(
+                cart, all_cash=True, received_fen=received))
+
     def cancel_charge(self) -> None:
         cancelled = self.model.cancel_charge()
         if cancelled is not None:
@@ -717,6 +728,18 @@ class VendorApp(App):
             except TerminalError as exc:
                 self.model.notice = service_notice("void_failed", exc)
         self._draw_sales()
+
+    def print_receipt(self) -> None:
+        """The selected sale's receipt; with none selected, the last receipt again."""
+        sale_id, counter = self.selected_sale, self.counter
+        job = (lambda: counter.print_receipt(sale_id)) if sale_id else counter.reprint_last
+        print_in_background(job, self._printed)
+
+    def print_z_report(self) -> None:
+        print_in_background(lambda: self.counter.print_z_report(force=True), self._printed)
+
+    def _printed(self, notice: Notice) -> None:
+        Clock.schedule_once(lambda dt: (setattr(self.model, "notice", notice), self.refresh()))
 
     # -- refunds -------------------------------------------------------------------------
     def open_refund(self) -> None:

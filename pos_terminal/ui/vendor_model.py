@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from market_protocol.money import UNIT_GRAMS
+from market_protocol.money import UNIT_GRAMS, format_fen, parse_yuan
 
 from ..barcodes import BarcodeError, ProductBarcode, parse_ean13
 from ..cart import Cart, CartError
@@ -40,7 +40,7 @@ QR_LIFETIME_MS = 300_000
 class ChargeSource(Protocol):
     """What the vendor screen needs from the terminal service to charge a cart."""
 
-    def charge(self, cart: Cart, *, render_png: bool = True) -> Any: ...
+    def charge(self, cart: Cart, *, render_png: bool = True, tender: Any = None) -> Any: ...
 
 
 class VendorScreenModel:
@@ -308,6 +308,32 @@ class VendorScreenModel:
             "lines": [display_line(line, self.lang) for line in self.cart.lines],
             "expires_at_ms": issued_ms + QR_LIFETIME_MS,
         })
+        return charged
+
+    def charge_cash(self, settle: Callable[[Cart, int | None], Any]) -> Any:
+        """Paid in cash at the counter: ``settle(cart, received_fen)`` counts it (抹零
+        included); an amount typed in price (yuan) mode is the money handed over, and the
+        notice says the change. Kept as paid at once, no QR; the cart clears."""
+        if self._refuse_when_locked():
+            return None
+        if not self.cart:
+            self.tell("nothing_to_charge", error=True)
+            return None
+        typed = self.keypad.buffer if self.keypad.mode == KeypadMode.PRICE else ""
+        try:
+            tender = settle(self.cart, parse_yuan(typed) if typed else None)
+            charged = self.terminal.charge(self.cart, render_png=False, tender=tender)
+        except (CartError, ValueError, TerminalError) as exc:
+            self.notice = service_notice("charge_failed", exc)
+            return None
+        self._settle(paid=True)
+        self._cart_changed()
+        self.keypad.set_mode(KeypadMode.WEIGHT)  # the next shopper's goods are weighed
+        if tender.received_fen is None:
+            self.tell("cash_paid", amount=format_fen(charged.total_fen))
+        else:
+            self.tell("cash_change", amount=format_fen(charged.total_fen),
+                      change=format_fen(tender.change_fen))
         return charged
 
     def payment_result(self, result: dict[str, Any]) -> None:

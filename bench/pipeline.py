@@ -2,8 +2,8 @@
 
 Starts the services as the demo does (Mosquitto with its password file and ACL, the sandbox
 platform, the gateway, the bridge, the consumer app: each its own process on loopback),
-enrols N terminals and runs them in one fleet process (``bench/pipeline_terminals.py``:
-each terminal's real outbox and MQTT uplink). Two runs, one JSON line:
+enrols N terminals and runs them in one fleet process
+(``bench/pipeline_parts/terminal_fleet.py``: each terminal's real outbox and MQTT uplink). Two runs, one JSON line:
 
 * ``trade_path_per_s``: the terminals ring up sales with their uplinks off, every sale is
   paid at the sandbox platform and confirmed at the gateway (not timed); then the uplinks
@@ -47,7 +47,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pipeline_ledger import count_trades_on_ledger  # noqa: E402
+from bench.pipeline_parts.ledger_count import count_trades_on_ledger  # noqa: E402
 from tracepay.demo_shoppers import SimulatedShopper, loopback_address  # noqa: E402
 from tracepay.demo_system import DemoSystem  # noqa: E402
 
@@ -55,7 +55,7 @@ GOAL_TRADE_PATH_PER_S = 5_000
 GOAL_PAYMENT_PATH_PER_S = 1_500
 SHOPPER_THREADS = 16
 TICKS = os.sysconf("SC_CLK_TCK")
-FLEET = Path(__file__).resolve().parent / "pipeline_terminals.py"
+FLEET = Path(__file__).resolve().parent / "pipeline_parts" / "terminal_fleet.py"
 
 
 def tree_cpu_s(root: int) -> float:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.pipeline_ledger import count_trades_on_ledger
+from bench.pipeline_parts.ledger_count import count_trades_on_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ one JSON object a line:
   still in the outboxes (not yet acknowledged by the broker);
 * ``stop``: uplinks stop, the process exits.
 
-Usage (by the benchmark): ``python bench/pipeline_terminals.py --fleet-file FILE``, where
-FILE is JSON ``{"gateway_url", "terminals": [{"data_dir", "enrolment_code"}, ...]}``.
+Usage (by the benchmark): ``python bench/pipeline_parts/terminal_fleet.py --fleet-file
+FILE``, where FILE is JSON ``{"gateway_url", "terminals": [{"data_dir", "enrolment_code"}, ...]}``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pos_terminal.provisioning import (  # noqa: E402
     ProvisioningError,

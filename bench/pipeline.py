@@ -195,25 +195,13 @@ class Pipeline:
         return {**{name: tree_cpu_s(pid) for name, pid in self.pids.items() if pid},
                 "bench": own.ru_utime + own.ru_stime}
 
-    def wait_on_ledger(self, baseline: int, count: int, deadline: float, series: list,
-                       t0: float) -> float:
-        """Poll until the ledger holds ``count`` more trades than ``baseline``; sample the
-        queue depths twice a second (``ledger_trades``: trades committed in this run)."""
-        target = baseline + count
-        last_sample = 0.0
+    def wait_on_ledger(self, target: int, deadline: float) -> float:
+        """Poll until the ledger holds ``target`` trades; the moment it did."""
         while True:
-            now = time.monotonic()
-            if now - last_sample >= 0.5:
-                last_sample = now
-                sample = self.depth()
-                trades = sample["ledger_trades"]
-                sample["ledger_trades"] -= baseline
-                series.append({"t_s": round(now - t0, 2), **sample})
-            else:
-                trades = self.ledger_trades()
+            trades = self.ledger_trades()
             if trades >= target:
                 return time.monotonic()
-            if now > deadline:
+            if time.monotonic() > deadline:
                 raise TimeoutError(f"{trades} of {target} trades on the ledger at the deadline")
             time.sleep(0.1)
 
@@ -244,6 +232,34 @@ class Pipeline:
         self.system.stop()
 
 
+class DepthSampler:
+    """Queue depths twice a second over one run, on its own thread (``ledger_trades``:
+    trades committed since the run began)."""
+
+    def __init__(self, pipe: Pipeline, baseline: int) -> None:
+        self.pipe, self.baseline = pipe, baseline
+        self.series: list[dict[str, Any]] = []
+        self.t0 = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            with contextlib.suppress(requests.RequestException):
+                sample = self.pipe.depth()
+                sample["ledger_trades"] -= self.baseline
+                self.series.append({"t_s": round(now - self.t0, 2), **sample})
+            if self._done.wait(0.5):
+                return
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._done.set()
+        self._thread.join()
+        return _thin(self.series)
+
+
 def _thin(series: list[dict[str, Any]], points: int = 60) -> list[dict[str, Any]]:
     step = max(1, math.ceil(len(series) / points))
     return series[::step] + ([series[-1]] if series and (len(series) - 1) % step else [])
@@ -255,6 +271,18 @@ def _per_trade_us(before: dict[str, float], after: dict[str, float], trades: int
             for name in sorted(after) if trades}
 
 
+def _report(outcomes: list[dict[str, Any]], seconds: float, cpu_before: dict[str, float],
+            cpu_after: dict[str, float], series: list[dict[str, Any]]
+            ) -> tuple[dict[str, Any], set[str]]:
+    """One run's figures, and the sale ids that must be on the ledger (the paid ones)."""
+    paid = [o for o in outcomes if o["ok"]]
+    return {"trades": len(paid), "unpaid": len(outcomes) - len(paid),
+            "seconds": round(seconds, 3),
+            "per_s": round(len(paid) / seconds, 1) if seconds > 0 else None,
+            "cpu_us_per_trade": _per_trade_us(cpu_before, cpu_after, len(paid)),
+            "queue_depth": series}, {o["sale_id"] for o in paid}
+
+
 def trade_path(pipe: Pipeline, trades: int, deadline: float) -> tuple[dict, set[str]]:
     per_terminal = math.ceil(trades / pipe.terminals)
     charged: list[dict[str, Any]] = []
@@ -264,17 +292,14 @@ def trade_path(pipe: Pipeline, trades: int, deadline: float) -> tuple[dict, set[
     paid = [o for o in outcomes if o["ok"]]
     pipe.wait_confirmed([o["payment_id"] for o in paid], deadline)
     baseline = pipe.ledger_trades()
-    series: list[dict[str, Any]] = []
     cpu_before, t0 = pipe.cpu(), time.monotonic()
+    sampler = DepthSampler(pipe, baseline)
     pipe.fleet.send("start", "started", 60)
-    end = pipe.wait_on_ledger(baseline, len(paid), deadline, series, t0)
+    end = pipe.wait_on_ledger(baseline + len(paid), deadline)
     cpu_after = pipe.cpu()
+    series = sampler.stop()
     seconds = end - t0
-    return {"trades": len(paid), "unpaid": len(outcomes) - len(paid),
-            "seconds": round(seconds, 3),
-            "per_s": round(len(paid) / seconds, 1) if seconds > 0 else None,
-            "cpu_us_per_trade": _per_trade_us(cpu_before, cpu_after, len(paid)),
-            "queue_depth": _thin(series)}, {o["sale_id"] for o in paid}
+    return _report(outcomes, seconds, cpu_before, cpu_after, series)
 
 
 def payment_path(pipe: Pipeline, trades: int, offset: int, deadline: float
@@ -286,20 +311,17 @@ def payment_path(pipe: Pipeline, trades: int, offset: int, deadline: float
     pipe.fleet.on_charged = lambda event: futures.append(
         pool.submit(pipe._shop, next(counter), event))
     baseline = pipe.ledger_trades()
-    series: list[dict[str, Any]] = []
     cpu_before, t0 = pipe.cpu(), time.monotonic()
+    sampler = DepthSampler(pipe, baseline)
     pipe.fleet.send(f"charge {per_terminal}", "charged_all", deadline - time.monotonic())
     outcomes = [future.result() for future in list(futures)]
     pool.shutdown()
     paid = [o for o in outcomes if o["ok"]]
-    end = pipe.wait_on_ledger(baseline, len(paid), deadline, series, t0)
+    end = pipe.wait_on_ledger(baseline + len(paid), deadline)
     cpu_after = pipe.cpu()
+    series = sampler.stop()
     seconds = end - t0
-    return {"trades": len(paid), "unpaid": len(outcomes) - len(paid),
-            "seconds": round(seconds, 3),
-            "per_s": round(len(paid) / seconds, 1) if seconds > 0 else None,
-            "cpu_us_per_trade": _per_trade_us(cpu_before, cpu_after, len(paid)),
-            "queue_depth": _thin(series)}, {o["sale_id"] for o in paid}
+    return _report(outcomes, seconds, cpu_before, cpu_after, series)
 
 
 def main() -> None:

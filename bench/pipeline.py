@@ -3,7 +3,8 @@
 Starts the services as the demo does (Mosquitto with its password file and ACL, the sandbox
 platform, the gateway, the bridge, the consumer app: each its own process on loopback),
 enrols N terminals and runs them in one fleet process
-(``bench/pipeline_parts/terminal_fleet.py``: each terminal's real outbox and MQTT uplink). Two runs, one JSON line:
+(``bench/pipeline_parts/terminal_fleet.py``: each terminal's real outbox and MQTT
+uplink). Two runs, one JSON line:
 
 * ``trade_path_per_s``: the terminals ring up sales with their uplinks off, every sale is
   paid at the sandbox platform and confirmed at the gateway (not timed); then the uplinks
@@ -16,9 +17,9 @@ enrols N terminals and runs them in one fleet process
 
 For each run: CPU µs per trade of every process (``/proc/<pid>/stat``, the process and its
 children), queue depth over time (sales in the terminals' outboxes, messages in the
-gateway's outbox, jobs waiting for the bridge's writer, trades on the ledger), and
-``lost``/``duplicated``, counted on every ledger node's own blocks against the sales that
-were paid (not taken from any counter).
+gateway's outbox, jobs waiting for the bridge's writer, ledger entries not yet on every
+node, trades on the ledger), and ``lost``/``duplicated``, counted on every ledger node's
+own blocks against the sales that were paid (not taken from any counter).
 
     .venv/bin/python bench/pipeline.py                      # 50 terminals, 5,000 + 5,000
     .venv/bin/python bench/pipeline.py --large              # 100,000 + 100,000
@@ -175,17 +176,20 @@ class Pipeline:
                      **{name: self.system.services[name].pid
                         for name in ("gateway", "platform", "bridge")}}
 
-    def _health(self, name: str) -> dict[str, Any]:
-        return self.http.get(f"{self.system.urls[name]}/healthz", timeout=10).json()
+    def _health(self, name: str, http: requests.Session | None = None) -> dict[str, Any]:
+        return (http or self.http).get(f"{self.system.urls[name]}/healthz", timeout=10).json()
 
     def ledger_trades(self) -> int:
         return self._health("bridge")["trades"]
 
-    def depth(self) -> dict[str, int]:
-        bridge = self._health("bridge")
+    def depth(self, http: requests.Session) -> dict[str, int]:
+        """Sales in the outboxes, the gateway's unpublished messages, jobs waiting for the
+        bridge's writer, ledger entries not yet on every node, trades on the ledger."""
+        bridge = self._health("bridge", http)
         return {"terminal_outboxes": self.fleet.queued,
-                "gateway_outbox": self._health("gateway")["outbox_pending"],
-                "bridge_writer": bridge.get("writer_backlog", 0) + bridge.get("pending", 0),
+                "gateway_outbox": self._health("gateway", http)["outbox_pending"],
+                "bridge_writer_jobs": bridge.get("writer_backlog", 0),
+                "ledger_pending_entries": bridge.get("pending", 0),
                 "ledger_trades": bridge["trades"]}
 
     def cpu(self) -> dict[str, float]:
@@ -245,10 +249,12 @@ class DepthSampler:
         self._thread.start()
 
     def _run(self) -> None:
+        http = requests.Session()  # its own: a session is not shared between threads
+        http.trust_env = False
         while True:
             now = time.monotonic()
             with contextlib.suppress(requests.RequestException):
-                sample = self.pipe.depth()
+                sample = self.pipe.depth(http)
                 sample["ledger_trades"] -= self.baseline
                 self.series.append({"t_s": round(now - self.t0, 2), **sample})
             if self._done.wait(0.5):

@@ -86,10 +86,11 @@ class Fleet:
     """The terminal fleet process, driven over stdin, followed over stdout."""
 
     def __init__(self, fleet_file: Path, log_path: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(FLEET), "--fleet-file", str(fleet_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_path.open("ab"),
-            text=True, start_new_session=True)
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(FLEET), "--fleet-file", str(fleet_file)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.queued = 0
         self.on_charged: Any = None

@@ -202,6 +202,7 @@ class Ledger:
         receipts = []
         with self._changed:
             self._check_usable()
+            was_empty = not self._pending
             known = self._reference.known_record_ids([q.rid for q in checked])
             for queued in checked:
                 record_id = queued.entry.record_id
@@ -218,7 +219,12 @@ class Ledger:
                 receipts.append(Receipt(record_id, "accepted"))
             while len(self._pending) >= self.block_max:
                 self._cut()
-            self._changed.notify_all()
+            if was_empty and self._pending:
+                # The orderer sleeps without a deadline only while nothing waits; once
+                # entries wait it sleeps until the oldest one's timeout, which later
+                # entries do not move. Waking it on every submit cost a thread switch and
+                # a lock hand-over per trade (about 55 µs of CPU per trade on the orderer).
+                self._changed.notify_all()
         return receipts
 
     def _endorsements(self, entry: LedgerEntry) -> dict[str, str]:

@@ -15,13 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK, STORE_NAME
+from ledger_bridge.ledger.trust import load_trust_file, write_trust_file
 
 __all__ = ["node_file", "stored_leaves", "edit_record", "edit_leaf", "delete_leaf",
-           "drop_block"]
+           "drop_block", "pinned_keys"]
 
 
 def node_file(data_dir: Path, org: str) -> Path:
     return data_dir / org / STORE_NAME
+
+
+def pinned_keys(data_dir: Path) -> dict:
+    """The keys a deployment pins: the trust file written beside (never inside) the ledger
+    directory from the nodes' public keys, read back as a verifier would."""
+    path = data_dir.parent / f"{data_dir.name}-trust.json"
+    if not path.exists():
+        write_trust_file(data_dir, path)
+    return load_trust_file(path)
 
 
 def _split(data: bytes, ends_blob: bytes) -> list[bytes]:

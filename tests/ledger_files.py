@@ -81,9 +81,12 @@ def _write_leaves(conn: sqlite3.Connection, height: int, chunk: int, hashes: byt
                  (hashes, json.dumps(rows, separators=(",", ":")).encode(), height, chunk))
 
 
-def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]) -> None:
+def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str], *,
+                keeps_it: bool = True) -> None:
     """Replace the off-chain record of ``record_id`` by ``edit(old)``. A ``str`` result
-    stores its chunk of records as TEXT, as an edit made in SQL text functions would."""
+    stores its chunk of records as TEXT, as an edit made in SQL text functions would.
+    ``edit`` returning ``b""`` deletes the record; ``keeps_it=False`` allows adding one to
+    a node that keeps none of it."""
     with sqlite3.connect(path) as conn:
         height, chunk, offset, _, _ = _find(conn, record_id)
         index = chunk * LEAF_CHUNK + offset
@@ -92,7 +95,7 @@ def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]
             "WHERE height = ? AND chunk = ?", (height, index // RECORD_CHUNK)).fetchone()
         items = _split(bodies, ends)
         position = index % RECORD_CHUNK
-        assert items[position], f"this node keeps no record of {record_id}"
+        assert items[position] or not keeps_it, f"this node keeps no record of {record_id}"
         new = edit(items[position])
         items[position] = new.encode() if isinstance(new, str) else new
         bodies, ends = _join(items)

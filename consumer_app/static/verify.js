@@ -229,7 +229,14 @@
     var data = JSON.parse(holder.textContent);
     if (!data.proofs || !data.proofs.length) { show("none"); return; }
     if (!supported()) { show("unavailable"); return; }
-    if (!data.keys) { show("unavailable", ["the ledger's public keys could not be fetched"]); return; }
+    // Only keys pinned by the site (never the ones the bridge publishes) can vouch for a
+    // block: without them nothing is checked, and the page says so.
+    if (!data.keys) {
+      var box = document.getElementById("verify-status");
+      show("unavailable", [box && box.getAttribute("data-problem-unpinned") ||
+                           "no pinned ledger keys: nothing was checked"]);
+      return;
+    }
     var results;
     try {
       results = await verifyAll(data.proofs, data.keys || {});

@@ -5,7 +5,9 @@ forged record: the stall's cabbage at twice the weight, in a block its own keys 
 Consumer apps run as processes and the pages are opened in headless Chromium: pinned to
 the genuine trust file the page reads Tampered; with no trust file it says nothing was
 checked; it never reads Verified. The genuine bridge's page, pinned by default the way
-a deployment and the demo set it up, reads Verified.
+a deployment and the demo set it up, reads Verified; the same genuine proofs relayed by a
+fake bridge (``fake_bridge.py``) without their record bytes read Not verified, and with
+only two of the four signatures Tampered.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from consumer_scenario import Market, trace_services, wait_for_trace  # noqa: E402
 
-STATES = "['verified','tampered','unavailable','none']"
+STATES = "['verified','tampered','unavailable','unverified','none']"
 
 
 def _load(market: Market, bridge_url: str, weight_g: int) -> str:
@@ -111,3 +113,27 @@ def test_without_pinned_keys_the_page_checks_nothing_and_says_so(browser, market
     assert "nothing on this page was checked" in text
     fake_keys = requests.get(f"{markets['fake_bridge']}/v1/keys", timeout=10).json()["keys"]
     assert not any(key in html for key in fake_keys.values())  # the bridge's keys never used
+
+
+@pytest.mark.parametrize(("how", "state", "reason"), [
+    ("strip_bytes", "unverified", "the record's bytes are missing, so the record is not proven"),
+    ("two_signers", "tampered", "block is not signed by production_base"),
+])
+def test_genuine_proofs_altered_in_transit_never_read_verified(browser, markets, how, state,
+                                                               reason):
+    relay_port = free_port()
+    relay = ServiceProcess([sys.executable, str(ROOT / "tests" / "fake_bridge.py"), "--port",
+                            str(relay_port), "--upstream", markets["real_bridge"], "--alter", how],
+                           log_path=markets["root"] / f"relay-{how}.log",
+                           health_url=f"http://127.0.0.1:{relay_port}/healthz")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    consumer = ServiceProcess(tracepay_command(
+        "consumer", "--port", str(port), "--bridge-url", f"http://127.0.0.1:{relay_port}",
+        "--gateway-url", f"http://127.0.0.1:{free_port()}"),
+        log_path=markets["root"] / f"consumer-{how}.log", health_url=f"{url}/healthz",
+        env={"TRACEPAY_CONSUMER_LEDGER_KEYS_FILE": str(markets["trust"])})
+    with relay, consumer:
+        seen, text = _state(browser, f"{url}/trace/{markets['real_code']}")
+    assert seen == state
+    assert reason in text

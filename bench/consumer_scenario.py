@@ -7,6 +7,7 @@ Shared by the consumer's benchmark and its browser tests: the trades are real ga
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +44,9 @@ def write_gateway_key(key: Ed25519PrivateKey, path: Path) -> Path:
 def trace_services(root: Path, key: Ed25519PrivateKey) -> Iterator[tuple[str, str]]:
     """A ledger bridge trusting ``key`` and a consumer app reading it, as processes on free
     loopback ports under ``root``; yields ``(bridge_url, consumer_url)``. The consumer's
-    gateway address leads nowhere: trace pages never ask it."""
+    gateway address leads nowhere: trace pages never ask it. The ledger's keys are pinned
+    (``root/ledger-trust.json``, by ``tracepay ledger trust``) once the bridge made them, as
+    a deployment does, and the consumer checks against them only."""
     pem = write_gateway_key(key, root / "gateway.pub.pem")
     bridge_port, consumer_port = free_port(), free_port()
     bridge_url = f"http://127.0.0.1:{bridge_port}"
@@ -52,12 +55,18 @@ def trace_services(root: Path, key: Ed25519PrivateKey) -> Iterator[tuple[str, st
         "bridge", "--port", str(bridge_port), "--data-dir", str(root / "bridge"),
         "--gateway-public-key", str(pem)), log_path=root / "bridge.log",
         health_url=f"{bridge_url}/healthz", startup_timeout=60)
+    trust = root / "ledger-trust.json"
     consumer = ServiceProcess(tracepay_command(
         "consumer", "--port", str(consumer_port), "--bridge-url", bridge_url,
         "--gateway-url", f"http://127.0.0.1:{free_port()}"), log_path=root / "consumer.log",
-        health_url=f"{consumer_url}/healthz")
-    with bridge, consumer:
-        yield bridge_url, consumer_url
+        health_url=f"{consumer_url}/healthz",
+        env={"TRACEPAY_CONSUMER_LEDGER_KEYS_FILE": str(trust)})
+    with bridge:
+        subprocess.run(tracepay_command("ledger", "trust", "--data-dir", str(root / "bridge"),
+                                        "--out", str(trust)), check=True, timeout=120,
+                       capture_output=True)
+        with consumer:
+            yield bridge_url, consumer_url
 
 
 def wait_for_trace(bridge_url: str, code: str, timeout: float = 30.0,

@@ -75,6 +75,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "verify_unavailable_detail": ("此浏览器不支持验证（需要 HTTPS 与 Ed25519）。",
                                   "This browser cannot check the proof (needs HTTPS and Ed25519)."),
     "verify_none": ("暂无上链证明", "No ledger proof yet"),
+    "verify_unproven": ("未能验证", "Not verified"),
+    "verify_unproven_detail": ("此溯源中有内容无法证明，请勿以此为据。",
+                               "Part of this trace cannot be proven. Do not rely on it."),
+    "verify_unpinned": ("本站未配置受信任的账本公钥，本页未做任何验证。",
+                        "No pinned ledger keys are set up for this site: nothing on this page "
+                        "was checked."),
     "verify_noscript": ("需要开启 JavaScript 才能在本机验证。",
                         "Turn on JavaScript to check the proof on this phone."),
     "recall": ("召回警告", "Recall warning"),

@@ -27,7 +27,6 @@ from .trace_view import (
     build_timeline,
     collect_recalls,
     proof_rows,
-    published_keys,
     record_lines,
     stock_rows,
 )
@@ -162,7 +161,7 @@ def trace(code: str) -> Any:
                          "not_found_trace") from None
     except UpstreamUnavailable as exc:
         raise _unavailable(exc) from None
-    keys = _keys_or_none(upstream) if answer.get("proofs") else {}
+    keys = _pinned_keys() if answer.get("proofs") else {}
     proofs = [p for p in answer.get("proofs") or [] if isinstance(p, dict)]
     rows = proof_rows({"proofs": proofs})
     record = answer.get("record") if isinstance(answer.get("record"), dict) else {}
@@ -176,17 +175,11 @@ def trace(code: str) -> Any:
                     "labels": [f"{r['kind']} {r['record_id']}".strip() for r in rows]})
 
 
-def _keys_or_none(upstream: Upstream) -> dict[str, str] | None:
-    """Pinned keys when configured; else the bridge's. None when they cannot be read: the
-    page then says it cannot verify, rather than calling every signature bad."""
-    pinned = current_app.config["PINNED_KEYS"]
-    if pinned is not None:
-        return pinned
-    try:
-        return published_keys(upstream.keys())
-    except (UpstreamNotFound, UpstreamUnavailable) as exc:
-        current_app.logger.warning("ledger keys unavailable: %s", exc)
-        return None
+def _pinned_keys() -> dict[str, str] | None:
+    """The ledger keys pinned in ``ledger_keys_file``, or None: never the keys of the
+    bridge being checked, which could sign a forged record with keys of its own choosing.
+    Without pinned keys the page says that nothing was checked."""
+    return current_app.config["PINNED_KEYS"]
 
 
 @blueprint.get("/stall/<merchant_id>")

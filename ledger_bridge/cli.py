@@ -1,4 +1,4 @@
-"""``tracepay bridge`` (serve) and ``tracepay ledger verify|head|show``: thin shells over
+"""``tracepay bridge`` (serve) and ``tracepay ledger verify|trust|head|show``: thin shells over
 ``BridgeService`` and the ledger."""
 
 from __future__ import annotations
@@ -160,26 +160,58 @@ def ledger() -> None:
 
     \b
     Example:
-        tracepay ledger verify --data-dir var/bridge
+        tracepay ledger trust --data-dir var/bridge --out var/ledger-trust.json
+        tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json
         tracepay ledger show --data-dir var/bridge dev-1.7.abc
     """
 
 
 @ledger.command("verify")
 @click.option("--data-dir", required=True, help="The bridge's data directory.")
-def verify(data_dir: str) -> None:
-    """Check every node: hash chain, signatures, Merkle roots, off-chain records, copies.
+@click.option("--trust", "trust_file", envvar="TRACEPAY_LEDGER_TRUST", default=None,
+              type=click.Path(dir_okay=False),
+              help="Trust file of the pinned public keys, written at deployment by "
+                   "`tracepay ledger trust` [env TRACEPAY_LEDGER_TRUST]. Required: keys "
+                   "found in the data prove nothing.")
+@click.option("--checkpoints", "checkpoint_file", envvar="TRACEPAY_LEDGER_CHECKPOINTS",
+              default=None, type=click.Path(dir_okay=False),
+              help="This verifier's checkpoint file (created on first use): the blocks must "
+                   "equal the ones verified before; a clean run adds the new ones "
+                   "[env TRACEPAY_LEDGER_CHECKPOINTS].")
+def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -> None:
+    """Check every node against the pinned keys: hash chain, every signature, Merkle roots,
+    off-chain records present and intact where the chain says, copies, checkpoints.
 
     Prints JSON; exits 1 and names the first bad block or record when anything is wrong.
+    Neither file may live inside --data-dir.
 
     \b
     Example:
-        tracepay ledger verify --data-dir var/bridge
+        tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json \\
+            --checkpoints var/ledger-checkpoints.json
     """
     from .ledger import verify_data_dir
+    from .ledger.trust import TrustFileError, inside, load_checkpoints, load_trust_file
+    from .ledger.verify_jobs import block_hashes
 
+    ledger_dir = Path(data_dir) / "ledger"
+    if not ledger_dir.is_dir():
+        raise click.UsageError(f"no ledger under {data_dir} (expected {ledger_dir})")
+    if trust_file is None:
+        raise click.UsageError("no trust anchor: give --trust FILE (the public keys pinned at "
+                               "deployment with `tracepay ledger trust`); without one the "
+                               "result would prove nothing")
+    for option, path in (("--trust", trust_file), ("--checkpoints", checkpoint_file)):
+        if path is not None and inside(Path(path), Path(data_dir)):
+            raise click.UsageError(f"{option} {path} lies inside --data-dir: whoever can "
+                                   "rewrite the data could rewrite it too")
     try:
-        report = verify_data_dir(Path(data_dir) / "ledger")
+        keys = load_trust_file(Path(trust_file))
+        checkpoints = load_checkpoints(Path(checkpoint_file)) if checkpoint_file else []
+    except TrustFileError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        report = verify_data_dir(ledger_dir, keys, checkpoints=checkpoints)
     except FileNotFoundError as exc:
         raise click.UsageError(f"no ledger under {data_dir}: {exc}") from exc
     except Exception as exc:  # damage the checks did not foresee is still damage
@@ -188,10 +220,46 @@ def verify(data_dir: str) -> None:
                                f"complete: {type(exc).__name__}: {exc}"}))
         click.echo(f"ledger verification FAILED: {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    result = report.to_dict()
+    result["trust_file"] = str(trust_file)
+    result["checkpointed_blocks"] = len(checkpoints)
+    if report.ok and checkpoint_file:
+        from .ledger.node_store import STORE_NAME
+        from .ledger.signers import ORDERER
+        from .ledger.trust import save_checkpoints
+
+        stores = {org: ledger_dir / org / STORE_NAME for org in keys if org != ORDERER}
+        save_checkpoints(Path(checkpoint_file), block_hashes(stores))
+    click.echo(json.dumps(result, ensure_ascii=False))
     if not report.ok:
         click.echo(f"ledger verification FAILED: {report.first}", err=True)
         sys.exit(1)
+
+
+@ledger.command("trust")
+@click.option("--data-dir", required=True, help="The bridge's data directory.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the trust file (outside --data-dir).")
+def trust(data_dir: str, out_file: str) -> None:
+    """Write the trust file: the public keys of the orderer and of every organisation's node,
+    pinned at deployment and handed to every verifier and to the consumer app.
+
+    Run it once, when the nodes are set up, before anyone could have rewritten their data.
+
+    \b
+    Example:
+        tracepay ledger trust --data-dir var/bridge --out var/ledger-trust.json
+    """
+    from .ledger.trust import inside, write_trust_file
+
+    if inside(Path(out_file), Path(data_dir)):
+        raise click.UsageError(f"--out {out_file} lies inside --data-dir: keep the trust "
+                               "file apart from the data it vouches for")
+    try:
+        path = write_trust_file(Path(data_dir) / "ledger", Path(out_file))
+    except FileNotFoundError as exc:
+        raise click.UsageError(f"no ledger keys under {data_dir}: {exc}") from exc
+    click.echo(json.dumps({"trust_file": str(path)}))
 
 
 @ledger.command("head")

@@ -15,13 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK, STORE_NAME
+from ledger_bridge.ledger.trust import load_trust_file, write_trust_file
 
 __all__ = ["node_file", "stored_leaves", "edit_record", "edit_leaf", "delete_leaf",
-           "drop_block"]
+           "drop_block", "pinned_keys"]
 
 
 def node_file(data_dir: Path, org: str) -> Path:
     return data_dir / org / STORE_NAME
+
+
+def pinned_keys(data_dir: Path) -> dict:
+    """The keys a deployment pins: the trust file written beside (never inside) the ledger
+    directory from the nodes' public keys, read back as a verifier would."""
+    path = data_dir.parent / f"{data_dir.name}-trust.json"
+    if not path.exists():
+        write_trust_file(data_dir, path)
+    return load_trust_file(path)
 
 
 def _split(data: bytes, ends_blob: bytes) -> list[bytes]:
@@ -71,9 +81,12 @@ def _write_leaves(conn: sqlite3.Connection, height: int, chunk: int, hashes: byt
                  (hashes, json.dumps(rows, separators=(",", ":")).encode(), height, chunk))
 
 
-def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]) -> None:
+def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str], *,
+                keeps_it: bool = True) -> None:
     """Replace the off-chain record of ``record_id`` by ``edit(old)``. A ``str`` result
-    stores its chunk of records as TEXT, as an edit made in SQL text functions would."""
+    stores its chunk of records as TEXT, as an edit made in SQL text functions would.
+    ``edit`` returning ``b""`` deletes the record; ``keeps_it=False`` allows adding one to
+    a node that keeps none of it."""
     with sqlite3.connect(path) as conn:
         height, chunk, offset, _, _ = _find(conn, record_id)
         index = chunk * LEAF_CHUNK + offset
@@ -82,7 +95,7 @@ def edit_record(path: Path, record_id: str, edit: Callable[[bytes], bytes | str]
             "WHERE height = ? AND chunk = ?", (height, index // RECORD_CHUNK)).fetchone()
         items = _split(bodies, ends)
         position = index % RECORD_CHUNK
-        assert items[position], f"this node keeps no record of {record_id}"
+        assert items[position] or not keeps_it, f"this node keeps no record of {record_id}"
         new = edit(items[position])
         items[position] = new.encode() if isinstance(new, str) else new
         bodies, ends = _join(items)

@@ -29,7 +29,7 @@ def test_every_operation_is_documented(operation):
     assert f"{method} {documented}" in DOC or path in ("/openapi.json",)
 
 
-@pytest.mark.parametrize("command", ["verify", "head", "show"])
+@pytest.mark.parametrize("command", ["verify", "trust", "head", "show"])
 def test_every_ledger_command_is_documented_and_has_an_example(command):
     assert f"tracepay ledger {command}" in DOC
     result = CliRunner().invoke(ledger, [command, "--help"])

@@ -114,7 +114,13 @@ def test_mqtt_intake_survives_a_crash_and_the_cli_verifies(tmp_path, mqtt_broker
     finally:
         process.stop()
     data_dir = str(tmp_path / "bridge")
-    verified = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", data_dir),
+    trust = str(tmp_path / "ledger-trust.json")
+    pinned = subprocess.run(tracepay_command("ledger", "trust", "--data-dir", data_dir,
+                                             "--out", trust),
+                            capture_output=True, text=True, timeout=120)
+    assert pinned.returncode == 0, pinned.stderr
+    verified = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", data_dir,
+                                               "--trust", trust),
                               capture_output=True, text=True, timeout=120)
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["ok"] is True
@@ -129,7 +135,8 @@ def test_mqtt_intake_survives_a_crash_and_the_cli_verifies(tmp_path, mqtt_broker
     node = tmp_path / "bridge" / "ledger" / "retail_market" / "ledger.sqlite"
     edit_record(node, trades[7]["trade_id"],
                 lambda body: body.replace(b"Stall Nine", b"Stall Evil"))
-    tampered = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", data_dir),
+    tampered = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", data_dir,
+                                               "--trust", trust),
                               capture_output=True, text=True, timeout=120)
     assert tampered.returncode == 1
     assert trades[7]["trade_id"] in tampered.stdout + tampered.stderr

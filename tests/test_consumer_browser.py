@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -261,8 +262,6 @@ def test_scan_page_shows_but_does_not_follow_a_foreign_code(browser, tmp_path, c
 
 
 def test_js_coverage_ties_the_proofs_to_what_the_page_shows(verifier, signers):
-    import json
-
     proofs = make_block(4, signers)
     record = json.loads(proofs[0]["record_canonical"])
     good = {"proofs": proofs, "record": record, "trace_code": "code00000000",
@@ -299,3 +298,56 @@ def test_js_without_ed25519_is_unable_not_tampered(verifier, signers, keys):
         }}""", [proof, keys])
     assert outcome == "NotSupportedError"
     assert _verify(verifier, proof, keys)["ok"] is True
+
+
+MISSING = "the record's bytes are missing, so the record is not proven"
+
+
+def _verdict(page, data: dict) -> dict:
+    return page.evaluate("""async d => {
+        const results = await TracepayVerify.verifyAll(d.proofs, d.keys);
+        return TracepayVerify.verdict(d, results); }""", data)
+
+
+def test_js_a_proof_without_the_record_bytes_is_not_proven(verifier, signers, keys):
+    proofs = make_block(3, signers)
+    record = json.loads(proofs[0]["record_canonical"])
+    bare = copy.deepcopy(proofs[0])
+    bare["record_canonical"] = None
+    assert _verify(verifier, bare, keys) == {"ok": False, "problems": [MISSING]}
+    data = {"proofs": [bare, *proofs[1:]], "keys": keys, "record": record,
+            "trace_code": "code00000000", "upstream": [], "labels": ["a", "b", "c"]}
+    assert _verdict(verifier, data) == {"state": "unverified", "problems": [
+        "the record shown is not proven (its bytes on the ledger are missing)", f"a: {MISSING}"]}
+    assert _verdict(verifier, {**data, "proofs": proofs})["state"] == "verified"
+    forged = {**data, "proofs": [bare, copy.deepcopy(proofs[1]), proofs[2]]}
+    forged["proofs"][1]["record_canonical"] = forged["proofs"][1]["record_canonical"].replace(
+        "1251", "1351")
+    assert _verdict(verifier, forged)["state"] == "tampered"  # a failure outweighs the unproven
+
+
+def test_js_requires_the_signature_of_every_pinned_signer(verifier, signers, keys):
+    only_orderer = make_block(2, {"orderer": signers["orderer"]})[0]
+    assert _verify(verifier, only_orderer, keys) == {"ok": False, "problems": [
+        "block is not signed by production_base", "block is not signed by retail_market",
+        "block is not signed by wholesale_market"]}
+    two = make_block(2, {name: signers[name] for name in ("orderer", "retail_market")})[1]
+    assert _verify(verifier, two, keys)["problems"] == [
+        "block is not signed by production_base", "block is not signed by wholesale_market"]
+
+
+def test_js_checks_the_links_between_the_blocks_shown(verifier, signers):
+    first = make_block(2, signers, height=7)[0]
+    linked = make_block(2, signers, height=8)[0]
+    linked_header = linked["block"]["header"]
+    assert linked_header["prev_hash"] != first["block"]["block_hash"]
+
+    def links(proofs):
+        return verifier.evaluate("p => TracepayVerify.links(p)", proofs)
+
+    assert links([first, linked]) == ["block 8 does not link to block 7"]
+    good = copy.deepcopy(linked)
+    good["block"]["header"]["prev_hash"] = first["block"]["block_hash"]
+    assert links([first, good]) == []
+    other = make_block(3, signers, height=7)[0]
+    assert links([first, other]) == ["two different blocks at height 7 (a fork)"]

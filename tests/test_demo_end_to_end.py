@@ -73,7 +73,8 @@ def test_a_tampered_ledger_record_is_named_by_verify(demo_run):
         return body.replace(b'"confirmed_at_ms":', b'"confirmed_at_ms":1', 1)
 
     edit_record(node, record_id, forge)
-    completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", str(bridge_dir)),
+    completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir", str(bridge_dir),
+                                                "--trust", str(data_dir / "ledger-trust.json")),
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode != 0
     assert record_id in completed.stdout + completed.stderr

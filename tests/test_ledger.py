@@ -286,17 +286,20 @@ def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
 def test_nodes_that_disagree_beyond_a_crash_are_left_for_verify_to_name(tmp_path):
     import sqlite3
 
+    from ledger_files import pinned_keys
+
     from ledger_bridge.ledger import verify_data_dir
     from ledger_bridge.ledger.node_store import STORE_NAME
 
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as first:
         first.submit([entry(i) for i in range(6)])
+    keys = pinned_keys(tmp_path)
     # only the block row is gone: its leaves are still there, so this is no crash
     with sqlite3.connect(tmp_path / "retail_market" / STORE_NAME) as conn:
         conn.execute("DELETE FROM blocks WHERE height = 2")
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as again:
         assert again.head()["height"] == 2  # nothing dropped from the other nodes
-    report = verify_data_dir(tmp_path)
+    report = verify_data_dir(tmp_path, keys)
     assert (report.first.node, report.first.height, report.first.what) == (
         "retail_market", 2, "block is missing")
 
@@ -347,7 +350,7 @@ def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
 def test_blocks_spanning_many_stored_chunks_read_back_every_entry(tmp_path):
     """Leaves and records are stored in chunks of consecutive leaves: every position, on
     both sides of each chunk boundary, reads back as written, on every node."""
-    from ledger_files import edit_record, node_file
+    from ledger_files import edit_record, node_file, pinned_keys
 
     from ledger_bridge.ledger import verify_data_dir
     from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK
@@ -369,10 +372,11 @@ def test_blocks_spanning_many_stored_chunks_read_back_every_entry(tmp_path):
             assert [loc.index for loc in ledger.locate(f"code-{i}")] == [i]
         assert len(ledger.locate("stall-7")) == count
         assert ledger.verify().ok
+    keys = pinned_keys(tmp_path)
     edited = LEAF_CHUNK + 1
     edit_record(node_file(tmp_path, "wholesale_market"), f"t{edited}",
                 lambda body: body.replace(b'"amount_fen":', b'"amount_fen":9'))
-    report = verify_data_dir(tmp_path)
+    report = verify_data_dir(tmp_path, keys)
     assert [(p.node, p.record_id) for p in report.problems] == [
         ("wholesale_market", f"t{edited}")]
 

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from ledger_files import delete_leaf, edit_leaf, edit_record, node_file
+from ledger_files import delete_leaf, edit_leaf, edit_record, node_file, pinned_keys
 
 from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
 from ledger_bridge.ledger.ledger import STORE_NAME
@@ -29,6 +29,7 @@ def data_dir(tmp_path):
         ledger.submit([entry(i) for i in range(14)])
         ledger.flush()
         assert ledger.verify().ok
+    pinned_keys(tmp_path)  # pinned at deployment, before any tampering
     return tmp_path
 
 
@@ -38,13 +39,13 @@ def tamper(data_dir, org: str, sql: str, params=()) -> None:
 
 
 def first_problem(data_dir):
-    report = verify_data_dir(data_dir)
+    report = verify_data_dir(data_dir, pinned_keys(data_dir))
     assert not report.ok
     return report.first
 
 
 def test_a_clean_ledger_verifies(data_dir):
-    report = verify_data_dir(data_dir)
+    report = verify_data_dir(data_dir, pinned_keys(data_dir))
     assert report.ok and report.problems == []
     assert (report.blocks, report.trades, report.records_checked) == (4, 14, 42)
 
@@ -69,14 +70,14 @@ def test_a_record_retyped_as_text_but_unchanged_still_verifies(data_dir):
     tamper(data_dir, "retail_market",
            "UPDATE record_chunks SET bodies = CAST(bodies AS TEXT) WHERE height = 1")
     edit_record(node_file(data_dir, "production_base"), "t5", lambda body: body.decode())
-    assert verify_data_dir(data_dir).ok
+    assert verify_data_dir(data_dir, pinned_keys(data_dir)).ok
 
 
 def test_an_edit_made_on_every_node_is_still_caught(data_dir):
     edited = canonical_json.dumps({"trade_id": "t1", "amount_fen": 1, "lot": "lot-1"})
     for org in ("production_base", "wholesale_market", "retail_market"):
         edit_record(node_file(data_dir, org), "t1", lambda _: edited)
-    report = verify_data_dir(data_dir)
+    report = verify_data_dir(data_dir, pinned_keys(data_dir))
     assert [(p.node, p.record_id) for p in report.problems] == [
         ("production_base", "t1"), ("wholesale_market", "t1"), ("retail_market", "t1")]
 
@@ -120,7 +121,7 @@ def test_a_forged_endorsement_is_named(data_dir):
 
 def test_a_deleted_leaf_is_named(data_dir):
     delete_leaf(node_file(data_dir, "wholesale_market"), "t9")
-    report = verify_data_dir(data_dir)
+    report = verify_data_dir(data_dir, pinned_keys(data_dir))
     problem = report.first
     assert (problem.node, problem.height, problem.record_id) == ("wholesale_market", 3, "t9")
     assert problem.what == "leaf 1 is missing"
@@ -147,7 +148,7 @@ def test_a_missing_block_is_named(data_dir):
 
 def test_a_changed_trace_key_breaks_leaf_and_bloom(data_dir):
     edit_leaf(node_file(data_dir, "production_base"), "t0", trace_keys=["code-0", "lot-9"])
-    report = verify_data_dir(data_dir)
+    report = verify_data_dir(data_dir, pinned_keys(data_dir))
     assert (report.first.node, report.first.height, report.first.record_id) == (
         "production_base", 1, "t0")
     assert any("Bloom" in p.what for p in report.problems)
@@ -155,7 +156,8 @@ def test_a_changed_trace_key_breaks_leaf_and_bloom(data_dir):
 
 def test_verify_refuses_a_directory_without_a_ledger(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ledger"):
-        verify_data_dir(tmp_path / "empty")
+        verify_data_dir(tmp_path / "empty", {name: Ed25519PrivateKey.generate().public_key()
+                                             for name in ("orderer", "production_base")})
     assert not (tmp_path / "empty").exists()
 
 
@@ -175,12 +177,14 @@ def test_a_tampered_stored_merkle_tree_is_named(data_dir):
 
 
 def test_verifying_in_worker_processes_finds_the_same_first_problem(data_dir):
-    clean = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
+    clean = verify_data_dir(data_dir, pinned_keys(data_dir), workers=2,
+                            parallel_from_blocks=1)
     assert clean.ok and (clean.blocks, clean.trades, clean.records_checked) == (4, 14, 42)
     tamper(data_dir, "production_base", "DELETE FROM blocks WHERE height = 3")
     edit_record(node_file(data_dir, "retail_market"), "t13", lambda _: b"{}")
-    parallel = verify_data_dir(data_dir, workers=2, parallel_from_blocks=1)
-    inline = verify_data_dir(data_dir, workers=1)
+    parallel = verify_data_dir(data_dir, pinned_keys(data_dir), workers=2,
+                               parallel_from_blocks=1)
+    inline = verify_data_dir(data_dir, pinned_keys(data_dir), workers=1)
     assert parallel.problems == inline.problems
     assert (parallel.first.node, parallel.first.height, parallel.first.what) == (
         "production_base", 3, "block is missing")

@@ -115,8 +115,10 @@ def _headless(system: DemoSystem, sales: int, timeout_s: int, as_json: bool, say
                            show_progress=wants_progress(as_json))
     system.stop_service("bridge")  # the ledger is verified at rest, as an auditor would
     say("verifying the ledger")
-    verification = verify_ledger(system.data_dir / "bridge")
+    verification = verify_ledger(system.data_dir / "bridge", system.trust_file,
+                                 system.data_dir / "ledger-checkpoints.json")
     summary["ledger_verified"] = verification["ok"]
+    summary["ledger_trust_file"] = str(system.trust_file)
     if not verification["ok"]:
         summary["ledger_problems"] = verification["report"]
     summary["elapsed_s"] = round(time.monotonic() - started, 2)
@@ -167,6 +169,7 @@ def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
     say(f"  sandbox payment platform               {system.urls['platform']}")
     say(f"  ledger bridge (trace API)              {system.urls['bridge']}/v1/head")
     say(f"  shopper pages                          {system.urls['consumer']}")
+    say(f"  pinned ledger keys (trust file)        {system.trust_file}")
     say(f"  MQTT broker                            {system.urls['mqtt']}")
     say(f"  demo stall enrolment code              {enrolment['enrolment_code']}")
     terminal_argv = tracepay_command("terminal", "--data-dir", str(terminal_dir),

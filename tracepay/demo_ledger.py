@@ -145,10 +145,14 @@ def wait_for_traces(bridge_url: str, trace_codes: list[str],
         watcher.stop()
 
 
-def verify_ledger(bridge_dir: Path) -> dict[str, Any]:
-    """Run ``tracepay ledger verify`` as a user would; its JSON and exit status."""
+def verify_ledger(bridge_dir: Path, trust_file: Path,
+                  checkpoint_file: Path | None = None) -> dict[str, Any]:
+    """Run ``tracepay ledger verify`` as a user would, against the pinned keys (and the
+    checkpoints of earlier runs, when given); its JSON and exit status."""
+    extra = ["--checkpoints", str(checkpoint_file)] if checkpoint_file else []
     completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir",
-                                                str(bridge_dir)),
+                                                str(bridge_dir), "--trust", str(trust_file),
+                                                *extra),
                                capture_output=True, text=True, timeout=900)
     try:
         report = json.loads(completed.stdout)

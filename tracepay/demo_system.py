@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,28 @@ class DemoSystem:
                       env={"TRACEPAY_BRIDGE_ADMIN_TOKEN": self.bridge_admin_token,
                            "TRACEPAY_BRIDGE_MQTT_PASSWORD": self.mqtt_bridge_password})
         say(f"ledger bridge on {self.urls['bridge']}")
+        self._pin_ledger_keys()
+        say(f"ledger keys pinned in {self.trust_file}")
         self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
                       str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",
-                      self.urls["bridge"], port=ports["consumer"])
+                      self.urls["bridge"], port=ports["consumer"],
+                      env={"TRACEPAY_CONSUMER_LEDGER_KEYS_FILE": str(self.trust_file)})
         say(f"consumer app on {consumer_url}")
         return self
+
+    @property
+    def trust_file(self) -> Path:
+        """The ledger's pinned public keys, beside (never inside) the bridge's data."""
+        return self.data_dir / "ledger-trust.json"
+
+    def _pin_ledger_keys(self) -> None:
+        """Deployment's one moment of trust: the nodes' public keys, read from their key
+        files as soon as the bridge made them, go to the verifiers and the consumer app."""
+        completed = subprocess.run(tracepay_command(
+            "ledger", "trust", "--data-dir", str(self.data_dir / "bridge"), "--out",
+            str(self.trust_file)), capture_output=True, text=True, timeout=120)
+        if completed.returncode != 0:
+            raise RuntimeError(f"could not pin the ledger keys: {completed.stderr.strip()}")
 
     def enrol(self, merchant: dict[str, str], device_id: str | None = None) -> dict[str, Any]:
         """Enrol a terminal as the manager would; returns the gateway's answer (with code)."""

@@ -7,7 +7,9 @@
  *   leaf hash = SHA-256(0x00 || canonical_json(leaf))
  *   RFC 6962 audit path from the leaf up to header.merkle_root
  *   block_hash = SHA-256(canonical_json(header))
- *   every signature: Ed25519 over canonical_json(header) by a published key.
+ *   every pinned signer's signature: Ed25519 over canonical_json(header);
+ *   blocks at consecutive heights link, one block per height.
+ * Anything shown that cannot be proven (record bytes missing) reads "not verified".
  * Plain script, no framework; exposes window.TracepayVerify for the known-answer tests.
  */
 (function () {
@@ -16,6 +18,9 @@
   var LEAF_PREFIX = 0x00;
   var NODE_PREFIX = 0x01;
   var encoder = new TextEncoder();
+  // Not tampering, but not proof either: the page must not read Verified.
+  var MISSING_BYTES = "the record's bytes are missing, so the record is not proven";
+  var SHOWN_UNPROVEN = "the record shown is not proven (its bytes on the ledger are missing)";
 
   function canonicalJson(value) {
     // Same bytes as market_protocol.canonical_json: sorted keys, no whitespace, no floats.
@@ -110,13 +115,16 @@
   async function verifyProof(proof, keys) {
     var problems = [];
     try {
-      // A record kept only on the nodes of its parties comes without its bytes; the
-      // leaf, path, block and signatures are still checked.
+      // A record that comes without its bytes (kept only on the nodes of its parties) is
+      // not proven, however good the rest: the leaf, path, block and signatures are still
+      // checked, but the proof is not ok.
       if (proof.record_canonical !== null && proof.record_canonical !== undefined) {
         var recordHash = bytesToHex(await sha256(encoder.encode(proof.record_canonical)));
         if (recordHash !== proof.leaf.record_hash) {
           problems.push("record does not match its on-chain hash");
         }
+      } else {
+        problems.push(MISSING_BYTES);
       }
       if (proof.record_hash && proof.record_hash !== proof.leaf.record_hash) {
         problems.push("record_hash differs from the leaf's");
@@ -147,13 +155,23 @@
       if (bytesToHex(await sha256(headerBytes)) !== proof.block.block_hash) {
         problems.push("block hash does not match the block header");
       }
+      // Every pinned signer (the orderer and each organisation) must have signed: one
+      // valid signature among several proves only that one key holder agreed.
       var signatures = proof.block.signatures || [];
       if (!signatures.length) { problems.push("block is not signed"); }
+      var bySigner = {};
       for (var i = 0; i < signatures.length; i++) {
-        var sig = signatures[i], key = keys[sig.signer];
-        if (!key) { problems.push("no published key for signer " + sig.signer); continue; }
-        if (!(await verifySignature(key, sig.sig, headerBytes))) {
-          problems.push("bad signature by " + sig.signer);
+        var sig = signatures[i];
+        if (!keys[sig.signer]) { problems.push("no pinned key for signer " + sig.signer); continue; }
+        bySigner[sig.signer] = sig.sig;
+      }
+      var pinned = Object.keys(keys).sort();
+      for (var j = 0; j < pinned.length; j++) {
+        var signer = pinned[j];
+        if (bySigner[signer] === undefined) {
+          if (signatures.length) { problems.push("block is not signed by " + signer); }
+        } else if (!(await verifySignature(keys[signer], bySigner[signer], headerBytes))) {
+          problems.push("bad signature by " + signer);
         }
       }
     } catch (err) {
@@ -187,6 +205,8 @@
           } catch (err) {
             problems.push("the record on the ledger is not valid JSON");
           }
+        } else {
+          problems.push(SHOWN_UNPROVEN);
         }
       }
     }
@@ -194,6 +214,47 @@
       if (!byId[id]) { problems.push("no proof for upstream sale " + id); }
     });
     return problems;
+  }
+
+  /* Block links between the blocks the proofs carry: one block per height (two different
+   * blocks at a height are a fork), and a block at the height after another links to it. */
+  function links(proofs) {
+    var problems = [], byHeight = {};
+    (proofs || []).forEach(function (p) {
+      var block = p && p.block, header = block && block.header;
+      if (!header || !Number.isInteger(header.height)) { return; }
+      var seen = byHeight[header.height];
+      if (seen && seen.block_hash !== block.block_hash) {
+        problems.push("two different blocks at height " + header.height + " (a fork)");
+      } else if (!seen) {
+        byHeight[header.height] = block;
+      }
+    });
+    Object.keys(byHeight).forEach(function (h) {
+      var before = byHeight[Number(h) - 1];
+      if (before && byHeight[h].header.prev_hash !== before.block_hash) {
+        problems.push("block " + h + " does not link to block " + (Number(h) - 1));
+      }
+    });
+    return problems;
+  }
+
+  /* The page's verdict from the proof results and the checks across them: "tampered" when
+   * anything fails, "unverified" when something shown cannot be proven (record bytes
+   * missing), "verified" only when everything shown is proven. */
+  function verdict(data, results) {
+    var failed = [], unproven = [];
+    function sort(label, problem) {
+      var text = label ? label + ": " + problem : problem;
+      (problem === MISSING_BYTES || problem === SHOWN_UNPROVEN ? unproven : failed).push(text);
+    }
+    coverage(data).forEach(function (p) { sort("", p); });
+    links(data.proofs).forEach(function (p) { sort("", p); });
+    results.forEach(function (r, i) {
+      r.problems.forEach(function (p) { sort(data.labels && data.labels[i] || "#" + i, p); });
+    });
+    var state = failed.length ? "tampered" : (unproven.length ? "unverified" : "verified");
+    return { state: state, problems: failed.concat(unproven) };
   }
 
   async function verifyAll(proofs, keys) {
@@ -229,7 +290,14 @@
     var data = JSON.parse(holder.textContent);
     if (!data.proofs || !data.proofs.length) { show("none"); return; }
     if (!supported()) { show("unavailable"); return; }
-    if (!data.keys) { show("unavailable", ["the ledger's public keys could not be fetched"]); return; }
+    // Only keys pinned by the site (never the ones the bridge publishes) can vouch for a
+    // block: without them nothing is checked, and the page says so.
+    if (!data.keys) {
+      var box = document.getElementById("verify-status");
+      show("unavailable", [box && box.getAttribute("data-problem-unpinned") ||
+                           "no pinned ledger keys: nothing was checked"]);
+      return;
+    }
     var results;
     try {
       results = await verifyAll(data.proofs, data.keys || {});
@@ -237,18 +305,22 @@
       show("unavailable", [String(err && err.message || err)]);
       return;
     }
-    var problems = coverage(data);
     results.forEach(function (r, i) {
       var row = document.querySelector('[data-proof-index="' + i + '"]');
-      if (row) { row.setAttribute("data-state", r.ok ? "verified" : "tampered"); }
-      r.problems.forEach(function (p) { problems.push((data.labels && data.labels[i] || "#" + i) + ": " + p); });
+      var onlyUnproven = r.problems.length && r.problems.every(function (p) {
+        return p === MISSING_BYTES;
+      });
+      if (row) {
+        row.setAttribute("data-state", r.ok ? "verified" : (onlyUnproven ? "unverified" : "tampered"));
+      }
     });
-    show(problems.length ? "tampered" : "verified", problems);
+    var judged = verdict(data, results);
+    show(judged.state, judged.problems);
   }
 
   window.TracepayVerify = {
     canonicalJson: canonicalJson, rootFromInclusion: rootFromInclusion, verifyProof: verifyProof,
-    coverage: coverage,
+    coverage: coverage, links: links, verdict: verdict,
     verifyAll: verifyAll, hexToBytes: hexToBytes, bytesToHex: bytesToHex, leafHash: leafHash,
     sha256: sha256, run: run
   };

@@ -84,7 +84,10 @@ class BlockBuild:
         self.bloom = BloomFilter.for_digests(digests, BLOOM_FP_RATE)
         tree = merkle.levels(self.leaf_hashes)
         self.inner_nodes = pack_inner_nodes(tree)
-        self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000))
+        private = [(i, q.entry.visible_to) for i, q in enumerate(batch)
+                   if q.entry.visible_to is not None]
+        self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000),
+                                   private)
         self.hash = block_hash(self.header)
         ids = key_ids(digests)
         id_of = dict(zip(distinct, ids, strict=True))

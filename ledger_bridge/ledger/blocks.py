@@ -18,7 +18,7 @@ from market_protocol.bloom import BloomFilter
 from market_protocol.signing import sign, verify
 
 __all__ = ["BLOCK_SCHEMA", "GENESIS_PREV_HASH", "build_header", "header_bytes", "block_hash",
-           "sign_header", "verify_signature", "pack_inner_nodes", "StoredTree"]
+           "sign_header", "verify_signature", "pack_inner_nodes", "StoredTree", "must_hold"]
 
 BLOCK_SCHEMA = "tracepay.block/1"
 #: ``prev_hash`` of block 1: there is nothing before it.
@@ -26,16 +26,42 @@ GENESIS_PREV_HASH = "00" * 32
 
 
 def build_header(height: int, prev_hash: str, tree: Sequence[Sequence[bytes]],
-                 bloom: BloomFilter, time_ms: int) -> dict[str, Any]:
+                 bloom: BloomFilter, time_ms: int,
+                 private: Sequence[tuple[int, Sequence[str]]] = ()) -> dict[str, Any]:
     """The header of block ``height`` (1, 2, ...) over the Merkle ``tree`` of its leaves
-    (``merkle.levels``), with ``bloom`` holding every trace key of its leaves."""
+    (``merkle.levels``), with ``bloom`` holding every trace key of its leaves.
+
+    ``private`` lists ``(leaf index, organisations)`` for each record kept only by the
+    nodes of those organisations; every other record is kept by every node. Signed with
+    the header, so a node that lost (or was made to drop) a record it must hold is named
+    by verification. Omitted when empty: a block of public records keeps its old form.
+    """
     if height < 1:
         raise ValueError(f"block heights start at 1, got {height}")
     if not tree or not tree[0]:
         raise ValueError("a block needs at least one leaf")
-    return {"schema": BLOCK_SCHEMA, "height": height, "prev_hash": prev_hash,
-            "merkle_root": tree[-1][0].hex(), "bloom": bloom.to_b64u(),
-            "bloom_k": bloom.k, "time_ms": time_ms, "count": len(tree[0])}
+    header = {"schema": BLOCK_SCHEMA, "height": height, "prev_hash": prev_hash,
+              "merkle_root": tree[-1][0].hex(), "bloom": bloom.to_b64u(),
+              "bloom_k": bloom.k, "time_ms": time_ms, "count": len(tree[0])}
+    if private:
+        header["private"] = [[index, sorted(set(orgs))] for index, orgs in private]
+    return header
+
+
+def must_hold(header: dict[str, Any], org: str) -> set[int]:
+    """The leaf indexes whose off-chain record ``org``'s node must keep, as the header
+    commits to it; raises ValueError when the header's ``private`` list is malformed."""
+    count, private = header["count"], header.get("private", [])
+    if not isinstance(private, list):
+        raise ValueError("'private' is not a list")
+    held = set(range(count))
+    for item in private:
+        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int)
+                or not 0 <= item[0] < count or not isinstance(item[1], list)):
+            raise ValueError(f"'private' item {item!r} is not [leaf index, [orgs]]")
+        if org not in item[1]:
+            held.discard(item[0])
+    return held
 
 
 def header_bytes(header: dict[str, Any]) -> bytes:

@@ -5,7 +5,9 @@ the stored block hash; ``prev_hash`` links to the node's previous block; the ord
 every organisation's signature verify; the leaves recomputed from their stored columns
 give the stored leaf hashes, the header's Merkle root and Bloom filter, and the block's
 trace-key index (a tampered index would hide entries from a trace); every off-chain
-record hashes to its leaf's ``record_hash``; and the copy equals the other nodes' copies.
+record hashes to its leaf's ``record_hash``, and the node holds exactly the records the
+signed header says it must (none missing, none kept from it); and the copy equals the
+other nodes' copies, on chain and record by record.
 Problems come out in chain order, so the first one names the first bad block or record.
 
 A node whose on-chain copy equals an already checked node's skips the recomputation
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from market_protocol import canonical_json, merkle
 from market_protocol.bloom import BloomError, BloomFilter, key_digest
 
-from .blocks import GENESIS_PREV_HASH, block_hash, pack_inner_nodes, verify_signature
+from .blocks import GENESIS_PREV_HASH, block_hash, must_hold, pack_inner_nodes, verify_signature
 from .entries import leaf_data
 from .key_index import build_key_index, key_id
 from .node_store import BlockRow, LeafRow, NodeStore
@@ -177,18 +179,64 @@ def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
     return found
 
 
-def _check_records(org: str, height: int, node: NodeStore,
-                   leaves: Sequence[LeafRow]) -> tuple[list[Problem], int]:
+def _check_records(org: str, height: int, node: NodeStore, header: dict[str, Any],
+                   leaves: Sequence[LeafRow]) -> tuple[list[Problem], dict[int, bytes], int]:
+    """Every record this node keeps hashes to its leaf; the ones it keeps are exactly the
+    ones the signed header says it must (a deleted record is as wrong as an altered one,
+    a record kept from this organisation as wrong as a missing one). Returns the findings,
+    ``{leaf index: SHA-256}`` of the records not already found bad (for comparing the
+    copies, so a bad record is named once) and how many records were read."""
     by_index = {leaf[4]: leaf for leaf in leaves}
-    found, records = [], node.block_records(height)
+    found, digests, held = [], {}, set()
+    records = node.block_records(height)
     for index, body in records:
         leaf = by_index.get(index)
+        digest = hashlib.sha256(body).digest()
+        held.add(index)
         if leaf is None:
             found.append(Problem(org, height, None, f"off-chain record of leaf {index} has no leaf"))
-        elif hashlib.sha256(body).digest() != leaf[5]:
+        elif digest != leaf[5]:
             found.append(Problem(org, height, leaf[1],
                                  "off-chain record does not match its on-chain hash"))
-    return found, len(records)
+        else:
+            digests[index] = digest
+    try:
+        expected = must_hold(header, org)
+    except ValueError as exc:
+        found.append(Problem(org, height, None, f"header's list of private records is "
+                             f"unusable: {exc}"))
+        return found, digests, len(records)
+    if expected.symmetric_difference(held):
+        for index in sorted(expected - held):
+            leaf = by_index.get(index)
+            found.append(Problem(org, height, leaf[1] if leaf else None,
+                                 f"off-chain record of leaf {index} is missing (the block "
+                                 "says this node holds it)"))
+        for index in sorted(held - expected):
+            leaf = by_index.get(index)
+            found.append(Problem(org, height, leaf[1] if leaf else None,
+                                 f"holds the off-chain record of leaf {index}, which the block "
+                                 "keeps from this organisation"))
+    return found, digests, len(records)
+
+
+def _compare_records(height: int, held: Mapping[str, dict[int, bytes]],
+                     leaves: Mapping[str, Sequence[LeafRow]]) -> list[Problem]:
+    """Record by record: every node holding a leaf's record holds the same bytes as the
+    first node that holds it (equal dicts, the usual case, cost one comparison)."""
+    found: list[Problem] = []
+    items = list(held.items())
+    if len(items) < 2 or all(digests == items[0][1] for _, digests in items[1:]):
+        return found
+    first: dict[int, tuple[str, bytes]] = {}
+    for org, digests in items:
+        ids = {leaf[4]: leaf[1] for leaf in leaves.get(org, ())}
+        for index, digest in sorted(digests.items()):
+            seen = first.setdefault(index, (org, digest))
+            if seen[1] != digest:
+                found.append(Problem(org, height, ids.get(index),
+                                     f"off-chain record differs from {seen[0]}'s copy"))
+    return found
 
 
 def top_height(nodes: Mapping[str, NodeStore]) -> int:
@@ -260,6 +308,7 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
         report.problems.extend(found)
     _load_leaves(height, nodes, copies)
     checked: list[_Copy] = []
+    held: dict[str, dict[int, bytes]] = {}
     for org, copy in copies.items():
         if copy.header is None:
             continue
@@ -272,9 +321,12 @@ def _verify_height(height: int, nodes: Mapping[str, NodeStore],
                 report.problems.append(Problem(org, height, None,
                                                f"copy differs from {next(iter(copies))}'s"))
             checked.append(copy)
-        found, count = _check_records(org, height, nodes[org], copy.leaves)
+        found, held[org], count = _check_records(org, height, nodes[org], copy.header,
+                                                 copy.leaves)
         report.problems.extend(found)
         report.records_checked += count
+    report.problems.extend(_compare_records(height, held, {org: c.leaves
+                                                           for org, c in copies.items()}))
     reference = next(iter(copies.values()), None)
     if reference is not None and reference.header is not None:
         report.blocks += 1

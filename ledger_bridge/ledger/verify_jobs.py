@@ -21,13 +21,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from market_protocol import ORGS
-
 from .node_store import STORE_NAME, NodeStore
-from .signers import ORDERER, load_public_key
+from .signers import ORDERER
 from .verification import Problem, VerifyReport, top_height, verify_nodes
 
-__all__ = ["verify_data_dir", "verify_stores", "PARALLEL_FROM_BLOCKS"]
+__all__ = ["verify_data_dir", "verify_stores", "block_hashes", "PARALLEL_FROM_BLOCKS"]
 
 #: Below this many blocks, starting worker processes costs more than it saves.
 PARALLEL_FROM_BLOCKS = 64
@@ -97,21 +95,68 @@ def verify_stores(stores: Mapping[str, Path], keys: Mapping[str, Ed25519PublicKe
     return report
 
 
-def verify_data_dir(data_dir: str | os.PathLike[str], orgs: Sequence[str] = ORGS,
+def verify_data_dir(data_dir: str | os.PathLike[str], keys: Mapping[str, Ed25519PublicKey],
                     workers: int | None = None,
-                    parallel_from_blocks: int = PARALLEL_FROM_BLOCKS) -> VerifyReport:
-    """Verify the ledger under ``data_dir`` without starting an orderer or creating files
-    (what ``tracepay ledger verify`` runs). Raises FileNotFoundError when there is none."""
+                    parallel_from_blocks: int = PARALLEL_FROM_BLOCKS,
+                    checkpoints: Sequence[str] = ()) -> VerifyReport:
+    """Verify the ledger under ``data_dir`` against pinned ``keys`` (``{"orderer": key, org:
+    key, ...}`` from the trust file, never from the data) and the block hashes of an earlier
+    verification (``checkpoints``, by height from 1), without starting an orderer or
+    creating files (what ``tracepay ledger verify`` runs). Every organisation named in
+    ``keys`` must have a node store; raises FileNotFoundError when there is none at all."""
+    if ORDERER not in keys:
+        raise ValueError("the pinned keys must include the orderer's")
     root = Path(data_dir)
+    orgs = [signer for signer in keys if signer != ORDERER]
     stores = {org: root / org / STORE_NAME for org in orgs}
     if not any(path.exists() for path in stores.values()):
         raise FileNotFoundError(f"no ledger under {root}: expected {stores[orgs[0]]}")
-    keys = {signer: load_public_key(root, signer) for signer in (ORDERER, *orgs)}
     present = {org: path for org, path in stores.items() if path.exists()}
     report = verify_stores(present, keys, workers, parallel_from_blocks)
+    anchored = _against_checkpoints(present, checkpoints)
     missing = [Problem(org, None, None, f"node store {path} is missing")
                for org, path in stores.items() if org not in present]
-    if missing:
-        report.problems[:0] = missing
+    if missing or anchored:
+        report.problems[:0] = missing + anchored
+        del report.problems[MAX_PROBLEMS:]
         report.ok = False
     return report
+
+
+def _against_checkpoints(stores: Mapping[str, Path], checkpoints: Sequence[str]) -> list[Problem]:
+    """Per node, the first block that differs from a checkpoint or is gone: a history
+    rewritten (even re-signed with the genuine keys) or rolled back since it was seen."""
+    if not checkpoints:
+        return []
+    found = []
+    nodes = _open(stores)
+    try:
+        for org, node in nodes.items():
+            for height, expected in enumerate(checkpoints, start=1):
+                row = node.block(height)
+                if row is None:
+                    found.append(Problem(org, height, None, f"block is missing but was "
+                                         f"checkpointed ({len(checkpoints)} blocks seen "
+                                         "before: rolled back)"))
+                    break
+                if row[1] != expected:
+                    found.append(Problem(org, height, None, f"block differs from the "
+                                         f"checkpointed block {expected[:16]}... (history "
+                                         "rewritten since it was verified)"))
+                    break
+    finally:
+        for node in nodes.values():
+            node.close()
+    return found
+
+
+def block_hashes(stores: Mapping[str, Path]) -> list[str]:
+    """The block hashes of the first node, by height from 1: after a clean verification
+    every node holds the same ones, and they become the next checkpoints."""
+    nodes = _open(dict(list(stores.items())[:1]))
+    try:
+        node = next(iter(nodes.values()))
+        return [node.block(height)[1] for height in range(1, top_height(nodes) + 1)]
+    finally:
+        for node in nodes.values():
+            node.close()

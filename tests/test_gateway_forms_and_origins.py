@@ -10,14 +10,19 @@
 from __future__ import annotations
 
 import http.server
-import re
 import threading
 from pathlib import Path
 from urllib.parse import quote_from_bytes
 
 import pytest
 import requests
-from test_gateway_support import MANAGER, ServedGateway, platform  # noqa: F401
+from test_gateway_support import (  # noqa: F401
+    MANAGER,
+    ServedGateway,
+    form_token,
+    manager_login,
+    platform,
+)
 
 from tracepay.testing import free_port
 
@@ -34,18 +39,8 @@ def gw(tmp_path: Path, platform) -> ServedGateway:  # noqa: F811
         yield served
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def _login(gw: ServedGateway) -> tuple[requests.Session, str]:
-    browser = requests.Session()
-    browser.trust_env = False
-    page = browser.get(f"{gw.url}/manager/login")
-    response = browser.post(f"{gw.url}/manager/login", data={
-        "username": MANAGER[0], "password": MANAGER[1], "csrf_token": _csrf(page.text)})
-    assert response.status_code == 200, response.text
-    return browser, _csrf(response.text)
+_csrf = form_token
+_login = manager_login
 
 
 class _EvilSite:

@@ -15,6 +15,8 @@ from test_gateway_support import (  # noqa: F401 - fixtures
     MANAGER,
     ServedGateway,
     Terminal,
+    form_token,
+    manager_login,
     pay_at_checkout,
     platform,
 )
@@ -28,18 +30,8 @@ def gw(tmp_path: Path, platform) -> ServedGateway:  # noqa: F811
         yield served
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def _login(gw: ServedGateway) -> tuple[requests.Session, str]:
-    browser = requests.Session()
-    browser.trust_env = False
-    page = browser.get(f"{gw.url}/manager/login")
-    response = browser.post(f"{gw.url}/manager/login", data={
-        "username": MANAGER[0], "password": MANAGER[1], "csrf_token": _csrf(page.text)})
-    assert response.status_code == 200 and "Terminals" in response.text
-    return browser, _csrf(response.text)
+_csrf = form_token
+_login = manager_login
 
 
 def test_login_is_required_and_csrf_is_checked(gw: ServedGateway) -> None:

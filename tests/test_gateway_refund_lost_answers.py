@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 import requests
-from test_gateway_support import MANAGER, Platform, ServedGateway, pay_at_checkout
+from test_gateway_support import (
+    MANAGER,
+    Platform,
+    ServedGateway,
+    manager_login,
+    pay_at_checkout,
+)
 
 from tracepay.testing import ServiceProcess, free_port, tracepay_command
 
@@ -156,12 +162,7 @@ def test_a_definite_refusal_is_failed_and_frees_the_amount(
 
 def _books_agree(gw: ServedGateway, *, refunds_fen: int) -> None:
     today = datetime.now(UTC).date().isoformat()
-    browser = requests.Session()
-    browser.trust_env = False
-    page = browser.get(f"{gw.url}/manager/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    assert browser.post(f"{gw.url}/manager/login", data={
-        "username": MANAGER[0], "password": MANAGER[1], "csrf_token": token}).status_code == 200
+    browser, _ = manager_login(gw)
     exported = browser.get(f"{gw.url}/manager/settlement.csv", params={"date": today})
     total = list(csv.DictReader(io.StringIO(exported.text)))[-1]
     assert total["merchant_id"] == "TOTAL"

@@ -4,6 +4,7 @@ claimed device key. (No tests here.)"""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -187,3 +188,21 @@ def pay_at_checkout(checkout_url: str, payer_id: str = "shopper-1") -> requests.
     session.trust_env = False
     return session.post(f"{checkout_url}/pay", data={"payer_id": payer_id},
                         allow_redirects=False)
+
+
+def form_token(html: str) -> str:
+    """The CSRF token of the first form on a manager page."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no form token on the page"
+    return found.group(1)
+
+
+def manager_login(gw: ServedGateway) -> tuple[requests.Session, str]:
+    """A browser session logged in to the manager pages, and its form token."""
+    browser = requests.Session()
+    browser.trust_env = False
+    page = browser.get(f"{gw.url}/manager/login")
+    response = browser.post(f"{gw.url}/manager/login", data={
+        "username": MANAGER[0], "password": MANAGER[1], "csrf_token": form_token(page.text)})
+    assert response.status_code == 200 and "Terminals" in response.text, response.text
+    return browser, form_token(response.text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from test_gateway_mqtt import _link
+from test_gateway_mqtt import _link, _wait
 from test_gateway_support import ServedGateway, pay_at_checkout, platform  # noqa: F401
 
 from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
@@ -20,13 +20,7 @@ from pos_terminal.day_report import day_start_ms, day_summary
 from pos_terminal.provisioning import save_enrolment
 from pos_terminal.ui.day_model import sale_view, z_report_lines
 
-
-def _until(predicate, timeout: float = 20.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+_until = _wait
 
 
 def test_paid_before_the_void_arrived_is_kept_and_offered_for_refund(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
-from test_gateway_mqtt import _link
+from test_gateway_mqtt import _link, _wait
 from test_gateway_support import ServedGateway, pay_at_checkout, platform  # noqa: F401
 
 from market_protocol import canonical_json
@@ -19,13 +19,7 @@ from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
 from pos_terminal.provisioning import save_enrolment
 from pos_terminal.status_poll import build_status_request
 
-
-def _until(predicate, timeout: float = 20.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+_until = _wait
 
 
 def test_the_display_turns_to_paid_while_the_broker_is_down(

@@ -113,7 +113,7 @@ def gateway(config: str | None, **flags: Any) -> None:
         tracepay gateway --port 8200 --data-dir var/gateway \\
             --platform-url http://127.0.0.1:8510 --mqtt-host 127.0.0.1 --mqtt-port 1883
     """
-    from tracepay.serving import serve_wsgi
+    from service_base.serving import serve_wsgi
 
     from .app import create_app
     from .manager_accounts import initial_password

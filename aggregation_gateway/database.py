@@ -13,7 +13,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from tracepay.sqlite_writes import WriteLock, connect
+from service_base.sqlite_writes import WriteLock, connect
 
 __all__ = ["Database", "SCHEMA", "transaction", "now_ms"]
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from consumer_scenario import Market, trace_services  # noqa: E402
 
-from tracepay.testing import (  # noqa: E402
+from service_base.testing import (  # noqa: E402
     launch_chromium,
 )
 

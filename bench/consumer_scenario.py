@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import trace_code_for_sale
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 __all__ = ["FARM", "WHOLESALE", "STALL", "Market", "write_gateway_key", "wait_for_trace",
            "trace_services"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracepay.testing import tracepay_command  # noqa: E402
+from service_base.testing import tracepay_command  # noqa: E402
 
 GOAL_PAID_PER_S = 200
 SERVICES = ("gateway", "sandbox-platform", "bridge", "consumer", "terminal", "ledger", "demo")

@@ -30,7 +30,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from market_protocol import QRPayload, encode_token, new_nonce  # noqa: E402
-from tracepay.testing import ServiceProcess, free_port, tracepay_command  # noqa: E402
+from service_base.testing import ServiceProcess, free_port, tracepay_command  # noqa: E402
 
 MANAGER = ("bench", "bench-password")
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger_records import trade_entries  # noqa: E402
 
-from ledger_bridge.ledger import Ledger  # noqa: E402
-from ledger_bridge.ledger.ledger import SWITCH_INTERVAL_S  # noqa: E402
+from trace_ledger import Ledger  # noqa: E402
+from trace_ledger.ledger import SWITCH_INTERVAL_S  # noqa: E402
 
 FABRIC_TPS = 250
 

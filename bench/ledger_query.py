@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger_records import trade_entries, trade_entry  # noqa: E402
 
-from ledger_bridge.ledger import Ledger  # noqa: E402
+from trace_ledger import Ledger  # noqa: E402
 
 
 def memory_mb() -> dict[str, float]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ledger_bridge.ledger import LedgerEntry
 from market_protocol import trace_code_for_sale
+from trace_ledger import LedgerEntry
 
 ORG_BY_SELLER = ("production_base", "wholesale_market", "retail_market")
 _SIG = "g" * 86

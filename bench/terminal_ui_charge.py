@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pos_terminal.testing import enrol_offline
 from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 SCALE_SALE = [(803, "product-cabbage"), (350, "product-tomato"), (1200, "product-chicken"),
               (None, "product-tofu"), (500, "product-eggs")]

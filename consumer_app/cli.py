@@ -40,7 +40,7 @@ def consumer(host: str | None, port: int | None, gateway_url: str | None,
     if settings["workers"] < 1:
         raise click.UsageError("--workers must be at least 1")
 
-    from tracepay.serving import serve_wsgi
+    from service_base.serving import serve_wsgi
 
     from .app import create_app
 

@@ -6,7 +6,7 @@ balance), ``catalogue``, ``public_view`` (what the world may see of a trade), ``
 ``epcis`` and ``digital_link``. I/O shell: ``trace_store`` (SQLite index), ``intake`` and
 ``writer`` (the single writer), ``mqtt_consumer``, ``app`` with ``trace_routes``,
 ``admin_routes`` and ``http_input`` (Flask), ``reader`` (read-only HTTP workers),
-``service`` and ``cli``. The ledger itself is ``ledger_bridge.ledger``.
+``service`` and ``cli``. The ledger itself is ``trace_ledger``.
 """
 
 from .allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation

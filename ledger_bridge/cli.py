@@ -54,7 +54,7 @@ def bridge(config_file: str | None, **flags: Any) -> None:
     if settings["workers"] > 1:
         _serve_with_workers(settings, key)
         return
-    from tracepay.serving import serve_wsgi
+    from service_base.serving import serve_wsgi
 
     from .app import create_app
     from .service import BridgeService
@@ -84,8 +84,8 @@ def _exit_on_signal(_signum: int, _frame: Any) -> None:
 
 def _serve_with_workers(settings: dict[str, Any], key: Any) -> None:
     """One writer child process on a private port; ``workers`` reader processes in front."""
-    from tracepay.serving import serve_wsgi
-    from tracepay.testing import ServiceProcess, free_port
+    from service_base.serving import serve_wsgi
+    from service_base.testing import ServiceProcess, free_port
 
     data_dir = Path(settings["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def _gateway_key(settings: dict[str, Any]) -> Any:
 
 
 def _open_ledger(data_dir: str) -> Any:
-    from .ledger import Ledger
+    from trace_ledger import Ledger
 
     path = Path(data_dir) / "ledger"
     if not path.is_dir():
@@ -190,9 +190,9 @@ def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -
         tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json \\
             --checkpoints var/ledger-checkpoints.json
     """
-    from .ledger import verify_data_dir
-    from .ledger.trust import TrustFileError, inside, load_checkpoints, load_trust_file
-    from .ledger.verify_jobs import block_hashes
+    from trace_ledger import verify_data_dir
+    from trace_ledger.trust import TrustFileError, inside, load_checkpoints, load_trust_file
+    from trace_ledger.verify_jobs import block_hashes
 
     ledger_dir = Path(data_dir) / "ledger"
     if not ledger_dir.is_dir():
@@ -224,9 +224,9 @@ def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -
     result["trust_file"] = str(trust_file)
     result["checkpointed_blocks"] = len(checkpoints)
     if report.ok and checkpoint_file:
-        from .ledger.node_store import STORE_NAME
-        from .ledger.signers import ORDERER
-        from .ledger.trust import save_checkpoints
+        from trace_ledger.node_store import STORE_NAME
+        from trace_ledger.signers import ORDERER
+        from trace_ledger.trust import save_checkpoints
 
         stores = {org: ledger_dir / org / STORE_NAME for org in keys if org != ORDERER}
         save_checkpoints(Path(checkpoint_file), block_hashes(stores))
@@ -250,7 +250,7 @@ def trust(data_dir: str, out_file: str) -> None:
     Example:
         tracepay ledger trust --data-dir var/bridge --out var/ledger-trust.json
     """
-    from .ledger.trust import inside, write_trust_file
+    from trace_ledger.trust import inside, write_trust_file
 
     if inside(Path(out_file), Path(data_dir)):
         raise click.UsageError(f"--out {out_file} lies inside --data-dir: keep the trust "

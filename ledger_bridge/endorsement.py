@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from trace_ledger import LedgerEntry
+
 from .allocation import LineAllocation, Lot, check_allocation
 from .contract import DeviceRecord, Verdict, check_trade_contract
-from .ledger import LedgerEntry
 from .public_view import PRIVATE_SCHEMA, PUBLIC_SCHEMA
 from .trace_store import TraceStore
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from market_protocol import ORGS, canonical_json
+from trace_ledger import LedgerEntry
 
 from .allocation import LineAllocation, Lot, allocate_line
 from .catalogue import Catalogue
 from .contract import DeviceRecord, Verdict
-from .ledger import LedgerEntry
 from .public_view import payer_salt, private_record, public_record
 from .trace_store import TraceStore
 

@@ -17,8 +17,9 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Request, Response, jsonify
 
+from trace_ledger import Ledger
+
 from .catalogue import DEFAULT_ENTRIES, Catalogue
-from .ledger import Ledger
 from .service import bearer_matches
 from .trace_store import STORE_FILE, TraceStore
 

@@ -17,12 +17,12 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from market_protocol import signing
+from trace_ledger import Ledger
+from trace_ledger.ledger import SWITCH_INTERVAL_S
 
 from .catalogue import DEFAULT_ENTRIES, Catalogue, CatalogueEntry
 from .endorsement import ContractRunner, make_endorse
 from .intake import Intake
-from .ledger import Ledger
-from .ledger.ledger import SWITCH_INTERVAL_S
 from .trace_store import STORE_FILE, TraceStore
 from .writer import Writer
 

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tracepay.serving import serve_wsgi
+from service_base.serving import serve_wsgi
 
 from .app import create_app, open_state
 from .notifier import Notifier

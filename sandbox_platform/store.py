@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tracepay.sqlite_writes import WriteLock
+from service_base.sqlite_writes import WriteLock
 
 __all__ = ["Store", "StoreConflict", "now_ms"]
 
@@ -135,7 +135,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One writer at a time; the workers queue on the file's write lock instead of
-        polling SQLite's (see :mod:`tracepay.sqlite_writes`)."""
+        polling SQLite's (see :mod:`service_base.sqlite_writes`)."""
         db = self._connection()
         with self._write_lock.held():
             db.execute("BEGIN IMMEDIATE")

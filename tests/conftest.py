@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from service_base.testing import launch_chromium
 from tracepay.broker import Broker
-from tracepay.testing import launch_chromium
 
 
 @pytest.fixture(scope="session")

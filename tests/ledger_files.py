@@ -14,8 +14,8 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK, STORE_NAME
-from ledger_bridge.ledger.trust import load_trust_file, write_trust_file
+from trace_ledger.node_store import LEAF_CHUNK, RECORD_CHUNK, STORE_NAME
+from trace_ledger.trust import load_trust_file, write_trust_file
 
 __all__ = ["node_file", "stored_leaves", "edit_record", "edit_leaf", "delete_leaf",
            "drop_block", "pinned_keys"]

@@ -18,7 +18,7 @@ from ledger_files import edit_record
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
 from market_protocol.topics import TRADES_TOPIC
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-9", "Stall Nine", "retail_market", "dev-9")

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-w", "Stall W", "retail_market", "dev-w")

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from aggregation_gateway.broker_check import broker_admits_strangers
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 from tracepay.broker import Broker
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
 
 
 def _gateway_argv(tmp_path: Path, broker: Broker, port: int, *extra: str) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from market_protocol import canonical_json, merkle, signing
-from tracepay.testing import (
+from service_base.testing import (
     CHROMIUM_ARGS,
     ServiceProcess,
     free_port,

@@ -12,7 +12,7 @@ import pytest
 
 from consumer_app import create_app
 from consumer_app.meta import openapi_document
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 PROGRAM = {"Accept": "application/json"}

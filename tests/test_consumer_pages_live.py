@@ -18,7 +18,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tracepay.testing import ServiceProcess, free_port, screenshot_dir, tracepay_command
+from service_base.testing import ServiceProcess, free_port, screenshot_dir, tracepay_command
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

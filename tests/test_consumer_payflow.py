@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tracepay.testing import launch_chromium, screenshot_dir, tracepay_command
+from service_base.testing import launch_chromium, screenshot_dir, tracepay_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = screenshot_dir()

@@ -16,7 +16,7 @@ import pytest
 import requests
 from ledger_files import edit_record, stored_leaves
 
-from tracepay.testing import tracepay_command
+from service_base.testing import tracepay_command
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from test_gateway_support import ServedGateway, platform  # noqa: F401 - fixtures
 
 from aggregation_gateway.channels.audit import redact_body, redact_headers
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 
 def _rsa_pair(directory: Path, name: str) -> tuple[str, str]:

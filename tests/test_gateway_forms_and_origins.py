@@ -24,7 +24,7 @@ from test_gateway_support import (  # noqa: F401
     platform,
 )
 
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 HOSTILE: list[bytes] = [
     b"", b" ", b"\x00", "é".encode() * 2000, b"\xed\xa0\x80", b"\xff\xfe", b"\xc3",

@@ -13,7 +13,7 @@ from test_gateway_support import (  # noqa: F401 - fixtures
 )
 
 from market_protocol import canonical_json
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from test_gateway_support import (  # noqa: F401 - fixtures
 
 from market_protocol import check_trade
 from market_protocol.topics import TRADES_TOPIC, sales_topic
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 
 class GatewayProcess:

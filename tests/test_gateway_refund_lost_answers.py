@@ -27,7 +27,7 @@ from test_gateway_support import (
     pay_at_checkout,
 )
 
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 
 @pytest.fixture(scope="module")

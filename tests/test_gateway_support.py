@@ -31,7 +31,7 @@ from market_protocol import (
     new_nonce,
 )
 from market_protocol.signing import load_or_create_private_key, sign
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 MANAGER = ("manager", "correct horse battery")
 

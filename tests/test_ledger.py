@@ -8,10 +8,10 @@ import time
 import pytest
 from ledger_files import drop_block
 
-from ledger_bridge.ledger import Ledger, LedgerEntry, LedgerEntryError
 from market_protocol import merkle
 from market_protocol.bloom import BloomFilter
 from market_protocol.signing import unb64u
+from trace_ledger import Ledger, LedgerEntry, LedgerEntryError
 
 
 def wait_until(condition, seconds: float = 20.0) -> None:
@@ -170,7 +170,7 @@ def test_reopening_keeps_the_chain_and_its_keys(tmp_path):
 
 
 def test_stored_tree_gives_the_rfc_audit_path_for_every_leaf():
-    from ledger_bridge.ledger.blocks import StoredTree, pack_inner_nodes
+    from trace_ledger.blocks import StoredTree, pack_inner_nodes
 
     leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(45)]
     for n in range(1, 46):
@@ -188,8 +188,8 @@ def test_stored_tree_gives_the_rfc_audit_path_for_every_leaf():
     {"trade_id": "t1", "lines": [{"weight_g": 500, "lot": None}], "n": 2**40},
 ])
 def test_records_are_encoded_exactly_as_the_shared_canonical_json(record):
-    from ledger_bridge.ledger.entries import canonical_record
     from market_protocol import canonical_json
+    from trace_ledger.entries import canonical_record
 
     assert canonical_record(record) == canonical_json.dumps(record)
 
@@ -201,7 +201,7 @@ def test_a_float_anywhere_in_a_record_is_refused(record):
 
 
 def test_key_index_lookup_by_bisection():
-    from ledger_bridge.ledger.key_index import build_key_index, lookup
+    from trace_ledger.key_index import build_key_index, lookup
 
     pairs = [(7, 0), (3, 1), (7, 2), (2**64 - 1, 3), (0, 4), (7, 2)]
     blob = build_key_index(pairs)
@@ -213,7 +213,7 @@ def test_key_index_lookup_by_bisection():
 
 def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again(tmp_path):
 
-    from ledger_bridge.ledger.node_store import STORE_NAME
+    from trace_ledger.node_store import STORE_NAME
 
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as first:
         first.submit([entry(i) for i in range(6)])
@@ -235,8 +235,8 @@ def test_a_block_not_every_node_stored_is_dropped_on_reopening_and_ordered_again
 def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_path):
     import sqlite3
 
-    from ledger_bridge.ledger import LedgerStoreError
-    from ledger_bridge.ledger.node_store import STORE_NAME
+    from trace_ledger import LedgerStoreError
+    from trace_ledger.node_store import STORE_NAME
 
     failing = tmp_path / "wholesale_market" / STORE_NAME
     with Ledger.open(tmp_path, block_max=2, block_timeout_s=30) as ledger:
@@ -263,8 +263,8 @@ def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_pa
 def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
     import sqlite3
 
-    from ledger_bridge.ledger import LedgerStoreError
-    from ledger_bridge.ledger.node_store import STORE_NAME
+    from trace_ledger import LedgerStoreError
+    from trace_ledger.node_store import STORE_NAME
 
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30, node_processes=True) as ledger:
         ledger.submit([entry(i, visible_to=("retail_market",) if i == 4 else None)
@@ -288,8 +288,8 @@ def test_nodes_that_disagree_beyond_a_crash_are_left_for_verify_to_name(tmp_path
 
     from ledger_files import pinned_keys
 
-    from ledger_bridge.ledger import verify_data_dir
-    from ledger_bridge.ledger.node_store import STORE_NAME
+    from trace_ledger import verify_data_dir
+    from trace_ledger.node_store import STORE_NAME
 
     with Ledger.open(tmp_path, block_max=3, block_timeout_s=30) as first:
         first.submit([entry(i) for i in range(6)])
@@ -306,8 +306,8 @@ def test_nodes_that_disagree_beyond_a_crash_are_left_for_verify_to_name(tmp_path
 
 @pytest.mark.parametrize("keys", [[], ["b", "a", "b"], ['q"uote', "back\\slash", "é中", "\x01ctl"]])
 def test_leaf_data_is_the_canonical_json_of_the_leaf_dict(keys):
-    from ledger_bridge.ledger.entries import leaf_data
     from market_protocol import canonical_json
+    from trace_ledger.entries import leaf_data
 
     expected = canonical_json.dumps({"kind": "trade", "record_id": 'id/"1"', "record_hash": "ab" * 32,
                                      "trace_keys": sorted(set(keys))})
@@ -317,8 +317,8 @@ def test_leaf_data_is_the_canonical_json_of_the_leaf_dict(keys):
 def test_a_block_is_stored_byte_for_byte_whatever_its_strings_hold(tmp_path):
     import sqlite3
 
-    from ledger_bridge.ledger.node_store import STORE_NAME
     from market_protocol import canonical_json
+    from trace_ledger.node_store import STORE_NAME
 
     keys = ['q"uote', "back\\slash", "é中", "\x01ctl", "line\u2028sep", "t\tab"]
     records = [{"name": "白菜 \"fresh\"\n", "grams": 500}, {"note": "\x00\x7f", "n": -(2**62)}]
@@ -352,8 +352,8 @@ def test_blocks_spanning_many_stored_chunks_read_back_every_entry(tmp_path):
     both sides of each chunk boundary, reads back as written, on every node."""
     from ledger_files import edit_record, node_file, pinned_keys
 
-    from ledger_bridge.ledger import verify_data_dir
-    from ledger_bridge.ledger.node_store import LEAF_CHUNK, RECORD_CHUNK
+    from trace_ledger import verify_data_dir
+    from trace_ledger.node_store import LEAF_CHUNK, RECORD_CHUNK
 
     count = 2 * LEAF_CHUNK + 5
     assert count > 4 * RECORD_CHUNK
@@ -393,8 +393,8 @@ def test_a_node_that_keeps_no_record_of_a_block_stores_it_all_the_same(tmp_path)
 
 
 def test_trace_key_digests_are_sha256_whether_remembered_or_not():
-    from ledger_bridge.ledger.block_builder import KeyDigests
     from market_protocol.bloom import key_digest
+    from trace_ledger.block_builder import KeyDigests
 
     digests = KeyDigests(size=5)
     for keys in (["lot-1", "m-7", "code-1"], ["lot-1", "code-2"], ["a", "b", "c", "d"],

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledger_bridge.ledger.entries import (
+from market_protocol import ORGS, canonical_json
+from trace_ledger.entries import (
     MAX_KEY_LENGTH,
     MAX_TRACE_KEYS,
     LedgerEntry,
     LedgerEntryError,
     canonical_record,
 )
-from market_protocol import ORGS, canonical_json
 
 RECORD = {"b": [1, {"z": None, "a": True}], "a": "é", "n": -(2**62)}
 
@@ -63,7 +63,7 @@ def test_each_rule_refuses_with_a_message_naming_the_field(fields, message):
 
 
 def test_an_entry_that_passes_check_can_be_cut_into_a_block():
-    from ledger_bridge.ledger.block_builder import BlockBuild, Queued, record_id_digest
+    from trace_ledger.block_builder import BlockBuild, Queued, record_id_digest
 
     entry = LedgerEntry("trade", "r1", {"a": "\u00e9\U0001f96c"}, ["\U0001f96c", "\u00e9", "k"])
     block = BlockBuild([Queued(entry, entry.check(), record_id_digest("r1"))], 1, 0, "00" * 32)

@@ -11,10 +11,10 @@ import subprocess
 import pytest
 from ledger_files import edit_record, node_file, pinned_keys
 
-from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
-from ledger_bridge.ledger.trust import write_trust_file
 from market_protocol import ORGS
-from tracepay.testing import tracepay_command
+from service_base.testing import tracepay_command
+from trace_ledger import Ledger, LedgerEntry, verify_data_dir
+from trace_ledger.trust import write_trust_file
 
 ONLY_RETAIL = ("retail_market",)
 

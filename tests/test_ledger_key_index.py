@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from ledger_bridge.ledger.block_builder import BLOOM_FP_RATE, BlockBuild, Queued, record_id_digest
-from ledger_bridge.ledger.entries import LedgerEntry
-from ledger_bridge.ledger.key_index import build_key_index, key_id, key_ids, lookup, pack_key_index
 from market_protocol.bloom import BloomFilter, key_digest
+from trace_ledger.block_builder import BLOOM_FP_RATE, BlockBuild, Queued, record_id_digest
+from trace_ledger.entries import LedgerEntry
+from trace_ledger.key_index import build_key_index, key_id, key_ids, lookup, pack_key_index
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -98,8 +98,8 @@ def test_record_id_digests_are_the_signed_big_endian_head_of_sha256():
 
 @pytest.mark.parametrize("odd_id", [None, 'id/"1"', "back\\slash", "tab\there", "\x00"])
 def test_leaf_hashes_are_those_of_the_leaf_data(odd_id):
-    from ledger_bridge.ledger.entries import leaf_data
     from market_protocol import canonical_json, merkle
+    from trace_ledger.entries import leaf_data
 
     batch = [_queued(i, [f"lot-{i % 3}", "m1", "é", 'q"k\\']) for i in range(40)]
     if odd_id is not None:  # not an id check() lets through: the general path must serve
@@ -113,7 +113,7 @@ def test_leaf_hashes_are_those_of_the_leaf_data(odd_id):
 
 
 def test_a_block_whose_key_ids_collide_indexes_them_as_the_pairwise_form(monkeypatch):
-    from ledger_bridge.ledger import block_builder
+    from trace_ledger import block_builder
 
     def tiny_ids(digests):  # four ids for many keys: collisions, also within one leaf
         return [digest[0] % 4 for digest in digests]

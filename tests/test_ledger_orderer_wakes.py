@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from ledger_bridge.ledger import Ledger, LedgerEntry
+from trace_ledger import Ledger, LedgerEntry
 
 
 def wait_until(condition, seconds: float = 20.0) -> None:

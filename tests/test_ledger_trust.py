@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
-from ledger_bridge.ledger.node_store import STORE_NAME, NodeStore
-from ledger_bridge.ledger.signers import ORDERER, load_public_key
 from market_protocol import ORGS
-from tracepay.testing import tracepay_command
+from service_base.testing import tracepay_command
+from trace_ledger import Ledger, LedgerEntry, verify_data_dir
+from trace_ledger.node_store import STORE_NAME, NodeStore
+from trace_ledger.signers import ORDERER, load_public_key
 
 
 def entry(i: int, amount_fen: int | None = None) -> LedgerEntry:

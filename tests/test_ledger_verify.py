@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger_files import delete_leaf, edit_leaf, edit_record, node_file, pinned_keys
 
-from ledger_bridge.ledger import Ledger, LedgerEntry, verify_data_dir
-from ledger_bridge.ledger.ledger import STORE_NAME
 from market_protocol import canonical_json
 from market_protocol.signing import sign
+from trace_ledger import Ledger, LedgerEntry, verify_data_dir
+from trace_ledger.ledger import STORE_NAME
 
 
 def entry(i: int) -> LedgerEntry:

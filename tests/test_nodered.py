@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
-from tracepay.testing import ServiceProcess, free_port, tracepay_command, wait_for_http
+from service_base.testing import ServiceProcess, free_port, tracepay_command, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_DIR = ROOT / "integrations" / "node-red"

@@ -25,7 +25,7 @@ from flask import Flask, request
 from werkzeug.serving import make_server
 
 from market_protocol import canonical_json, signing
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 SCHEDULE = "0,0.2,0.2,0.2,0.2"
 

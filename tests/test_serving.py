@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tracepay.testing import free_port, wait_for_http
+from service_base.testing import free_port, wait_for_http
 
 SERVER = """
 import os, sys
 from flask import Flask
-from tracepay.serving import serve_wsgi
+from service_base.serving import serve_wsgi
 
 marks = sys.argv[2]
 

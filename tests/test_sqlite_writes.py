@@ -11,7 +11,7 @@ import time
 import pytest
 
 from aggregation_gateway.database import Database, transaction
-from tracepay.sqlite_writes import WriteLock
+from service_base.sqlite_writes import WriteLock
 
 
 def _free(lock: WriteLock) -> bool:

@@ -24,7 +24,7 @@ from market_protocol import PAYMENT_RESULT_SCHEMA, canonical_json, mac_record
 from market_protocol.topics import results_topic, sales_topic
 from pos_terminal.cli import terminal
 from pos_terminal.testing import claim_answer, enrol_offline
-from tracepay.testing import free_port, tracepay_command
+from service_base.testing import free_port, tracepay_command
 
 
 @pytest.fixture

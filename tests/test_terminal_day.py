@@ -17,7 +17,7 @@ from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal, TerminalError, Unsent
 from pos_terminal.day_report import day_start_ms
 from pos_terminal.refunds import REFUND_SCHEMA
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 DAY_MS = 86_400_000
 

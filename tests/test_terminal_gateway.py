@@ -13,7 +13,7 @@ import requests
 
 from market_protocol import PAYMENT_RESULT_SCHEMA, mac_record
 from pos_terminal import Terminal
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pos_terminal.stall_settings import (
     save_stall_settings,
 )
 from pos_terminal.testing import enrol_offline
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 TRACE_BASE = "http://127.0.0.1:8600"
 _COMMAND = re.compile(rb"\x1b@|\x1c[&.]|[\x1b\x1d][!EadV\-M].")

@@ -16,7 +16,7 @@ from pos_terminal.barcodes import ean13_check_digit
 from pos_terminal.provisioning import CONFIG_FILE, KEY_FILE
 from pos_terminal.ui.enrol_model import EnrolmentModel, Field
 from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
-from tracepay.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -21,7 +21,7 @@ from pos_terminal.ui.refund_model import PRESET_REASONS, RefundModel
 from pos_terminal.ui.scan_input import WedgeBuffer, start_serial_reader
 from pos_terminal.ui.strings import STRINGS, text
 from pos_terminal.ui.vendor_model import VendorScreenModel
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 
 def ean(first12: str) -> str:

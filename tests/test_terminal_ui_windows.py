@@ -31,7 +31,7 @@ from market_protocol.topics import results_topic
 from pos_terminal.qr_image import qr_matrix
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
 from pos_terminal.ui.harness import TerminalWindows, VirtualScreen
-from tracepay.testing import free_port
+from service_base.testing import free_port
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -25,7 +25,7 @@ from market_protocol import (
 from market_protocol.topics import results_topic, sales_topic
 from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
-from tracepay.testing import tracepay_command
+from service_base.testing import tracepay_command
 
 
 def wait_until(predicate, timeout=20.0, message="condition"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from .testing import ServiceProcess, free_port, wait_for_port
+from service_base.testing import ServiceProcess, free_port, wait_for_port
 
 __all__ = ["Broker", "mosquitto_binary", "render_mosquitto_conf", "broker_command"]
 

@@ -20,12 +20,13 @@ from typing import Any
 
 import click
 
+from service_base.testing import ServiceProcess, tracepay_command
+
 from .demo_ledger import verify_ledger
 from .demo_market import STALL, seed_supply_chain
 from .demo_progress import wants_progress
 from .demo_run import run_headless
 from .demo_system import DemoSystem
-from .testing import ServiceProcess, tracepay_command
 
 __all__ = ["demo"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from .testing import tracepay_command
+from service_base.testing import tracepay_command
 
 __all__ = ["LedgerWatcher", "OnLedger", "verify_ledger", "wait_for_traces"]
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pos_terminal.outbox import FINAL_STATUSES
+from service_base.testing import tracepay_command
 
 from .demo_ledger import LedgerWatcher
 from .demo_market import STALL, seed_supply_chain
 from .demo_progress import Progress
 from .demo_shoppers import SimulatedShopper, loopback_address
 from .demo_system import DemoSystem
-from .testing import tracepay_command
 
 __all__ = ["run_headless", "SHOPPER_THREADS"]
 

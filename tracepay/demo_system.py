@@ -15,8 +15,9 @@ from typing import Any
 
 import requests
 
+from service_base.testing import ServiceProcess, free_port, tracepay_command
+
 from .broker import Broker
-from .testing import ServiceProcess, free_port, tracepay_command
 
 __all__ = ["DemoSystem", "DEMO_GATEWAY_LIMITS"]
 

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from ledger_bridge.ledger.node_store import STORE_NAME, NodeStore
+from trace_ledger.node_store import STORE_NAME, NodeStore
 
 __all__ = ["count_trades_on_ledger"]
 

@@ -31,7 +31,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[terminal,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[terminal,ledger,dev]"
 	touch $(STAMP)
 
 clean:

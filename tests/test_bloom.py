@@ -6,7 +6,14 @@ import hashlib
 
 import pytest
 
-from market_protocol.bloom import BloomError, BloomFilter, key_digest, positions, size_for
+from market_protocol.bloom import (
+    BloomError,
+    BloomFilter,
+    fill_pure,
+    key_digest,
+    positions,
+    size_for,
+)
 
 
 def test_positions_follow_the_documented_double_hashing():
@@ -74,6 +81,22 @@ def test_filling_many_keys_at_once_sets_exactly_the_prescribed_bits(count, m_bit
     for digest in digests:
         one_by_one.add_digest(digest)
     assert one_by_one == bulk
+    pure = bytearray(m_bits // 8)
+    fill_pure(pure, b"".join(digests), m_bits, k)
+    assert pure == expected
+
+
+def test_without_numpy_the_pure_path_fills_the_same_bits(monkeypatch):
+    """NumPy is an optional extra: a filter made without it is byte for byte the same."""
+    import market_protocol.bloom as bloom_module
+
+    digests = [key_digest(f"no-numpy-{i}") for i in range(3000)]
+    with_numpy = BloomFilter.for_digests(digests)
+    monkeypatch.setattr(bloom_module, "_numpy_available", lambda: False)
+    monkeypatch.setattr(bloom_module, "_fill_numpy", None)  # would raise if it were called
+    without = BloomFilter.for_digests(digests)
+    assert without == with_numpy
+    assert all(f"no-numpy-{i}" in without for i in range(3000))
 
 
 def test_bulk_filling_a_set_of_digests_into_a_used_filter_adds_the_prescribed_bits():

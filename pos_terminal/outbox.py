@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from market_protocol import canonical_json
+from service_base.sqlite_schema import add_column_if_missing, migrate
 
 __all__ = ["Outbox", "OutboxError", "StoredSale", "FINAL_STATUSES", "OUTBOX_FILE"]
 
@@ -55,6 +56,13 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_queued ON requests(id) WHERE state = 'queued';
 """
+
+#: Versioned schema (service_base.sqlite_schema): append steps, never edit a shipped one.
+_MIGRATIONS = (
+    _SCHEMA,
+    # The receipt's paid channel; outboxes opened by the release that added it have it.
+    add_column_if_missing("sales", "payment_channel", "TEXT"),
+)
 
 
 class OutboxError(ValueError):
@@ -101,17 +109,10 @@ class Outbox:
         self._synchronous = synchronous
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        self._add_missing_columns()
+        migrate(self._db, _MIGRATIONS, name=f"outbox {self.path}")
         self._lock = threading.RLock()
         self._queued = self._scalar("SELECT COUNT(*) FROM sales WHERE state = 'queued'")
         self._sent = self._scalar("SELECT COUNT(*) FROM sales WHERE state = 'sent'")
-
-    def _add_missing_columns(self) -> None:
-        """Outboxes written before a column existed get it (the receipt's paid channel)."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sales)")}
-        if "payment_channel" not in columns:
-            self._db.execute("ALTER TABLE sales ADD COLUMN payment_channel TEXT")
 
     def close(self) -> None:
         with self._lock:

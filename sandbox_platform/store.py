@@ -17,85 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from service_base.sqlite_schema import migrate
 from service_base.sqlite_writes import WriteLock
 
+from .schema import MIGRATIONS
+
 __all__ = ["Store", "StoreConflict", "now_ms"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS apps (
-    app_id TEXT PRIMARY KEY,
-    public_key_pem TEXT NOT NULL,
-    merchant_name TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    out_trade_no TEXT NOT NULL,
-    amount_fen INTEGER NOT NULL,
-    currency TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    notify_url TEXT NOT NULL,
-    return_url TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    payer_id TEXT,
-    paid_at_ms INTEGER,
-    channel_txn_id TEXT,
-    fee_fen INTEGER,
-    closed_at_ms INTEGER,
-    refunded_fen INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (app_id, out_trade_no)
-);
-CREATE INDEX IF NOT EXISTS orders_paid_at ON orders (app_id, paid_at_ms);
-CREATE TABLE IF NOT EXISTS refunds (
-    refund_id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    out_refund_no TEXT NOT NULL,
-    out_trade_no TEXT NOT NULL,
-    order_id TEXT NOT NULL,
-    amount_fen INTEGER NOT NULL,
-    fee_fen INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    UNIQUE (app_id, out_refund_no)
-);
-CREATE INDEX IF NOT EXISTS refunds_created_at ON refunds (app_id, created_at_ms);
-CREATE TABLE IF NOT EXISTS notifications (
-    notify_id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL,
-    order_id TEXT NOT NULL,
-    out_trade_no TEXT NOT NULL,
-    notify_url TEXT NOT NULL,
-    body BLOB NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at_ms INTEGER,
-    created_at_ms INTEGER NOT NULL,
-    delivered_at_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_attempt_at_ms);
-CREATE INDEX IF NOT EXISTS notifications_trade ON notifications (out_trade_no);
-CREATE TABLE IF NOT EXISTS request_nonces (
-    app_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    seen_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (app_id, nonce)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces (seen_at_ms);
-CREATE TABLE IF NOT EXISTS attempts (
-    notify_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    http_status INTEGER,
-    response_excerpt TEXT,
-    error TEXT,
-    PRIMARY KEY (notify_id, attempt)
-);
-"""
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -118,7 +45,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = WriteLock(self.path)
         self._local = threading.local()
-        self._connection().executescript(SCHEMA)
+        migrate(self._connection(), MIGRATIONS, name=f"platform store {self.path}")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, request
 
 from market_protocol import ApiError, SchemaError, verify_record_mac
+from market_protocol.emvco import max_device_id_length
 from market_protocol.schema import Field, check
 from market_protocol.signing import public_key_pem, public_key_raw_b64
 
@@ -57,7 +58,8 @@ def healthz() -> Any:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(openapi_document())
+    public_url = gateway().settings.get("public_url") or ""
+    return jsonify(openapi_document(max_device_id_length(public_url)))
 
 
 @blueprint.get("/v1/keys")

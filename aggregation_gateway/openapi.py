@@ -295,7 +295,11 @@ def _paths() -> dict[str, Any]:
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(device_id_max: int = 32) -> dict[str, Any]:
+    """The document; ``device_id_max`` is this gateway's longest enrolable device id, which
+    depends on its public address (the EMV code of a sale must fit: see
+    ``market_protocol.emvco.max_device_id_length``), so the served document states it."""
+    schemas = {**_SCHEMAS, "EnrolRequest": _enrol_request(device_id_max)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "tracepay aggregation gateway", "version": "1",
@@ -303,9 +307,17 @@ def openapi_document() -> dict[str, Any]:
                                 "docs/protocol.md and docs/gateway.md."},
         "paths": _paths(),
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "managerBasic": {"type": "http", "scheme": "basic"},
                 "managerSession": {"type": "apiKey", "in": "cookie",
                                    "name": "tracepay_manager"}}},
     }
+
+
+def _enrol_request(device_id_max: int) -> dict[str, Any]:
+    schema = _SCHEMAS["EnrolRequest"]
+    longest = max(1, min(device_id_max, 32))
+    device_id = {"type": ["string", "null"],
+                 "pattern": f"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{longest - 1}}}$"}
+    return {**schema, "properties": {**schema["properties"], "device_id": device_id}}

@@ -94,6 +94,8 @@ def openapi_document() -> dict[str, Any]:
                                              "400": {"$ref": "#/components/responses/Error"}}}},
             "/stall/{merchant_id}": _page("A stall's static QR page: today's stock and origins.",
                                           "merchant_id"),
+            "/": {"get": {"summary": "Redirect to the camera scan page (query kept).",
+                          "responses": {"302": {"description": "to /scan"}}}},
             "/scan": _page("Camera scan page.", None, not_found=False),
             "/01/{gtin}/10/{lot}": _digital_link(),
             "/epcis/{lot_id}": _json_read("The lot's EPCIS 2.0 document (application/ld+json).",

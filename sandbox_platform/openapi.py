@@ -58,6 +58,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "tracepay sandbox payment platform", "version": "1"},
         "paths": {
             "/healthz": {"get": _op("Liveness", {"200": {"description": "ok"}}, signed=False)},
+            "/openapi.json": {"get": _op("This document", {"200": {"description": "OpenAPI 3.1"}},
+                                         signed=False)},
             "/v1/keys": {"get": _op("Platform public key", {"200": ok}, signed=False)},
             "/sandbox/apps": {"post": _op("Register a merchant app and its Ed25519 key",
                                           {"200": ok, "201": ok, "400": _ERROR},

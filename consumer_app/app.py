@@ -12,11 +12,12 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, request
+from flask_babel import Babel
 
 from market_protocol.money import format_fen
 from market_protocol.settings import SettingsError, load_settings
 
-from .i18n import choose_lang, translate
+from .i18n import TRANSLATIONS_DIR, choose_lang, translate
 from .page_errors import install_page_errors
 from .security_headers import install_security_headers
 from .settings import SERVICE, SETTINGS
@@ -56,6 +57,11 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
 
 
 def _install_i18n(app: Flask, default_lang: str, timezone: ZoneInfo) -> None:
+    # Flask-Babel loads the gettext catalogs and gives templates ``_()`` and ``ngettext``;
+    # ``t(key)`` reads the same catalogs and refuses a key they lack.
+    Babel(app, locale_selector=lambda: getattr(g, "lang", default_lang),
+          default_translation_directories=str(TRANSLATIONS_DIR), default_locale=default_lang)
+
     @app.before_request
     def _pick_language() -> None:
         g.lang = choose_lang(request.args.get("lang"), request.headers.get("Accept-Language"),

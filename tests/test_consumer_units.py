@@ -6,8 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
 
-from consumer_app.i18n import CATALOGUE, choose_lang, translate
+from consumer_app.i18n import LANGS, TRANSLATIONS_DIR, catalog, choose_lang, translate
 from consumer_app.qr_svg import qr_svg
 from consumer_app.trace_view import (
     build_timeline,
@@ -42,13 +45,37 @@ def test_default_language_is_configurable():
     assert choose_lang(None, None, "xx") == "zh"
 
 
+def _po(lang):
+    path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as file:
+        return read_po(file)
+
+
 def test_every_catalogue_entry_has_both_languages():
-    for key, (zh, en) in CATALOGUE.items():
-        assert zh.strip() and en.strip(), key
-        assert zh != en, f"{key} is not translated"
+    zh, en = _po("zh"), _po("en")
+    keys = {m.id for m in zh if m.id}
+    assert keys and keys == {m.id for m in en if m.id}, "the catalogs name different keys"
+    for key in keys:
+        assert zh[key].string.strip() and en[key].string.strip(), key
+        assert zh[key].string != en[key].string, f"{key} is not translated"
+        assert not zh[key].fuzzy and not en[key].fuzzy, f"{key} is marked fuzzy"
     assert translate("verify_ok", "en") == "Verified"
     assert translate("verify_bad", "en") == "Tampered"
     assert translate("verify_ok", "zh") == "已验证"
+
+
+def test_the_compiled_catalogs_are_the_po_files(tmp_path):
+    """The .mo files the app loads are compiled from the .po files translators edit."""
+    for lang in LANGS:
+        fresh = tmp_path / f"{lang}.mo"
+        with fresh.open("wb") as file:
+            write_mo(file, _po(lang))
+        served = Translations.load(str(TRANSLATIONS_DIR), [lang])
+        with fresh.open("rb") as file:
+            rebuilt = Translations(file)
+        assert served._catalog == rebuilt._catalog, (
+            f"{lang}: messages.mo is stale: run pybabel compile -d consumer_app/translations")
+        assert catalog(lang) == {m.id: m.string for m in _po(lang) if m.id}
 
 
 def test_every_key_the_templates_use_is_in_the_catalogue():
@@ -56,7 +83,7 @@ def test_every_key_the_templates_use_is_in_the_catalogue():
     for template in TEMPLATES.glob("*.html"):
         used |= set(re.findall(r"\bt\('([a-z_]+)'\)", template.read_text(encoding="utf-8")))
     assert used, "no t('...') calls found: the pattern is stale"
-    missing = sorted(used - set(CATALOGUE))
+    missing = sorted(used - set(catalog("zh")))
     assert not missing, f"keys used in templates but not translated: {missing}"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from babel.support import Translations
+from service_base.catalogs import load_catalog
 
 __all__ = ["LANGS", "TRANSLATIONS_DIR", "catalog", "choose_lang", "translate"]
 
@@ -28,11 +28,7 @@ TRANSLATIONS_DIR = Path(__file__).with_name("translations")
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
     """The compiled catalog of ``lang`` as key -> text (the same file Flask-Babel loads)."""
-    translations = Translations.load(str(TRANSLATIONS_DIR), [lang])
-    if not isinstance(translations, Translations):
-        raise FileNotFoundError(f"no compiled catalog for {lang!r} in {TRANSLATIONS_DIR}")
-    return {key: text for key, text in translations._catalog.items()
-            if isinstance(key, str) and key}
+    return load_catalog(TRANSLATIONS_DIR, lang)
 
 
 def translate(key: str, lang: str) -> str:

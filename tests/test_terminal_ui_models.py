@@ -13,8 +13,9 @@ from pos_terminal.terminal import Terminal
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
 from pos_terminal.ui.display_model import CustomerDisplayModel, DisplayMessageError, Phase
 from pos_terminal.ui.keypad import Keypad, KeypadMode
-from pos_terminal.ui.strings import LANGUAGES, STRINGS, text
+from pos_terminal.ui.strings import LANGUAGES, STRINGS, TRANSLATIONS_DIR, text
 from pos_terminal.ui.vendor_model import QR_LIFETIME_MS, VendorScreenModel
+from service_base.catalogs import po_messages, stale_catalogs
 
 GATEWAY = "http://127.0.0.1:9"
 
@@ -65,6 +66,14 @@ def test_every_string_has_every_language_and_the_same_placeholders():
         fields = [sorted(part.split("}")[0] for part in table[lang].split("{")[1:])
                   for lang in LANGUAGES]
         assert fields[0] == fields[1], key
+
+
+def test_the_screens_words_come_from_fresh_gettext_catalogs():
+    assert stale_catalogs(TRANSLATIONS_DIR, LANGUAGES) == [], (
+        "stale messages.mo: run pybabel compile -d pos_terminal/ui/translations")
+    for lang in LANGUAGES:
+        source = po_messages(TRANSLATIONS_DIR, lang)
+        assert len(source) > 100 and {key: STRINGS[key][lang] for key in source} == source
 
 
 def test_text_fills_placeholders_and_refuses_unknown_keys_and_languages():

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from ledger_bridge.app import create_app  # noqa: E402
 from ledger_bridge.sample_trades import Seller, line, make_trade  # noqa: E402
 from ledger_bridge.service import BridgeService  # noqa: E402
+from trace_ledger.ledger import SWITCH_INTERVAL_S  # noqa: E402
 
 
 def market_trades(key: Ed25519PrivateKey, count: int, stalls: int = 50) -> list[dict]:
@@ -59,6 +60,19 @@ def market_trades(key: Ed25519PrivateKey, count: int, stalls: int = 50) -> list[
     return trades[:count]
 
 
+def market_bridge(data_dir: str, key: Ed25519PrivateKey) -> BridgeService:
+    """A bridge as ``tracepay bridge`` runs it (its switch interval included), knowing the
+    market's wholesaler and 50 stalls by their payer ids."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    service = BridgeService(data_dir, gateway_key=key.public_key(), block_max=500,
+                            block_timeout_s=0.2)
+    service.store.put_party("whole-1", "Wholesale", "wholesale_market", ["pay-whole"])
+    for index in range(50):
+        service.store.put_party(f"stall-{index}", f"Stall {index}", "retail_market",
+                                [f"pay-stall-{index}"])
+    return service
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=20_000)
@@ -67,12 +81,7 @@ def main() -> None:
     key = Ed25519PrivateKey.generate()
     trades = market_trades(key, args.trades)
     with tempfile.TemporaryDirectory() as tmp:
-        service = BridgeService(tmp, gateway_key=key.public_key(), block_max=500,
-                                block_timeout_s=0.2)
-        service.store.put_party("whole-1", "Wholesale", "wholesale_market", ["pay-whole"])
-        for index in range(50):
-            service.store.put_party(f"stall-{index}", f"Stall {index}", "retail_market",
-                                    [f"pay-stall-{index}"])
+        service = market_bridge(tmp, key)
         start, cpu_start = time.perf_counter(), time.process_time()
         futures = [service.writer.submit(lambda t=t: service.intake.trade(t)) for t in trades]
         statuses = [future.result(600).status for future in futures]

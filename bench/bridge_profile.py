@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench.bridge_intake import market_trades  # noqa: E402
-from ledger_bridge.service import BridgeService  # noqa: E402
+from bench.bridge_intake import market_bridge, market_trades  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -68,12 +67,7 @@ def main() -> None:
     trades = market_trades(key, args.trades)
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmp:
-        service = BridgeService(tmp, gateway_key=key.public_key(), block_max=500,
-                                block_timeout_s=0.2)
-        service.store.put_party("whole-1", "Wholesale", "wholesale_market", ["pay-whole"])
-        for index in range(50):
-            service.store.put_party(f"stall-{index}", f"Stall {index}", "retail_market",
-                                    [f"pay-stall-{index}"])
+        service = market_bridge(tmp, key)
         if not args.no_profile:
             service.writer.call(profiler.enable)
         cpu_before = thread_cpu_s()

@@ -55,10 +55,13 @@ def bridge(config_file: str | None, **flags: Any) -> None:
         _serve_with_workers(settings, key)
         return
     from service_base.serving import serve_wsgi
+    from trace_ledger.ledger import SWITCH_INTERVAL_S
 
     from .app import create_app
     from .service import BridgeService
 
+    # Process-wide, so the entry point sets it: this process runs the ledger's node threads.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = BridgeService(settings["data_dir"], gateway_key=key,
                             block_max=settings["block_max"],
                             block_timeout_s=settings["block_timeout_s"],

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import logging
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from market_protocol import signing
 from trace_ledger import Ledger
-from trace_ledger.ledger import SWITCH_INTERVAL_S
 
 from .catalogue import DEFAULT_ENTRIES, Catalogue, CatalogueEntry
 from .endorsement import ContractRunner, make_endorse
@@ -85,7 +83,6 @@ class BridgeService:
         self.trades_token = trades_token
         self.gateway_key = gateway_key
         self.store = TraceStore(self.data_dir / STORE_FILE)
-        sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process runs the ledger's nodes
         contract = ContractRunner(gateway_key)
         self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
                                   block_timeout_s=block_timeout_s,

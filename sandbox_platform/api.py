@@ -20,7 +20,8 @@ from .request_auth import authenticate_app, signed_response
 from .state import platform_state
 from .store import StoreConflict, now_ms
 
-__all__ = ["blueprint", "read_json", "parse_json", "conflict_error", "order_creation"]
+__all__ = ["blueprint", "read_json", "parse_json", "conflict_error", "order_creation",
+           "signed_json"]
 
 blueprint = Blueprint("api", __name__)
 
@@ -53,7 +54,7 @@ def conflict_error(exc: StoreConflict) -> ApiError:
     return ApiError(_CONFLICT_STATUS.get(exc.code, 409), exc.code, exc.message)
 
 
-def _signed_json(value: dict[str, Any], status: int = 200):  # type: ignore[no-untyped-def]
+def signed_json(value: dict[str, Any], status: int = 200):  # type: ignore[no-untyped-def]
     return signed_response(platform_state().key, canonical_json.dumps(value), status)
 
 
@@ -95,7 +96,7 @@ def create_order():  # type: ignore[no-untyped-def]
     app = authenticate_app(defer_nonce=True)  # recorded with the order, in one commit
     state = platform_state()
     view, status = order_creation(state, app, request.get_data(), lambda: request.host_url)
-    return _signed_json(view, status)
+    return signed_json(view, status)
 
 
 def order_creation(state: Any, app: dict[str, Any], raw_body: bytes,
@@ -125,7 +126,7 @@ def _order_or_404(app_id: str, out_trade_no: str) -> dict[str, Any]:
 @blueprint.get("/v1/orders/<out_trade_no>")
 def query_order(out_trade_no: str):  # type: ignore[no-untyped-def]
     app = authenticate_app()
-    return _signed_json(order_view(_order_or_404(app["app_id"], out_trade_no)))
+    return signed_json(order_view(_order_or_404(app["app_id"], out_trade_no)))
 
 
 @blueprint.post("/v1/orders/<out_trade_no>/close")
@@ -136,7 +137,7 @@ def close_order(out_trade_no: str):  # type: ignore[no-untyped-def]
         order = platform_state().store.close(order["order_id"])
     except StoreConflict as exc:
         raise conflict_error(exc) from None
-    return _signed_json(order_view(order))
+    return signed_json(order_view(order))
 
 
 @blueprint.post("/v1/refunds")
@@ -156,10 +157,10 @@ def refund():  # type: ignore[no-untyped-def]
     fault = state.faults.take_refund_fault(app["app_id"]) if state.faults else None
     if fault is not None and fault.kind == "error_500":
         # Committed above, and yet the answer is an error: the caller cannot know.
-        return _signed_json({"error": "internal_error", "message": "staged fault"}, 500)
+        return signed_json({"error": "internal_error", "message": "staged fault"}, 500)
     if fault is not None:
         time.sleep(fault.seconds)  # committed; the answer comes after the caller gave up
-    return _signed_json(refund_view(row, order["refunded_fen"]), 201 if is_new else 200)
+    return signed_json(refund_view(row, order["refunded_fen"]), 201 if is_new else 200)
 
 
 @blueprint.get("/v1/refunds/<out_refund_no>")
@@ -173,7 +174,7 @@ def query_refund(out_refund_no: str):  # type: ignore[no-untyped-def]
                        f"{out_refund_no!r}")
     order = store.order_by_id(row["order_id"])
     assert order is not None
-    return _signed_json(refund_view(row, order["refunded_fen"]))
+    return signed_json(refund_view(row, order["refunded_fen"]))
 
 
 @blueprint.post("/sandbox/faults")
@@ -198,7 +199,7 @@ def daily_statement(day: str):  # type: ignore[no-untyped-def]
     if request.accept_mimetypes.best_match(["text/csv", "application/json"]) == \
             "application/json" and "application/json" in request.accept_mimetypes:
         lines = statement.statement_lines(paid, refunds)
-        return _signed_json({"day": day, "timezone": state.settings["statement_timezone"],
+        return signed_json({"day": day, "timezone": state.settings["statement_timezone"],
                              "app_id": app["app_id"], "lines": lines,
                              "totals": statement.statement_totals(lines)})
     response = signed_response(state.key, statement.statement_csv(paid, refunds),

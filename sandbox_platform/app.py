@@ -11,7 +11,7 @@ from flask import Flask, jsonify
 from market_protocol import signing
 from market_protocol.http_errors import install_json_errors
 
-from . import api, checkout
+from . import api, checkout, payer_code_api
 from .faults import FaultBoard
 from .openapi import openapi_document
 from .request_auth import sign_v1_answers
@@ -52,6 +52,7 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     install_json_errors(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(checkout.blueprint)
+    app.register_blueprint(payer_code_api.blueprint)
     app.after_request(lambda response: sign_v1_answers(state.key, response))
 
     @app.get("/healthz")

@@ -12,13 +12,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
-from market_protocol import canonical_json
 from market_protocol.http_errors import ApiError
 from market_protocol.money import format_fen
 
 from .api import conflict_error
 from .fees import fee_fen
-from .order_views import notification_body, order_view
+from .order_views import new_notification, order_view
 from .state import platform_state
 from .store import StoreConflict
 from .validation import PAYER_ID_PATTERN
@@ -84,14 +83,10 @@ def pay(order_id: str):  # type: ignore[no-untyped-def]
     payer_id = _payer_id()
     schedule = state.settings["notify_schedule"]
 
-    def build(paid: dict[str, Any]) -> tuple[str, bytes]:
-        notify_id = "ntf_" + secrets.token_urlsafe(12)
-        return notify_id, canonical_json.dumps(notification_body(notify_id, paid))
-
     try:
         paid = state.store.pay(order_id, payer_id,
                                fee_fen(order["amount_fen"], state.settings["fee_rate"]),
-                               build, int(schedule[0] * 1000))
+                               new_notification, int(schedule[0] * 1000))
     except StoreConflict as exc:
         if _wants_json():
             raise conflict_error(exc) from None

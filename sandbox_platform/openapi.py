@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .validation import APP_REQUEST, ORDER_REQUEST, REFUND_REQUEST
+from .validation import (
+    APP_REQUEST,
+    ORDER_REQUEST,
+    PAY_BY_CODE_REQUEST,
+    PAYER_CODE_REQUEST,
+    REFUND_REQUEST,
+)
 
 __all__ = ["openapi_document"]
 
@@ -93,6 +99,25 @@ def openapi_document() -> dict[str, Any]:
                 "200": {"description": "JSON when Accept: application/json"},
                 "303": {"description": "to return_url"}, "404": _ERROR, "409": _ERROR},
                 signed=False, params=[_path_param("order_id")])},
+            "/v1/orders/pay-by-code": {"post": _op(
+                "Charge a scanned payer code: PAID, WAIT_PAY with trade_state USERPAYING "
+                "(poll, then reverse), or CLOSED with fail_reason",
+                {"200": ok, "422": _ERROR, **errors}, body="PayByCodeRequest")},
+            "/v1/orders/{out_trade_no}/reverse": {"post": _op(
+                "Reverse a charge: close if waiting, refund in full if paid (idempotent)",
+                {"200": ok, **errors}, params=[_path_param("out_trade_no")])},
+            "/sandbox/payer-codes": {"post": _op(
+                "Issue a payer code as a wallet shows it (behaviour: pay, password, decline, "
+                "insufficient)", {"201": {"description": "the code"}, "400": _ERROR},
+                body="PayerCodeRequest", signed=False)},
+            "/sandbox/payer-codes/{auth_code}/confirm": {"post": _op(
+                "The shopper confirms on their phone: the waiting order is paid",
+                {"200": {"description": "the order"}, "409": _ERROR, "422": _ERROR},
+                signed=False, params=[_path_param("auth_code")])},
+            "/sandbox/payer-codes/{auth_code}/cancel": {"post": _op(
+                "The shopper cancels on their phone: the waiting order closes",
+                {"200": {"description": "the order"}, "409": _ERROR, "422": _ERROR},
+                signed=False, params=[_path_param("auth_code")])},
             "/sandbox/notifications": {"get": _op(
                 "Notification deliveries and their attempts", {"200": ok, "400": _ERROR},
                 signed=False, params=[{"name": "out_trade_no", "in": "query",
@@ -110,6 +135,8 @@ def openapi_document() -> dict[str, Any]:
                 "AppRequest": _schema_of(APP_REQUEST),
                 "OrderRequest": _schema_of(ORDER_REQUEST),
                 "RefundRequest": _schema_of(REFUND_REQUEST),
+                "PayByCodeRequest": _schema_of(PAY_BY_CODE_REQUEST),
+                "PayerCodeRequest": _schema_of(PAYER_CODE_REQUEST),
             },
         },
     }

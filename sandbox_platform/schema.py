@@ -6,7 +6,7 @@ made before versions existed adopt it unchanged.
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA", "MIGRATIONS"]
+__all__ = ["SCHEMA", "PAYER_CODES", "MIGRATIONS"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -83,5 +83,22 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
+#: Pay-by-code (付款码): the codes a shopper's wallet shows, and the order each one paid.
+PAYER_CODES = """
+CREATE TABLE payer_codes (
+    auth_code TEXT PRIMARY KEY,
+    payer_id TEXT NOT NULL,
+    behaviour TEXT NOT NULL CHECK (behaviour IN ('pay', 'password', 'decline', 'insufficient')),
+    issued_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    order_id TEXT UNIQUE,
+    state TEXT NOT NULL DEFAULT 'issued'
+        CHECK (state IN ('issued', 'waiting', 'paid', 'declined', 'cancelled', 'reversed'))
+);
+ALTER TABLE orders ADD COLUMN auth_code TEXT;
+ALTER TABLE orders ADD COLUMN fail_reason TEXT;
+ALTER TABLE orders ADD COLUMN reversed_at_ms INTEGER;
+"""
+
 #: Append steps, never edit a shipped one.
-MIGRATIONS = (SCHEMA,)
+MIGRATIONS = (SCHEMA, PAYER_CODES)

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from market_protocol.schema import Field, SchemaError, check
 
-__all__ = ["ORDER_REQUEST", "REFUND_REQUEST", "APP_REQUEST", "check_order_request",
+__all__ = ["ORDER_REQUEST", "REFUND_REQUEST", "APP_REQUEST", "PAY_BY_CODE_REQUEST",
+           "PAYER_CODE_REQUEST", "check_order_request", "check_pay_by_code_request",
            "check_refund_request", "check_app_request", "PAYER_ID_PATTERN", "ID_PATTERN"]
 
 ID_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
@@ -34,6 +35,19 @@ ORDER_REQUEST = {
     "payer_app": Field(str, required=False, nullable=True, max_length=64),
 }
 
+#: Pay-by-code: as an order, with the scanned code instead of a checkout page (no return URL).
+PAY_BY_CODE_REQUEST = {
+    **{name: field for name, field in ORDER_REQUEST.items()
+       if name not in ("return_url", "expires_at_ms", "payer_app")},
+    "auth_code": Field(str, pattern=r"[0-9]{16,24}"),
+}
+
+PAYER_CODE_REQUEST = {
+    "payer_id": Field(str, pattern=PAYER_ID_PATTERN),
+    "behaviour": Field(str, required=False, nullable=True,
+                       pattern=r"pay|password|decline|insufficient"),
+}
+
 REFUND_REQUEST = {
     "out_trade_no": Field(str, pattern=ID_PATTERN),
     "out_refund_no": Field(str, pattern=ID_PATTERN),
@@ -56,6 +70,16 @@ def check_order_request(body: Any, allowed_hosts: tuple[str, ...],
     expires = body.get("expires_at_ms")
     if expires is not None and now_ms is not None and expires <= now_ms:
         raise SchemaError("$.expires_at_ms", f"{expires} is not in the future (now {now_ms})")
+    return _notify_host_allowed(body, allowed_hosts)
+
+
+def check_pay_by_code_request(body: Any, allowed_hosts: tuple[str, ...]) -> dict[str, Any]:
+    check(PAY_BY_CODE_REQUEST, body)
+    return _notify_host_allowed(body, allowed_hosts)
+
+
+def _notify_host_allowed(body: dict[str, Any], allowed_hosts: tuple[str, ...]
+                         ) -> dict[str, Any]:
     host = urlsplit(body["notify_url"]).hostname
     if host not in allowed_hosts:
         raise SchemaError("$.notify_url", f"host {host!r} is not one of the allowed notify "

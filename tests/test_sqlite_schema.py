@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pos_terminal.outbox import Outbox
+from sandbox_platform.schema import MIGRATIONS
 from sandbox_platform.store import Store
 from service_base.sqlite_schema import SchemaTooNew, add_column_if_missing, migrate, schema_version
 
@@ -113,4 +114,19 @@ def test_an_outbox_from_before_versions_gains_the_paid_channel_and_keeps_its_sal
 
 def test_the_platform_store_is_versioned(tmp_path):
     store = Store(tmp_path / "platform.sqlite")
-    assert schema_version(store._connection()) == 1
+    assert schema_version(store._connection()) == len(MIGRATIONS) == 2
+
+
+def test_a_platform_store_of_the_first_version_upgrades_keeping_its_orders(tmp_path):
+    path = tmp_path / "platform.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    migrate(old, MIGRATIONS[:1])
+    old.execute("INSERT INTO orders (order_id, app_id, out_trade_no, amount_fen, currency, "
+                "subject, notify_url, return_url, status, created_at_ms, expires_at_ms) "
+                "VALUES ('ord_1', 'app', 'T1', 990, 'CNY', 'greens', 'http://n', 'http://r', "
+                "'PAID', 1, 2)")
+    old.close()
+    store = Store(path)
+    order = store.order_by_id("ord_1")
+    assert order is not None and order["amount_fen"] == 990 and order["auth_code"] is None
+    assert schema_version(store._connection()) == 2

@@ -157,3 +157,32 @@ def test_an_expired_code_is_refused_and_closes_its_order(tmp_path, monkeypatch):
     order = store.order_by_trade_no("app-1", "T1")
     assert order is not None and order["status"] == "CLOSED"
     assert order["fail_reason"] == "payer_code_expired"
+
+
+def test_the_gateways_sandbox_adapter_charges_and_reverses_a_code(platform_url, receiver):
+    """The gateway's channel adapter, against the real platform process: each answer is
+    verified against the platform's key before it is believed."""
+    from aggregation_gateway.channels.base import ChannelError, ChannelOrder
+    from aggregation_gateway.channels.http_transport import KeepAliveTransport
+    from aggregation_gateway.channels.sandbox import SandboxChannel
+
+    shop = Merchant(platform_url)
+    assert shop.register().status_code == 201
+    channel = SandboxChannel(platform_url, shop.app_id, shop.key, shop.platform_key,
+                             KeepAliveTransport())
+
+    def order(no: str) -> ChannelOrder:
+        return ChannelOrder(no, 660, "CNY", "Tofu", receiver.url, receiver.url)
+
+    paid = channel.pay_by_code(order("A1" + uuid.uuid4().hex[:8]), issue(shop))
+    assert paid.status == "paid" and paid.amount_fen == 660 and paid.channel_txn_id
+    waiting_no = "A2" + uuid.uuid4().hex[:8]
+    waiting = channel.pay_by_code(order(waiting_no), issue(shop, "password"))
+    assert waiting.status == "pending"
+    assert channel.query_order(waiting_no).status == "pending"
+    assert channel.reverse_order(waiting_no).status == "closed"
+    assert channel.reverse_order(waiting_no).status == "closed"  # a lost answer, retried
+    assert channel.reverse_order(paid.out_trade_no).status == "refunded"
+    with pytest.raises(ChannelError) as refused:
+        channel.pay_by_code(order("A3" + uuid.uuid4().hex[:8]), "280000000000000000")
+    assert refused.value.code == "payer_code_invalid" and refused.value.definite

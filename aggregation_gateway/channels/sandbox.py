@@ -123,6 +123,23 @@ class SandboxChannel:
     def close_order(self, out_trade_no: str) -> None:
         self._call("POST", f"/v1/orders/{quote(out_trade_no, safe='')}/close", {})
 
+    # -- pay-by-code (付款码) ----------------------------------------------------------------
+    def pay_by_code(self, order: ChannelOrder, auth_code: str) -> ChannelOrderStatus:
+        """Charge a scanned payer code: ``paid``, ``pending`` (the shopper is confirming on
+        their phone: query until it settles, reverse if it never does) or ``closed``
+        (declined); a code the platform refuses raises a definite ChannelError."""
+        _, data = self._call("POST", "/v1/orders/pay-by-code", {
+            "out_trade_no": order.out_trade_no, "amount_fen": order.amount_fen,
+            "currency": order.currency, "subject": order.subject,
+            "notify_url": order.notify_url, "auth_code": auth_code})
+        return self._status(data, order.out_trade_no)
+
+    def reverse_order(self, out_trade_no: str) -> ChannelOrderStatus:
+        """Undo a charge: a waiting order closes, a paid one is refunded in full; safe to
+        repeat after a lost answer."""
+        _, data = self._call("POST", f"/v1/orders/{quote(out_trade_no, safe='')}/reverse", {})
+        return self._status(data, out_trade_no)
+
     def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int,
                total_fen: int, reason: str) -> ChannelRefund:
         _, data = self._call("POST", "/v1/refunds", {

@@ -46,9 +46,10 @@ def record_cash_payment(conn: sqlite3.Connection, sale: dict[str, Any], merchant
     payment_id = cash_payment_id(master_key, sale)
     now = now_ms()
     cursor = conn.execute(
-        "INSERT OR IGNORE INTO payments (payment_id, device_id, merchant_id, order_no, nonce, "
+        "INSERT INTO payments (payment_id, device_id, merchant_id, order_no, nonce, "
         "amount_fen, currency, qr_issued_at, status, channel, channel_txn_id, paid_at_ms, "
-        "created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'paid', ?, ?, ?, ?, ?)",
+        "created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'paid', ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         (payment_id, sale["device_id"], merchant_id, sale["seq"], sale["qr_nonce"],
          sale["total_fen"], sale["currency"], sale["qr_issued_at"], CASH_CHANNEL,
          sale["sale_id"], sale["created_at_ms"], now, now))

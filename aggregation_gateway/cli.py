@@ -82,9 +82,12 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
                 "only once its session exists at the broker)", timeout)
 
 
-@click.command("gateway")
+@click.group("gateway", invoke_without_command=True)
+@click.pass_context
 @click.option("--config", type=click.Path(exists=True, dir_okay=False),
               help="TOML file with a [gateway] table.")
+@click.option("--database-url", help="postgresql://... (default: SQLite in the data "
+              "directory; also TRACEPAY_DATABASE_URL).")
 @click.option("--host", help="Address to listen on. [default: 127.0.0.1]")
 @click.option("--port", type=int, help="TCP port. [default: 8200]")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="State directory.")
@@ -105,7 +108,7 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
 @click.option("--mosquitto-pid-file", help="Mosquitto pid file (SIGHUP after writing).")
 @click.option("--insecure-demo/--no-insecure-demo", default=None,
               help="Run even on a broker that admits anyone (amqtt); pages say so.")
-def gateway(config: str | None, **flags: Any) -> None:
+def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
     """Run the aggregation gateway: scan landing, payments, devices, MQTT link.
 
     \b
@@ -113,6 +116,8 @@ def gateway(config: str | None, **flags: Any) -> None:
         tracepay gateway --port 8200 --data-dir var/gateway \\
             --platform-url http://127.0.0.1:8510 --mqtt-host 127.0.0.1 --mqtt-port 1883
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from service_base.serving import serve_wsgi
 
     from .app import create_app
@@ -161,6 +166,39 @@ def gateway(config: str | None, **flags: Any) -> None:
         if background:
             background.stop()
 
+
+
+@gateway.command("migrate")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="TOML file with a [gateway] table.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="State directory.")
+@click.option("--database-url", help="postgresql://... (default: SQLite in the data "
+              "directory; also TRACEPAY_DATABASE_URL).")
+def migrate(config: str | None, **flags: Any) -> None:
+    """Create or upgrade the gateway's database in place; prints JSON (revisions).
+
+    Run it with the gateways stopped, after a backup (docs/deploy.md). A gateway also
+    upgrades on start; this does it on purpose, e.g. before starting several at once.
+
+    \b
+    Example:
+        tracepay gateway migrate --database-url postgresql://tracepay@db.example/tracepay
+    """
+    from .database import Database
+    from .migrate import current_revision, ensure_current
+    from .schema import HEAD_REVISION
+
+    settings = load_gateway_settings(config, {key: value for key, value in flags.items()
+                                              if value is not None})
+    db = Database(settings["data_dir"], settings["database_url"], migrate=False)
+    try:
+        before = current_revision(db)
+        action = ensure_current(db)
+        after = current_revision(db)
+    finally:
+        db.close()
+    click.echo(json.dumps({"database": db.dialect, "before": before, "after": after,
+                           "head": HEAD_REVISION, "action": action}))
 
 # -- device -------------------------------------------------------------------------------
 def _manager_call(method: str, url: str, user: str, password: str,

@@ -137,12 +137,13 @@ class DeviceRegistry:
                          (merchant_id, merchant_name, org))
             merchant_name = conn.execute("SELECT name FROM merchants WHERE merchant_id = ?",
                                          (merchant_id,)).fetchone()["name"]
-            if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
+            # ON CONFLICT: an enrolment of the same id racing this one (PostgreSQL) is
+            # refused like one that came first.
+            if conn.execute("INSERT INTO devices (device_id, merchant_id, key_version, status, "
+                            "enrolled_at_ms) VALUES (?, ?, 1, 'pending_claim', ?) ON CONFLICT "
+                            "DO NOTHING", (device_id, merchant_id, now)).rowcount == 0:
                 raise ApiError(409, "device_exists",
                                f"device {device_id} is already enrolled; rotate its key instead")
-            conn.execute("INSERT INTO devices (device_id, merchant_id, key_version, status, "
-                         "enrolled_at_ms) VALUES (?, ?, 1, 'pending_claim', ?)",
-                         (device_id, merchant_id, now))
             conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, 1, ?, NULL)",
                          (_code_hash(code), device_id, expires))
         return {"device_id": device_id, "key_version": 1, "enrolment_code": code,
@@ -183,8 +184,10 @@ class DeviceRegistry:
                 raise ApiError(403, "device_revoked", "this device has been revoked")
             if device["key_version"] != row["key_version"]:
                 raise ApiError(410, "code_superseded", "a newer enrolment code exists")
-            conn.execute("UPDATE enrolment_codes SET used_at_ms = ? WHERE code_hash = ? "
-                         "AND used_at_ms IS NULL", (now, row["code_hash"]))
+            if conn.execute("UPDATE enrolment_codes SET used_at_ms = ? WHERE code_hash = ? "
+                            "AND used_at_ms IS NULL", (now, row["code_hash"])).rowcount != 1:
+                # Claimed by a request racing this one (PostgreSQL): good once only.
+                raise ApiError(410, "code_used", "this enrolment code was already used")
             conn.execute("UPDATE devices SET status = 'active', claimed_at_ms = ? "
                          "WHERE device_id = ?", (now, device["device_id"]))
         self.on_change()
@@ -227,8 +230,11 @@ class DeviceRegistry:
             version = device["key_version"] + 1
             if version > 255:
                 raise ApiError(409, "key_versions_exhausted", "enrol a new device id")
-            conn.execute("UPDATE devices SET key_version = ?, status = 'pending_claim', "
-                         "rotated_at_ms = ? WHERE device_id = ?", (version, now, device_id))
+            if conn.execute("UPDATE devices SET key_version = ?, status = 'pending_claim', "
+                            "rotated_at_ms = ? WHERE device_id = ? AND key_version = ?",
+                            (version, now, device_id, version - 1)).rowcount != 1:
+                raise ApiError(409, "rotation_conflict", "the device was rotated at the same "
+                               "moment; look at its key version and try again")
             conn.execute("INSERT INTO enrolment_codes VALUES (?, ?, ?, ?, NULL)",
                          (_code_hash(code), device_id, version, expires))
         self.on_change()

@@ -1,13 +1,17 @@
-"""A ``limits`` storage in a SQLite file beside the gateway's database.
+"""``limits`` storages in the gateway's own databases: a SQLite file, or PostgreSQL.
 
-Every granian worker process (and every thread in it) counts in the same file, so a limit
-holds for the whole gateway, not per worker. Counters are not money: the file runs with
-``synchronous=OFF`` (a power cut may forget a minute of counts) and is apart from the
-payments database so counting never waits behind a payment's write lock. The SQL
-(``INSERT ... ON CONFLICT ... RETURNING``) is the same in PostgreSQL, so a storage on the
-gateways' shared PostgreSQL can follow with another connection factory.
+Every granian worker process (and every thread in it) counts in the same store, so a
+limit holds for the whole gateway, not per worker; on PostgreSQL every gateway counts in
+the ``rate_counters`` table of the database they share, so login throttling and rate
+limits hold across instances too. The SQL (``INSERT ... ON CONFLICT ... RETURNING``) is
+the same on both.
 
-Registered with ``limits`` under the scheme ``tracepay+sqlite:///<path>``.
+On SQLite counters are not money: the file runs with ``synchronous=OFF`` (a power cut
+may forget a minute of counts) and is apart from the payments database so counting never
+waits behind a payment's write lock.
+
+Registered with ``limits`` under the schemes ``tracepay+sqlite:///<path>`` and
+``tracepay+postgresql://<user>@<host>/<database>``.
 """
 
 from __future__ import annotations
@@ -18,25 +22,71 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 from limits.storage import Storage
+from psycopg_pool import ConnectionPool
 
-__all__ = ["SQLiteLimitStorage"]
+__all__ = ["SQLiteLimitStorage", "PostgresLimitStorage"]
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS rate_counters (key TEXT PRIMARY KEY, "
            "count INTEGER NOT NULL, expires_at REAL NOT NULL)")
 
-_INCR = ("INSERT INTO rate_counters (key, count, expires_at) VALUES (?, ?, ?) "
+_INCR = ("INSERT INTO rate_counters (key, count, expires_at) VALUES (%s, %s, %s) "
          "ON CONFLICT (key) DO UPDATE SET "
-         "count = CASE WHEN rate_counters.expires_at <= ? THEN excluded.count "
+         "count = CASE WHEN rate_counters.expires_at <= %s THEN excluded.count "
          "ELSE rate_counters.count + excluded.count END, "
-         "expires_at = CASE WHEN rate_counters.expires_at <= ? THEN excluded.expires_at "
+         "expires_at = CASE WHEN rate_counters.expires_at <= %s THEN excluded.expires_at "
          "ELSE rate_counters.expires_at END RETURNING count")
+_SWEEP = "DELETE FROM rate_counters WHERE expires_at <= %s"
+_GET = "SELECT count FROM rate_counters WHERE key = %s AND expires_at > %s"
+_EXPIRY = "SELECT expires_at FROM rate_counters WHERE key = %s"
+_RESET = "DELETE FROM rate_counters"
+_CLEAR = "DELETE FROM rate_counters WHERE key = %s"
 
 
-class SQLiteLimitStorage(Storage):
-    """Fixed-window counters (what the fixed-window strategy needs)."""
+class _CounterStorage(Storage):
+    """Fixed-window counters (what the fixed-window strategy needs) over ``_run``."""
 
+    _marker = "%s"
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._marker == "%s" else sql.replace("%s", self._marker)
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if random.random() < 0.001:  # expired windows are swept now and then
+            self._run(self._sql(_SWEEP), (now,))
+        return int(self._run(self._sql(_INCR), (key, amount, now + expiry, now, now))
+                   .fetchone()[0])
+
+    def get(self, key: str) -> int:
+        row = self._run(self._sql(_GET), (key, time.time())).fetchone()
+        return int(row[0]) if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        row = self._run(self._sql(_EXPIRY), (key,)).fetchone()
+        return row[0] if row and row[0] > time.time() else time.time()
+
+    def check(self) -> bool:
+        try:
+            self._run("SELECT 1")
+        except self.base_exceptions:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        return self._run(_RESET).rowcount
+
+    def clear(self, key: str) -> None:
+        self._run(self._sql(_CLEAR), (key,))
+
+
+class SQLiteLimitStorage(_CounterStorage):
     STORAGE_SCHEME = ["tracepay+sqlite"]
+    _marker = "?"
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
                  **options: Any) -> None:
@@ -60,32 +110,44 @@ class SQLiteLimitStorage(Storage):
             self._local.conn = conn
         return conn
 
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        now = time.time()
-        conn = self._conn()
-        if random.random() < 0.001:  # expired windows are swept now and then
-            conn.execute("DELETE FROM rate_counters WHERE expires_at <= ?", (now,))
-        return conn.execute(_INCR, (key, amount, now + expiry, now, now)).fetchone()[0]
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._conn().execute(sql, params)
 
-    def get(self, key: str) -> int:
-        row = self._conn().execute("SELECT count FROM rate_counters WHERE key = ? AND "
-                                   "expires_at > ?", (key, time.time())).fetchone()
-        return row[0] if row else 0
 
-    def get_expiry(self, key: str) -> float:
-        row = self._conn().execute("SELECT expires_at FROM rate_counters WHERE key = ?",
-                                   (key,)).fetchone()
-        return row[0] if row and row[0] > time.time() else time.time()
+class _Fetched:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self.rows = cursor.fetchall() if cursor.description is not None else []
+        self.rowcount = cursor.rowcount
 
-    def check(self) -> bool:
-        try:
-            self._conn().execute("SELECT 1")
-        except sqlite3.Error:
-            return False
-        return True
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
 
-    def reset(self) -> int | None:
-        return self._conn().execute("DELETE FROM rate_counters").rowcount
 
-    def clear(self, key: str) -> None:
-        self._conn().execute("DELETE FROM rate_counters WHERE key = ?", (key,))
+class PostgresLimitStorage(_CounterStorage):
+    """Counters in the gateways' shared PostgreSQL (table ``rate_counters``, created by
+    the gateway's migrations), through a small pool of its own."""
+
+    STORAGE_SCHEME = ["tracepay+postgresql"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        if not uri or not uri.startswith("tracepay+postgresql://"):
+            raise ValueError("use tracepay+postgresql://<user>@<host>/<database>")
+        self.url = uri[len("tracepay+"):]
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return psycopg.Error
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:  # opened on first use: never across a fork
+                    self._pool = ConnectionPool(self.url, min_size=1, max_size=4,
+                                                kwargs={"autocommit": True}, open=True,
+                                                name="tracepay-limits")
+        with self._pool.connection() as conn:
+            return _Fetched(conn.execute(sql, params))

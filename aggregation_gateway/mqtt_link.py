@@ -12,7 +12,6 @@ worker.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +21,7 @@ import paho.mqtt.client as mqtt
 from market_protocol.topics import SALES_WILDCARD
 
 from . import outbox
-from .database import now_ms
+from .database import DatabaseError, now_ms
 from .payments import PaymentService
 from .sales_intake import SaleRejected, accept_sale
 
@@ -90,9 +89,10 @@ class MqttLink:
         """Tell the HTTP workers (``/healthz``) how the link is, through the database."""
         try:
             self.service.db.conn.execute(
-                "INSERT OR REPLACE INTO link_status (name, state, at_ms) VALUES "
-                "('mqtt', ?, ?)", (state, now_ms()))
-        except sqlite3.Error:
+                "INSERT INTO link_status (name, state, at_ms) VALUES ('mqtt', ?, ?) ON "
+                "CONFLICT (name) DO UPDATE SET state = excluded.state, at_ms = excluded.at_ms",
+                (state, now_ms()))
+        except DatabaseError:
             log.exception("could not record the MQTT link state")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage

@@ -6,6 +6,10 @@ channel and expired; the open orders of a voided sale or a revoked terminal are 
 once. Closing always asks the channel once more afterwards, so a payment that raced the
 close is recorded as paid, never expired. Every change goes through the payment's guarded
 state machine (``PaymentService``).
+
+Several gateways may sweep one PostgreSQL database: each job (one order to query, expire
+or close) is taken with ``Database.claim``, so while one gateway works on an order the
+others skip it, and the condition that made it due is checked again under the lock.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from .payments import PaymentService
 __all__ = ["OrderSweeps"]
 
 log = logging.getLogger(__name__)
+
+#: An order that may still be closed or expired.
+_OPEN = "SELECT 1 FROM payments WHERE payment_id = ? AND status IN ('created', 'pending')"
+#: A pending order not queried since ``?`` (by any gateway).
+_QUERY_DUE = ("SELECT 1 FROM payments WHERE payment_id = ? AND status = 'pending' AND "
+              "COALESCE(last_query_at_ms, 0) <= ?")
 
 
 class OrderSweeps:
@@ -75,8 +85,8 @@ class OrderSweeps:
         voided = list({row["payment_id"]: row for row in voided}.values())
         for row in voided:
             # The vendor voided the sale: close its order now rather than at the QR's end.
-            counts["expired"] += self._expire(row["payment_id"],
-                                              close=row["status"] == "pending")
+            counts["expired"] += self._expire_claimed(row["payment_id"],
+                                                      close=row["status"] == "pending")
         handled = {row["payment_id"] for row in voided}
         for row in rows:
             if row["payment_id"] in handled:
@@ -85,16 +95,23 @@ class OrderSweeps:
             window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
             if row["status"] == "created":
                 if qr_dead:
-                    counts["expired"] += self._expire(row["payment_id"], close=False)
+                    counts["expired"] += self._expire_claimed(row["payment_id"], close=False)
                 continue
             if qr_dead and window_over:
-                counts["expired"] += self._expire(row["payment_id"], close=True)
+                counts["expired"] += self._expire_claimed(row["payment_id"], close=True)
                 continue
             last = row["last_query_at_ms"] or 0
-            if last <= now - settings["query_interval_s"] * 1000:
-                self.query(row["payment_id"], "sweeper")
-                counts["queried"] += 1
+            due = now - settings["query_interval_s"] * 1000
+            if last <= due:
+                with self.db.claim(_QUERY_DUE, (row["payment_id"], due)) as mine:
+                    if mine:
+                        self.query(row["payment_id"], "sweeper")
+                        counts["queried"] += 1
         return counts
+
+    def _expire_claimed(self, payment_id: str, close: bool) -> int:
+        with self.db.claim(_OPEN, (payment_id,)) as mine:
+            return self._expire(payment_id, close) if mine else 0
 
     def close_device_orders(self, device_id: str) -> dict[str, int]:
         """A revoked terminal's open orders are closed at the channel now, so none of its
@@ -103,7 +120,7 @@ class OrderSweeps:
         rows = self.db.conn.execute(
             "SELECT payment_id, status FROM payments WHERE device_id = ? AND status IN "
             "('created', 'pending')", (device_id,)).fetchall()
-        closed = sum(self._expire(row["payment_id"], close=row["status"] == "pending")
+        closed = sum(self._expire_claimed(row["payment_id"], close=row["status"] == "pending")
                      for row in rows)
         return {"open": len(rows), "closed": closed}
 

@@ -128,7 +128,7 @@ class PaymentService:
         # One statement for both: the order, if any, and whether its sale was voided.
         found = self.db.conn.execute(
             "SELECT (SELECT 1 FROM sales WHERE device_id = :d AND seq = :n AND voided_at_ms "
-            "IS NOT NULL LIMIT 1) AS voided, p.* FROM (SELECT 1) LEFT JOIN payments p ON "
+            "IS NOT NULL LIMIT 1) AS voided, p.* FROM (SELECT 1) AS one LEFT JOIN payments p ON "
             "p.device_id = :d AND p.order_no = :n",
             {"d": payload.device_id, "n": payload.order_no}).fetchone()
         existing = found if found["payment_id"] is not None else None
@@ -197,12 +197,12 @@ class PaymentService:
                "refunded_fen": 0, "created_at_ms": now, "updated_at_ms": now,
                "payer_id": None, "paid_at_ms": None, "last_query_at_ms": None}
         cursor = conn.execute(
-            "INSERT OR IGNORE INTO payments (payment_id, device_id, merchant_id, order_no, "
+            "INSERT INTO payments (payment_id, device_id, merchant_id, order_no, "
             "nonce, amount_fen, currency, qr_issued_at, status, channel, channel_order_id, "
             "checkout_url, created_at_ms, updated_at_ms) VALUES (:payment_id, :device_id, "
             ":merchant_id, :order_no, :nonce, :amount_fen, :currency, :qr_issued_at, "
             ":status, :channel, :channel_order_id, :checkout_url, :created_at_ms, "
-            ":updated_at_ms)", row)
+            ":updated_at_ms) ON CONFLICT DO NOTHING", row)
         if cursor.rowcount == 1:
             conn.executemany(
                 "INSERT INTO payment_events (payment_id, from_status, to_status, source, "
@@ -291,11 +291,13 @@ class PaymentService:
                **fields: Any) -> bool:
         """Move a payment to ``target`` inside the caller's transaction; True if it moved.
 
-        The caller holds ``BEGIN IMMEDIATE``, so the read and the guarded update see the
-        same row; the guard still protects against any writer outside a transaction.
+        The caller holds a write transaction and the row is read ``for_update`` (SQLite:
+        ``BEGIN IMMEDIATE`` is the only writer; PostgreSQL: the row is locked), so the
+        read and the guarded update see the same row; the guard still protects against
+        any writer outside a transaction.
         """
-        payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?",
-                               (payment_id,)).fetchone()
+        payment = conn.execute("SELECT * FROM payments WHERE payment_id = ?"
+                               + self.db.for_update, (payment_id,)).fetchone()
         decision = decide(payment["status"], target)
         if not decision.apply:
             if decision.refused:
@@ -354,9 +356,14 @@ class PaymentService:
         return False
 
     def confirm_trade_for_sale(self, conn: sqlite3.Connection, device_id: str, seq: int) -> bool:
-        """Called when a sale arrives: its payment may already be paid."""
-        payment = conn.execute("SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
-                               (device_id, seq)).fetchone()
+        """Called when a sale arrives: its payment may already be paid.
+
+        The payment row is read ``for_update``: on PostgreSQL a payment turning paid in
+        another transaction at this moment either finishes first (and is seen paid here)
+        or waits for this sale to commit (and then finds it), so the trade is never lost
+        between the two."""
+        payment = conn.execute("SELECT * FROM payments WHERE device_id = ? AND order_no = ?"
+                               + self.db.for_update, (device_id, seq)).fetchone()
         if payment is None:
             return False
         if payment["status"] in FINAL_PAID:
@@ -407,7 +414,7 @@ class PaymentService:
                         "amount differs from the order")
             conn.execute("INSERT INTO alerts (kind, payment_id, detail, first_at_ms, "
                          "last_at_ms) VALUES ('amount_mismatch', ?, ?, ?, ?) ON CONFLICT "
-                         "(kind, payment_id) DO UPDATE SET seen = seen + 1, detail = "
+                         "(kind, payment_id) DO UPDATE SET seen = alerts.seen + 1, detail = "
                          "excluded.detail, last_at_ms = excluded.last_at_ms",
                          (payment_id, detail, now, now))
 
@@ -447,7 +454,7 @@ class PaymentService:
                                     note.channel_txn_id, note.payer_id, note.paid_at_ms)
         self.apply_channel_status(payment["payment_id"], status, f"notify:{note.notify_id}")
         conn = self.db.conn
-        conn.execute("INSERT OR IGNORE INTO notifications VALUES (?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO notifications VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                      (channel_name, note.notify_id, payment["payment_id"], note.status,
                       now_ms()))
         return channel.acknowledge(True)

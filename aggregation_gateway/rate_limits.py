@@ -33,7 +33,8 @@ from limits.strategies import FixedWindowRateLimiter
 
 from market_protocol import ApiError
 
-from . import limit_store  # noqa: F401 - registers the tracepay+sqlite storage scheme
+from . import limit_store  # noqa: F401 - registers the tracepay+sqlite/postgresql schemes
+from .database import is_postgres_url
 
 __all__ = ["GatewayLimits", "LIMIT_NAMES"]
 
@@ -44,9 +45,14 @@ LIMIT_NAMES = ("scan_limit_per_address", "scan_limit_per_token", "scan_limit_per
 
 
 def storage_uri(settings: Mapping[str, Any]) -> str:
-    """The configured store, or the SQLite file in the data directory."""
+    """The configured store; else the gateway's PostgreSQL (shared by every gateway on
+    it), or a SQLite file in the data directory."""
     uri = settings.get("rate_limit_storage_uri") or ""
-    return uri or f"tracepay+sqlite:///{Path(settings['data_dir']).resolve()}/rate_limits.sqlite"
+    if uri:
+        return uri
+    if is_postgres_url(settings.get("database_url")):
+        return "tracepay+postgresql://" + settings["database_url"].split("://", 1)[1]
+    return f"tracepay+sqlite:///{Path(settings['data_dir']).resolve()}/rate_limits.sqlite"
 
 
 class GatewayLimits:

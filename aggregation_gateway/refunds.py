@@ -67,6 +67,11 @@ class Refunds:
             raise ApiError(400, "invalid_request", "amount_fen must be a positive integer")
         conn = self.db.conn
         with transaction(conn):
+            # The payment row first, for update: on PostgreSQL two refunds of one payment
+            # (two managers, two gateways) then check its remainder one after the other,
+            # as SQLite's single writer does.
+            conn.execute("SELECT 1 FROM payments WHERE payment_id = ?" + self.db.for_update,
+                         (payment["payment_id"],))
             existing = conn.execute("SELECT * FROM refunds WHERE merchant_id = ? AND "
                                     "refund_no = ?", (payment["merchant_id"],
                                                       refund_no)).fetchone()
@@ -95,7 +100,7 @@ class Refunds:
                            "the counter")
         # Processing refunds count: they may have paid out already.
         committed = conn.execute(
-            "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ? "
+            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE payment_id = ? "
             "AND status != 'failed'", (payment["payment_id"],)).fetchone()[0]
         if committed + amount_fen > current["amount_fen"]:
             raise ApiError(409, "refund_exceeds_payment", f"at most "
@@ -189,11 +194,16 @@ class Refunds:
             (now_ms() - int(older_than_s * 1000), limit)).fetchall()
         settled = 0
         for row in rows:
-            try:
-                view = self.settle(row["refund_id"], "sweeper")
-            except ApiError as exc:  # a resend the platform refused: now failed
-                log.warning("refund %s: %s", row["refund_id"], exc.message)
-                settled += 1
-                continue
-            settled += view["status"] != "processing"
+            # One gateway at a time settles a refund (the others skip it meanwhile).
+            with self.db.claim("SELECT 1 FROM refunds WHERE refund_id = ? AND status = "
+                               "'processing'", (row["refund_id"],)) as mine:
+                if not mine:
+                    continue
+                try:
+                    view = self.settle(row["refund_id"], "sweeper")
+                except ApiError as exc:  # a resend the platform refused: now failed
+                    log.warning("refund %s: %s", row["refund_id"], exc.message)
+                    settled += 1
+                    continue
+                settled += view["status"] != "processing"
         return settled

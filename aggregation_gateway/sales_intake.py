@@ -97,10 +97,15 @@ def _store_void(conn: sqlite3.Connection, sale: dict) -> str:
         row = conn.execute("SELECT record, voided_at_ms FROM sales WHERE device_id = ? AND "
                            "seq = ? AND sale_id = ?", ids).fetchone()
         if row is None:
-            conn.execute("INSERT INTO sales (device_id, seq, sale_id, record, received_at_ms, "
-                         "voided_at_ms, void_record) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (*ids, record, now, now, record))
-            return "voided"
+            cursor = conn.execute(
+                "INSERT INTO sales (device_id, seq, sale_id, record, received_at_ms, "
+                "voided_at_ms, void_record) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO "
+                "NOTHING", (*ids, record, now, now, record))
+            if cursor.rowcount == 1:
+                return "voided"
+            # The sale itself was stored a moment ago (another gateway, PostgreSQL).
+            row = conn.execute("SELECT record, voided_at_ms FROM sales WHERE device_id = ? "
+                               "AND seq = ? AND sale_id = ?", ids).fetchone()
         if row["voided_at_ms"] is not None:
             return "duplicate"
         if not _same_sale(orjson.loads(row["record"]), sale):
@@ -136,9 +141,10 @@ def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
             raise
     with transaction(conn):
         cursor = conn.execute(
-            "INSERT OR IGNORE INTO sales (device_id, seq, sale_id, record, received_at_ms) "
-            "VALUES (?, ?, ?, ?, ?)", (sale["device_id"], sale["seq"], sale["sale_id"],
-                                       canonical_json.dumps(sale).decode(), now_ms()))
+            "INSERT INTO sales (device_id, seq, sale_id, record, received_at_ms) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (sale["device_id"], sale["seq"], sale["sale_id"],
+             canonical_json.dumps(sale).decode(), now_ms()))
         if cursor.rowcount == 0:
             return "duplicate"
         if is_cash_sale(sale):

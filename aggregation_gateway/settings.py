@@ -7,6 +7,7 @@ so that nothing prints them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,12 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on (loopback only in development)."),
     Setting("port", 8200, "TCP port to listen on.", int),
     Setting("data_dir", "var/gateway", "Directory for the SQLite database and key files."),
+    Setting("database_url", "", "Where the gateway keeps its state: empty is SQLite in "
+            "data_dir; postgresql://user:password@host:port/db is a PostgreSQL database "
+            "(several gateways may share it). Also read from TRACEPAY_DATABASE_URL.",
+            secret=True),
+    Setting("database_pool_size", 10, "PostgreSQL: connections each gateway process keeps "
+            "at most.", int),
     Setting("public_url", "", "Base URL shoppers' phones reach; QR MACs cover it. "
             "Defaults to http://<host>:<port>.", _url),
     Setting("platform_url", "", "Base URL of the sandbox payment platform.", _url),
@@ -146,6 +153,9 @@ def load_gateway_settings(config_file: str | None = None,
                              overrides=overrides, environ=environ)
     if not settings["public_url"]:
         settings["public_url"] = f"http://{settings['host']}:{settings['port']}"
+    if not settings["database_url"]:
+        env = os.environ if environ is None else environ
+        settings["database_url"] = env.get("TRACEPAY_DATABASE_URL", "")
     settings["mqtt_public_host"] = settings["mqtt_public_host"] or settings["mqtt_host"]
     settings["mqtt_public_port"] = settings["mqtt_public_port"] or settings["mqtt_port"]
     return settings

@@ -54,7 +54,8 @@ def _day_rows(gw: Gateway, day: date) -> tuple[list[Any], list[dict[str, Any]]]:
         (start, end)).fetchall()
     for row in rows:
         before = conn.execute(
-            "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ? AND "
+            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM refunds WHERE payment_id = ? "
+            "AND "
             "status = 'success' AND (created_at_ms < ? OR (created_at_ms = ? AND "
             "refund_id < ?))", (row["payment_id"], row["created_at_ms"], row["created_at_ms"],
                                 row["refund_id"])).fetchone()[0]
@@ -125,6 +126,7 @@ def run_reconciliation(gw: Gateway, day: date, channel: str = "sandbox") -> Reco
     result = reconcile(ours, theirs, statuses, earlier)
     iso = day.isoformat()
     with transaction(conn):
+        gw.db.serialise(conn, f"reconciliation:{iso}")  # two managers at once: one by one
         conn.execute("DELETE FROM statement_items WHERE statement_date = ?", (iso,))
         conn.executemany("INSERT INTO statement_items VALUES (?, ?, ?, ?, ?, ?)", [
             (iso, key, key.partition(":")[0], line["amount_fen"], line["fee_fen"], "listed")
@@ -140,7 +142,9 @@ def run_reconciliation(gw: Gateway, day: date, channel: str = "sandbox") -> Reco
         for key in result.resolved:
             conn.execute("UPDATE reconciliation_items SET resolved_on = ? WHERE "
                          "out_trade_no = ? AND resolved_on IS NULL", (iso, key))
-        conn.execute("INSERT OR REPLACE INTO reconciliation_runs VALUES (?, ?, ?, ?)",
+        conn.execute("INSERT INTO reconciliation_runs VALUES (?, ?, ?, ?) ON CONFLICT "
+                     "(statement_date) DO UPDATE SET run_at_ms = excluded.run_at_ms, "
+                     "matched = excluded.matched, mismatches = excluded.mismatches",
                      (iso, now_ms(), result.matched, len(result.mismatches)))
         for key in result.carried:
             conn.execute("UPDATE reconciliation_items SET last_date = ? WHERE out_trade_no = ? "

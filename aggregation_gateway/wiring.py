@@ -49,7 +49,8 @@ def build_gateway(settings: Mapping[str, Any],
                   transport_factory: Callable[[], Transport] | None = None) -> Gateway:
     data_dir = Path(settings["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(data_dir)
+    db = Database(data_dir, settings.get("database_url") or "",
+                  int(settings.get("database_pool_size") or 10))
     master_key = load_or_create_master_key(data_dir)
     signing_key = load_or_create_signing_key(data_dir)
 

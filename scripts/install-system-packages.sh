@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages tracepay needs, only those that are missing.
-#   scripts/install-system-packages.sh demo   -> the broker, espeak-ng (spoken payments)
+#   scripts/install-system-packages.sh demo   -> the broker, espeak-ng (spoken payments),
+#                                               PostgreSQL (the gateway's shared database)
 #   scripts/install-system-packages.sh test   -> also a virtual screen with software GL, Chromium,
 #                                               a CJK font, and Node.js for the Node-RED test
 set -euo pipefail
@@ -8,6 +9,8 @@ set -euo pipefail
 profile="${1:-demo}"
 declare -A wanted=( [mosquitto]="/usr/sbin/mosquitto" )
 wanted+=( [espeak-ng]="/usr/bin/espeak-ng" )
+# The gateway's PostgreSQL backend (a gateway tier; the tests start a throw-away server).
+wanted+=( [postgresql]="/usr/share/doc/postgresql" )
 if [[ "$profile" == "test" ]]; then
     wanted+=(
         [xvfb]="/usr/bin/Xvfb"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
 import os
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +22,8 @@ from typing import Any
 import requests
 
 __all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command",
-           "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium"]
+           "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium", "PostgresServer",
+           "postgres_bindir"]
 
 #: How tests and benchmarks start Debian's Chromium: headless, and without the background
 #: connections a closed network refuses.
@@ -144,3 +151,121 @@ def screenshot_dir() -> Path:
 def launch_chromium(playwright: Any) -> Any:
     """Debian's ``/usr/bin/chromium`` through Playwright, with :data:`CHROMIUM_ARGS`."""
     return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+def postgres_bindir() -> Path:
+    """Where Debian's PostgreSQL server programs are (``pg_config --bindir``, else the
+    newest ``/usr/lib/postgresql/<version>/bin``)."""
+    candidates = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            candidates.append(subprocess.run([pg_config, "--bindir"], check=True,
+                                             capture_output=True, text=True).stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda path: int(Path(path).parent.name)
+                         if Path(path).parent.name.isdigit() else 0, reverse=True)
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    raise FileNotFoundError("no PostgreSQL server programs (initdb, pg_ctl): install the "
+                            "Debian package postgresql (scripts/install-system-packages.sh)")
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL: ``initdb`` + ``pg_ctl`` on a temporary directory, on a free
+    loopback port, trusting local connections (tests only), without fsync.
+
+    ``initdb`` refuses to run as root, so as root the server runs as the ``postgres``
+    system user (the Debian package makes it) on a directory it owns. It stops with
+    :meth:`stop`, with the context manager, or at interpreter exit at the latest.
+    ``new_database()`` gives each test a fresh database, copied from a template that
+    ``prepare_template`` may fill once (e.g. with migrated tables).
+    """
+
+    USER = "tracepay"
+
+    def __init__(self) -> None:
+        self.bindir = postgres_bindir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="tracepay-postgres-"))
+        self.data = self.root / "data"
+        self.log_path = self.root / "server.log"
+        self._run_as = None
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("postgres")
+            self._run_as = account
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+        self.template: str | None = None
+        self.running = False
+
+    def _run(self, *argv: str, timeout: float = 60) -> None:
+        extra: dict[str, Any] = {}
+        if self._run_as is not None:
+            extra = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid,
+                     "extra_groups": []}
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                cwd=self.root, stdin=subprocess.DEVNULL, **extra)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stderr}"
+                               f"{result.stdout}\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+        except OSError:
+            return ""
+
+    def start(self) -> PostgresServer:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.USER,
+                  "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=300 -c shared_buffers=64MB")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                  str(self.log_path), "-w", "-t", "60", "-o", options, "start")
+        self.running = True
+        atexit.register(self.stop)
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def prepare_template(self, fill: Any) -> None:
+        """Make the template later databases copy; ``fill(url)`` sets it up once."""
+        name = "tracepay_template"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE template0")
+        fill(self.url(name))
+        self.template = name
+
+    def new_database(self) -> str:
+        """A fresh, empty (or template-filled) database; its URL."""
+        name = "test_" + secrets.token_hex(6)
+        template = self.template or "template0"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database of :meth:`new_database`, ending its connections."""
+        name = url.rsplit("/", 1)[1]
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m",
+                          "immediate", "-w", "stop", timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

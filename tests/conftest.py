@@ -7,6 +7,7 @@ tracepay's configuration on a free port. Tests that stop or kill it must restart
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,61 @@ def browser():
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+# -- the gateway's database: every test_gateway_* module runs on SQLite and on PostgreSQL --
+GATEWAY_BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real PostgreSQL for the session (initdb + pg_ctl); a template database holds
+    the gateway's migrated tables, so each test's fresh database is a quick copy."""
+    from aggregation_gateway.database import Database
+    from service_base.testing import PostgresServer
+
+    scratch = tmp_path_factory.mktemp("pg-template")
+    with PostgresServer() as server:
+        server.prepare_template(lambda url: Database(scratch, url).close())
+        yield server
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.startswith("test_gateway_"):
+        metafunc.parametrize("gateway_backend", GATEWAY_BACKENDS, indirect=True,
+                             scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gateway_backend(request: pytest.FixtureRequest):
+    """Which database this module's gateways use (``test_gateway_support.BACKEND``)."""
+    name = getattr(request, "param", "sqlite")
+    if name == "sqlite":
+        yield name
+        return
+    import test_gateway_support
+
+    test_gateway_support.BACKEND.update(name=name,
+                                        server=request.getfixturevalue("postgres_server"))
+    try:
+        yield name
+    finally:
+        test_gateway_support.BACKEND.update(name="sqlite", server=None)
+
+
+@pytest.fixture(autouse=True)
+def gateway_process_database(gateway_backend: str):
+    """On PostgreSQL, a fresh database per test for gateways run as processes
+    (``TRACEPAY_DATABASE_URL``, which they read; in-process gateways get their own)."""
+    if gateway_backend != "postgresql":
+        yield ""
+        return
+    import test_gateway_support
+
+    url = test_gateway_support.new_database_url()
+    os.environ["TRACEPAY_DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        os.environ.pop("TRACEPAY_DATABASE_URL", None)
+        test_gateway_support.drop_database(url)

@@ -4,7 +4,7 @@ contract accepts and tells the terminal; forged and mixed sales get no cash paym
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import time
 
 import orjson
@@ -14,6 +14,7 @@ from test_gateway_process import GatewayProcess
 from test_gateway_support import MANAGER, pay_at_checkout, platform  # noqa: F401 - fixture
 from test_terminal_gateway import enrol, gateway, run_terminal  # noqa: F401 - fixture
 
+from aggregation_gateway.database import Database
 from ledger_bridge.app import create_app
 from ledger_bridge.contract import DeviceRecord, check_trade_contract
 from ledger_bridge.service import BridgeService
@@ -35,9 +36,12 @@ def poll(condition, timeout=30.0, what="condition"):
 
 
 def gateway_rows(data_dir, sql, *args):
-    with sqlite3.connect(data_dir / "gateway.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        return db.execute(sql, args).fetchall()
+    """Rows of the gateway process's database (SQLite file or the test's PostgreSQL)."""
+    db = Database(data_dir, os.environ.get("TRACEPAY_DATABASE_URL", ""), migrate=False)
+    try:
+        return db.conn.execute(sql, args).fetchall()
+    finally:
+        db.close()
 
 
 @pytest.fixture
@@ -193,8 +197,8 @@ def test_cash_is_kept_out_of_the_platform_settlement_and_reconciliation(tmp_path
         for record in (sale, cash_sale):
             assert accept_sale(gw.gateway.payments, sales_topic(seller.device_id),
                                canonical_json.dumps(record)) == "stored"
-        assert gateway_rows(tmp_path / "gateway", "SELECT 1 FROM payments WHERE "
-                            "channel = 'cash' AND status = 'paid'") != []
+        assert gw.gateway.db.conn.execute("SELECT 1 FROM payments WHERE channel = 'cash' "
+                                          "AND status = 'paid'").fetchall() != []
         today = datetime.now(UTC).date()
         [day] = vendor_day(gw.gateway, today)
         assert day.gross_fen == sale["total_fen"]  # the QR sale only

@@ -31,7 +31,7 @@ def _rotate(gw: ServedGateway, old: Terminal) -> Terminal:
 
 def _reasons(gw: ServedGateway) -> list[str]:
     return [row["reason"] for row in gw.gateway.db.conn.execute(
-        "SELECT reason FROM rejected_messages ORDER BY rowid")]
+        "SELECT reason FROM rejected_messages ORDER BY id")]
 
 
 def _stored(gw: ServedGateway, sale: dict) -> bool:

@@ -35,6 +35,24 @@ from service_base.testing import ServiceProcess, free_port, tracepay_command
 
 MANAGER = ("manager", "correct horse battery")
 
+#: The database the gateways built by this module's tests use: ``sqlite`` (a file in the
+#: data directory) or ``postgresql`` (a fresh database per gateway on the session's
+#: server). Set by conftest's ``gateway_backend`` fixture, which runs the ``test_gateway_*``
+#: modules once per backend.
+BACKEND: dict[str, Any] = {"name": "sqlite", "server": None}
+
+
+def new_database_url() -> str:
+    """Empty for SQLite; else a fresh PostgreSQL database on the session's server."""
+    if BACKEND["name"] != "postgresql":
+        return ""
+    return BACKEND["server"].new_database()
+
+
+def drop_database(url: str) -> None:
+    if url and BACKEND["server"] is not None:
+        BACKEND["server"].drop_database(url)
+
 
 @dataclass
 class Platform:
@@ -77,6 +95,8 @@ class ServedGateway:
                 "login_failures_per_address": "", "login_failures_per_account_address": "",
                 "login_failures_per_account": "",
                 "platform_app_id": "gw-" + secrets.token_hex(4)}
+        self.database_url = "" if "database_url" in overrides else new_database_url()
+        base["database_url"] = self.database_url
         base.update(overrides)
         self.settings = load_gateway_settings(overrides=base, environ={})
         if platform_url:
@@ -97,6 +117,9 @@ class ServedGateway:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.thread.join(timeout=5)
+        if self.database_url:
+            self.gateway.db.close()
+            drop_database(self.database_url)
 
     # -- helpers ----------------------------------------------------------------------
     def enrol(self, merchant_id: str = "stall-7", device_id: str | None = None,

@@ -146,8 +146,17 @@ class PostgresLimitStorage(_CounterStorage):
         if self._pool is None:
             with self._lock:
                 if self._pool is None:  # opened on first use: never across a fork
-                    self._pool = ConnectionPool(self.url, min_size=1, max_size=4,
-                                                kwargs={"autocommit": True}, open=True,
-                                                name="tracepay-limits")
+                    # A count need not wait for a disk flush (the table is UNLOGGED).
+                    self._pool = ConnectionPool(
+                        self.url, min_size=1, max_size=4, open=True, name="tracepay-limits",
+                        kwargs={"autocommit": True,
+                                "options": "-c synchronous_commit=off"})
         with self._pool.connection() as conn:
             return _Fetched(conn.execute(sql, params))
+
+    def close(self) -> None:
+        """Close the pool (an app that is shut down; opened again if used again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

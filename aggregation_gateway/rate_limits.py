@@ -63,6 +63,12 @@ class GatewayLimits:
         self.items: dict[str, RateLimitItem | None] = {
             name: parse(settings[name]) if settings.get(name) else None for name in LIMIT_NAMES}
 
+    def close(self) -> None:
+        """Release the store's connections (PostgreSQL) when an app is shut down."""
+        close = getattr(self._strategy.storage, "close", None)
+        if close is not None:
+            close()
+
     def retry_after_s(self, name: str, *keys: str) -> int:
         item = self.items[name]
         if item is None:

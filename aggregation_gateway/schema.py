@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-__all__ = ["metadata", "HEAD_REVISION", "create_statements"]
+__all__ = ["metadata", "HEAD_REVISION", "create_statements", "POSTGRES_AFTER_CREATE"]
 
 #: The newest migration in ``migrations/versions``: a database stamped with it needs no
 #: upgrade (checked on every open without loading Alembic; a test keeps it in step).
@@ -207,6 +207,11 @@ Table("rate_counters", metadata,
       Column("expires_at", Float, nullable=False))
 
 
+#: What ``CREATE TABLE`` cannot say through the metadata, run after it on PostgreSQL (the
+#: migration that made the table does the same).
+POSTGRES_AFTER_CREATE = ("ALTER TABLE rate_counters SET UNLOGGED",)
+
+
 @cache
 def create_statements(dialect_name: str) -> tuple[str, ...]:
     """``CREATE TABLE``/``CREATE INDEX`` for a fresh database of ``dialect_name``."""
@@ -220,4 +225,6 @@ def create_statements(dialect_name: str) -> tuple[str, ...]:
         statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         statements.extend(str(CreateIndex(index).compile(dialect=dialect)).strip()
                           for index in sorted(table.indexes, key=lambda i: i.name or ""))
+    if dialect_name != "sqlite":
+        statements.extend(POSTGRES_AFTER_CREATE)
     return tuple(statements)

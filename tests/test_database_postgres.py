@@ -109,3 +109,93 @@ def test_rate_limit_counters_are_shared_by_every_gateway(two_gateways):
     other.clear("login:manager")
     assert one.get("login:manager") == 0
     assert one.check()
+
+
+# -- races that SQLite's single writer ruled out, and PostgreSQL must rule out too -------
+def _gateway(tmp_path, url: str):
+    from aggregation_gateway.settings import load_gateway_settings
+    from aggregation_gateway.wiring import build_gateway
+
+    return build_gateway(load_gateway_settings(overrides={
+        "data_dir": str(tmp_path / "keys"), "database_url": url, "manager_user": "",
+        "platform_url": ""}, environ={}))
+
+
+def _wait_for_a_lock_wait(db: Database, timeout: float = 10.0) -> None:
+    """Until some transaction of this database waits for a row lock."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while db.conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = "
+                          "current_database() AND wait_event_type = 'Lock'").fetchone()[0] == 0:
+        assert time.monotonic() < deadline, "nobody waited for the lock"
+        time.sleep(0.02)
+
+
+def _in_thread(work):
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_two_refunds_of_one_payment_check_its_remainder_one_after_the_other(
+        postgres_server, tmp_path):
+    from market_protocol import ApiError
+
+    url = postgres_server.new_database()
+    one, other = _gateway(tmp_path, url), _gateway(tmp_path, url)
+    try:
+        conn = one.db.conn
+        conn.execute("INSERT INTO merchants VALUES ('m1', 'Li', 'retail_market')")
+        _payment(conn, "p1")
+        conn.execute("UPDATE payments SET status = 'paid', channel = 'sandbox' "
+                     "WHERE payment_id = 'p1'")
+        payment = other.payments.get("p1")
+        # The first gateway's refund of the whole amount is under way (not committed).
+        with transaction(conn):
+            conn.execute("SELECT 1 FROM payments WHERE payment_id = 'p1' FOR UPDATE")
+            conn.execute("INSERT INTO refunds VALUES ('r1', 'm1', 'R-1', 'p1', 100, 'x', "
+                         "'processing', NULL, 'manager', 1)")
+            thread, outcome = _in_thread(lambda: other.refunds.refund(
+                payment, 100, "again", "R-2", "manager"))
+            _wait_for_a_lock_wait(one.db)  # the second refund waits for the payment row
+        thread.join(10)
+        assert isinstance(outcome.get("error"), ApiError), outcome
+        assert outcome["error"].code == "refund_exceeds_payment"
+        assert conn.execute("SELECT COUNT(*) FROM refunds").fetchone()[0] == 1
+    finally:
+        one.db.close()
+        other.db.close()
+        postgres_server.drop_database(url)
+
+
+def test_an_enrolment_code_claimed_at_the_same_moment_twice_is_good_once(
+        postgres_server, tmp_path):
+    from market_protocol import ApiError
+
+    url = postgres_server.new_database()
+    one, other = _gateway(tmp_path, url), _gateway(tmp_path, url)
+    try:
+        issued = one.registry.enrol({"merchant_id": "m1", "merchant_name": "Li",
+                                     "org": "retail_market", "device_id": "dev-1"})
+        conn = one.db.conn
+        with transaction(conn):  # the first claim is under way (not committed)
+            conn.execute("UPDATE enrolment_codes SET used_at_ms = 1 WHERE device_id = 'dev-1'")
+            thread, outcome = _in_thread(lambda: other.registry.claim(
+                issued["enrolment_code"]))
+            _wait_for_a_lock_wait(one.db)
+        thread.join(10)
+        assert isinstance(outcome.get("error"), ApiError), outcome
+        assert outcome["error"].code == "code_used"
+    finally:
+        one.db.close()
+        other.db.close()
+        postgres_server.drop_database(url)

@@ -119,6 +119,7 @@ class ServedGateway:
         self.thread.join(timeout=5)
         if self.database_url:
             self.gateway.db.close()
+            self.app.extensions["limits"].close()
             drop_database(self.database_url)
 
     # -- helpers ----------------------------------------------------------------------

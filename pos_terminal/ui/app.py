@@ -118,11 +118,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lang", choices=("zh", "en"), default=None)
     parser.add_argument("--gateway-url", default="", help=UI_OPTIONS["gateway_url"][1])
     parser.add_argument("--scanner", default=None, help=UI_OPTIONS["scanner"][1])
+    parser.add_argument("--geometry", default=None, help=UI_OPTIONS["geometry"][1])
+    parser.add_argument("--display-geometry", default=None,
+                        help=UI_OPTIONS["display_geometry"][1])
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TRACEPAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run({"data_dir": args.data_dir, "scale": args.scale, "lang": args.lang,
-         "gateway_url": args.gateway_url, "scanner": args.scanner})
+         "gateway_url": args.gateway_url, "scanner": args.scanner,
+         "geometry": args.geometry, "display_geometry": args.display_geometry})
 
 
 if __name__ == "__main__":

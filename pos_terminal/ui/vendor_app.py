@@ -253,7 +253,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         self.total_text = format_fen(model.total_fen)
         unit = {"weight": text("grams", lang), "quantity": text("pieces", lang),
                 "price": "¥"}[model.keypad.mode]
-        self.entry_text = f"{model.keypad.buffer or '0'} {unit}"
+        held = model.held_price_fen
+        self.entry_text = f"{model.keypad.buffer or '0'} {unit}" + (
+            f"  @{format_fen(held)}" if held is not None and model.keypad.mode != "price" else "")
         self.keypad_mode = model.keypad.mode
         self.price_edit = model.price_edit
         self.locked = model.locked
@@ -335,6 +337,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     def edit_line(self) -> None:
         self._act(self.model.edit_line)
+
+    def free_amount(self) -> None:
+        self._act(self.model.free_amount)
 
     def delete_line(self) -> None:
         self._act(self.model.delete_line)

@@ -25,6 +25,7 @@ def vendor_snapshot(app: Any) -> dict[str, Any]:
         "screen": app.manager.current, "lang": model.lang, "total_fen": model.total_fen,
         "lines": [line.to_record() for line in model.cart.lines],
         "keypad": model.keypad.buffer, "mode": model.keypad.mode,
+        "entry_text": app.entry_text, "held_price_fen": model.held_price_fen,
         "notice": (app.refund.notice_text() if app.refund and app.refund.notice
                    else model.notice_text()), "locked": model.locked,
         "pending_sale_id": pending.sale_id if pending else None,

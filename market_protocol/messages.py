@@ -51,6 +51,8 @@ LINE_FIELDS: dict[str, Field] = {
     "amount_fen": Field(int, minimum=0, maximum=_MAX_FEN),
     "lot": Field(str, required=False, nullable=True, max_length=64),
     "origin": Field(str, required=False, nullable=True, max_length=120),
+    # where a weighed line's grams came from; "manual" is printed as typed by hand
+    "weight_entry": Field(str, required=False, choices=("scale", "manual", "label")),
 }
 
 

@@ -13,7 +13,13 @@ from market_protocol import line_amount_fen
 
 from .catalogue import Product
 
-__all__ = ["Cart", "CartLine", "CartError", "MAX_LINES", "MAX_WEIGHT_G", "MAX_QUANTITY"]
+__all__ = ["Cart", "CartLine", "CartError", "MAX_LINES", "MAX_WEIGHT_G", "MAX_QUANTITY",
+           "WEIGHT_ENTRIES", "free_amount_product"]
+
+#: Where a weighed line's grams came from: the scale, the keypad (typed by hand: marked on
+#: the sale record and the receipt) or a scale label.
+WEIGHT_ENTRIES = ("scale", "manual", "label")
+FREE_AMOUNT_CODE = "free-amount"
 
 #: Limits of the sale schema (``market_protocol.messages``); checked here so the vendor
 #: hears about them at the keypad, not when the sale is refused later.
@@ -36,10 +42,12 @@ class CartLine:
     weight_g: int | None
     quantity: int | None
     amount_fen: int
+    weight_entry: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        """The line as it appears in a ``tracepay.sale/1`` record."""
-        return {
+        """The line as it appears in a ``tracepay.sale/1`` record (``weight_entry`` only
+        when known, so records stay as older readers expect)."""
+        record = {
             "product_code": self.product.code,
             "name": self.product.name,
             "unit": self.product.unit,
@@ -50,6 +58,16 @@ class CartLine:
             "lot": self.product.lot,
             "origin": self.product.origin,
         }
+        if self.weight_entry is not None and self.weight_g is not None:
+            record["weight_entry"] = self.weight_entry
+        return record
+
+
+def free_amount_product(amount_fen: int) -> Product:
+    """The line for an amount typed with no product key (the 金额 key): one piece at that
+    price, so the gateway's line arithmetic holds as for any other line."""
+    return Product(code=FREE_AMOUNT_CODE, name="Amount", name_zh="金额", unit="piece",
+                   unit_price_fen=amount_fen, colour="#9e9e9e")
 
 
 def _whole(name: str, value: int | None, low: int, high: int) -> int | None:
@@ -63,7 +81,7 @@ def _whole(name: str, value: int | None, low: int, high: int) -> int | None:
 
 
 def make_line(product: Product, *, weight_g: int | None = None, quantity: int | None = None,
-              unit_price_fen: int | None = None) -> CartLine:
+              unit_price_fen: int | None = None, weight_entry: str | None = None) -> CartLine:
     """Build a priced line; weighed products need ``weight_g``, pieces a ``quantity``."""
     price = product.unit_price_fen if unit_price_fen is None else unit_price_fen
     price = _whole("unit price", price, 0, MAX_TOTAL_FEN)
@@ -77,8 +95,11 @@ def make_line(product: Product, *, weight_g: int | None = None, quantity: int | 
         if quantity is None:
             quantity = 1
         weight_g = None
+    if weight_entry is not None and weight_entry not in WEIGHT_ENTRIES:
+        raise CartError(f"weight entry must be one of {WEIGHT_ENTRIES}, not {weight_entry!r}")
     amount = line_amount_fen(product.unit, price, weight_g=weight_g, quantity=quantity)
-    return CartLine(product, price, weight_g, quantity, amount)
+    return CartLine(product, price, weight_g, quantity, amount,
+                    weight_entry if product.weighed else None)
 
 
 class Cart:
@@ -102,11 +123,11 @@ class Cart:
         return bool(self._lines)
 
     def add(self, product: Product, weight_g: int | None = None, quantity: int | None = None,
-            unit_price_fen: int | None = None) -> CartLine:
+            unit_price_fen: int | None = None, weight_entry: str | None = None) -> CartLine:
         if len(self._lines) >= MAX_LINES:
             raise CartError(f"a sale holds at most {MAX_LINES} lines")
         line = make_line(product, weight_g=weight_g, quantity=quantity,
-                         unit_price_fen=unit_price_fen)
+                         unit_price_fen=unit_price_fen, weight_entry=weight_entry)
         self._check_total(self.total_fen + line.amount_fen)
         self._lines.append(line)
         return line
@@ -120,6 +141,8 @@ class Cart:
             weight_g=old.weight_g if weight_g is _UNSET else weight_g,
             quantity=old.quantity if quantity is _UNSET else quantity,
             unit_price_fen=old.unit_price_fen if unit_price_fen is _UNSET else unit_price_fen,
+            # a weight typed over the scale's is typed by hand
+            weight_entry=old.weight_entry if weight_g is _UNSET else "manual",
         )
         self._check_total(self.total_fen - old.amount_fen + line.amount_fen)
         self._lines[index] = line

@@ -103,6 +103,8 @@ def _line_rows(paper: _Paper, line: Mapping[str, Any], names_zh: Mapping[str, st
     unit = _UNIT_WORDS.get(line["unit"], line["unit"])
     if line["weight_g"] is not None:
         measure = f"{line['weight_g'] / 1000:.3f}kg"
+        if line.get("weight_entry") == "manual":
+            measure += "(手输)"  # typed by hand, not weighed
     else:
         measure = f"x{line['quantity']}"
     price = f"@{format_fen(line['unit_price_fen'], symbol='')}/{unit}"

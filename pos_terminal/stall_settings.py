@@ -29,6 +29,8 @@ STALL_SETTINGS: dict[str, tuple[Any, str]] = {
     "voice_muted": (False, "no spoken announcement of payments"),
     "voice_volume": (100, "announcement volume, 0..200 percent of espeak-ng's normal"),
     "rounding": ("none", "抹零: round a total down to the jiao (jiao), the yuan (yuan) or not"),
+    "scale": ("", "the scale when --scale is not given: mettler:/dev/ttyUSB0, "
+                  "dahua:/dev/ttyUSB0[:BAUD[:PARITY]], aclas:…, simulated"),
 }
 
 
@@ -45,6 +47,7 @@ class StallSettings:
     voice_muted: bool = False
     voice_volume: int = 100
     rounding: str = "none"
+    scale: str = ""
 
     def __post_init__(self) -> None:
         if self.paper_mm not in (58, 80):

@@ -345,7 +345,8 @@ def test_partial_refund_with_a_reason_shows_queued_then_the_refunded_amount(
     tap_all(windows, "refund-back")
     after = windows.vendor.state()
     assert after["screen"] == "sales" and after["refund"] is None
-    assert next(s for s in after["sales"] if s["seq"] == paid["seq"])["status"] == "refunded"
+    assert next(s for s in after["sales"] if s["seq"] == paid["seq"])["status"] \
+        == "partially_refunded"
     assert after["sale_rows"][str(paid["seq"])] == "¥53.20 (-¥5.50)"
     tap_all(windows, "back")
 

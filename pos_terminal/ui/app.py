@@ -21,7 +21,8 @@ UI_OPTIONS: dict[str, tuple[Any, str]] = {
     "display_geometry": ("1024x600+1024+0", "customer display window geometry (7\" 1024x600)"),
     "fullscreen": (False, "vendor window full screen"),
     "customer_display": (True, "start the customer display process"),
-    "scale": ("manual", "'manual' (keypad), 'simulated' or 'mettler:/dev/ttyUSB0'"),
+    "scale": ("manual", "'manual' (keypad; or stall.json's scale), 'simulated', "
+                         "'mettler:/dev/ttyUSB0', 'dahua|aclas:/dev/ttyX[:BAUD[:PARITY]]'"),
     "gateway_url": ("", "first run: the gateway address shown on the enrolment screen"),
     "scanner": (None, "serial barcode reader device (e.g. /dev/ttyACM0); wedge needs none"),
 }
@@ -59,7 +60,7 @@ def run(config_or_data_dir: Any) -> None:
     from .window_setup import configure_window
 
     terminal = _open_terminal(Path(options["data_dir"]))
-    scale = _open_scale(options["scale"])
+    scale = _open_scale(_scale_spec(options["scale"], Path(options["data_dir"])))
     has_cjk = configure_window(options["geometry"], fullscreen=options["fullscreen"])
     from .vendor_app import VendorApp
 
@@ -86,6 +87,15 @@ def _open_terminal(data_dir: Path) -> Any:
     if not (data_dir / CONFIG_FILE).exists() and not (data_dir / KEY_FILE).exists():
         return None
     return Terminal.open(data_dir)
+
+
+def _scale_spec(given: str, data_dir: Path) -> str:
+    """The ``--scale`` given, else the stall's ``scale`` setting (protocol, baud, parity)."""
+    if given != "manual":
+        return given
+    from ..stall_settings import load_stall_settings
+
+    return load_stall_settings(data_dir).scale or given
 
 
 def _open_scale(spec: str) -> Any:
@@ -118,11 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lang", choices=("zh", "en"), default=None)
     parser.add_argument("--gateway-url", default="", help=UI_OPTIONS["gateway_url"][1])
     parser.add_argument("--scanner", default=None, help=UI_OPTIONS["scanner"][1])
+    parser.add_argument("--geometry", default=None, help=UI_OPTIONS["geometry"][1])
+    parser.add_argument("--display-geometry", default=None,
+                        help=UI_OPTIONS["display_geometry"][1])
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TRACEPAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run({"data_dir": args.data_dir, "scale": args.scale, "lang": args.lang,
-         "gateway_url": args.gateway_url, "scanner": args.scanner})
+         "gateway_url": args.gateway_url, "scanner": args.scanner,
+         "geometry": args.geometry, "display_geometry": args.display_geometry})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ class SaleView:
     time: str
     total_fen: int
     status: str  # open | paid | paid_after_void | void | failed | expired | refunded
+    #              | partially_refunded
     voidable: bool
     refundable: bool
 
@@ -37,7 +38,7 @@ def _status(stored: Any) -> str:
     if stored.sale_status == "void" and stored.payment_status not in _REFUNDED:
         return "void"
     if stored.payment_status in _REFUNDED:
-        return "refunded"
+        return stored.payment_status  # a partial refund stays marked partial
     if stored.payment_status in ("paid", "failed", "expired"):
         return stored.payment_status
     return "open"

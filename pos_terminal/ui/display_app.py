@@ -25,13 +25,12 @@ log = logging.getLogger(__name__)
 
 KV_DIR = Path(__file__).with_name("kv")
 
-_STATUS_COLOURS = {"paid": (0.1, 0.6, 0.2, 1), "failed": (0.85, 0.15, 0.1, 1),
-                   "expired": (0.85, 0.45, 0.0, 1), "cancelled": (0.4, 0.4, 0.4, 1)}
+_RESULT_PHASES = ("paid", "failed", "expired", "cancelled")
 _BACKGROUNDS = {"paid": (0.88, 1.0, 0.9, 1), "failed": (1.0, 0.9, 0.88, 1),
                 "expired": (1.0, 0.95, 0.85, 1)}
 
 
-def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need the window
+def _build_app(address: str, merchant: str, has_cjk_font: bool = True):  # noqa: C901 - Kivy classes need the window
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.window import Window
@@ -45,6 +44,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
     from .display_link import connect_display, decode, encode
     from .display_model import CustomerDisplayModel, DisplayMessageError, DisplayState
     from .qr_texture import qr_texture
+    from .status_look import status_colour, status_icon
     from .strings import text
     from .ui_control import UIControl
 
@@ -109,6 +109,7 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                     "lines": [line.name for line in state.lines],
                     "headline": self.root_widget.headline,
                     "status_text": self.root_widget.status_text,
+                    "status_colour": list(self.root_widget.status_colour),
                     "qr_modules": texture.size[0] if texture else None,
                     "qr_filter": texture.mag_filter if texture else None,
                     "qr_drawn_px": image.side if texture else None,
@@ -158,8 +159,10 @@ def _build_app(address: str, merchant: str):  # noqa: C901 - Kivy classes need t
                 self._timing["qr_ms"] = (time.monotonic_ns() - started) / 1e6
             root.total_text = format_fen(state.total_fen) if state.phase != "idle" else ""
             root.background = _BACKGROUNDS.get(state.phase, (1, 1, 1, 1))
-            root.status_text = text(state.phase, lang) if state.phase in _STATUS_COLOURS else ""
-            root.status_colour = _STATUS_COLOURS.get(state.phase, (0, 0, 0, 1))
+            root.status_text = (f"{status_icon(state.phase, has_cjk_font)} "
+                                f"{text(state.phase, lang)}"
+                                if state.phase in _RESULT_PHASES else "")
+            root.status_colour = status_colour(state.phase, (0, 0, 0, 1))
             if state.phase == "qr":
                 root.headline = text("scan_to_pay", lang)
                 parts = [text("expires_in", lang, seconds=state.seconds_left(now_ms))]
@@ -213,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from .window_setup import configure_window
 
-    configure_window(args.geometry, fullscreen=args.fullscreen)
-    _build_app(args.address, args.merchant).run()
+    has_cjk = configure_window(args.geometry, fullscreen=args.fullscreen)
+    _build_app(args.address, args.merchant, has_cjk).run()
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ class ControlClient:
     def state(self) -> dict[str, Any]:
         return self.request(op="state")["state"]
 
+    def layout(self) -> dict[str, Any]:
+        """The window's size and its visible controls (``layout_check.control_geometry``)."""
+        return self.request(op="layout")
+
     def screenshot(self, path: str | os.PathLike[str]) -> Path:
         return Path(self.request(op="screenshot", path=str(path))["path"])
 

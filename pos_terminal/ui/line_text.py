@@ -24,9 +24,11 @@ def price_text(unit_price_fen: int, unit: str, lang: str) -> str:
     return format_fen(unit_price_fen) + unit_label(unit, lang)
 
 
-def line_detail(line: CartLine, lang: str) -> str:
+def line_detail(line: CartLine, lang: str, mark_typed: bool = True) -> str:
     if line.weight_g is not None:
         amount = f"{line.weight_g} {text('grams', lang)}"
+        if mark_typed and line.weight_entry == "manual":  # typed by hand, not weighed: say so
+            amount += f" ({text('weight_typed', lang)})"
     else:
         amount = f"{line.quantity} {text('pieces', lang)}"
     return f"{amount} × {price_text(line.unit_price_fen, line.product.unit, lang)}"
@@ -34,5 +36,5 @@ def line_detail(line: CartLine, lang: str) -> str:
 
 def display_line(line: CartLine, lang: str) -> dict[str, object]:
     """A line as the customer display receives it over IPC."""
-    return {"name": product_name(line.product, lang), "detail": line_detail(line, lang),
+    return {"name": product_name(line.product, lang), "detail": line_detail(line, lang, mark_typed=False),
             "amount_fen": line.amount_fen}

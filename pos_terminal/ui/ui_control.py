@@ -29,6 +29,7 @@ from kivy.input.provider import MotionEventProvider
 from kivy.uix.widget import Widget
 
 from .environment import CONTROL_ENV, CONTROL_KEY_ENV
+from .layout_check import control_geometry
 
 __all__ = ["UIControl", "find_tap_target"]
 
@@ -161,6 +162,9 @@ class UIControl:
                 reply({"ok": True, "state": self._state()})
             elif op == "screenshot":
                 reply({"ok": True, "path": self._screenshot(str(request["path"]))})
+            elif op == "layout":
+                reply({"ok": True, "window": list(Window.size),
+                       "controls": control_geometry(Window)})
             elif op == "window":
                 reply({"ok": True, "size": list(Window.size), "pos": [Window.left, Window.top]})
             elif op in self._extra_ops:

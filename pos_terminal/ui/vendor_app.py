@@ -19,7 +19,13 @@ from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang import Builder
-from kivy.properties import BooleanProperty, DictProperty, NumericProperty, StringProperty
+from kivy.properties import (
+    BooleanProperty,
+    ColorProperty,
+    DictProperty,
+    NumericProperty,
+    StringProperty,
+)
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from market_protocol import format_fen
@@ -27,7 +33,6 @@ from market_protocol import format_fen
 from ..counter import Counter
 from ..scales import Scale
 from ..terminal import Terminal, TerminalError
-from .day_model import sale_view
 from .display_link import VendorLink
 from .display_process import DisplayProcess
 from .enrol_model import EnrolmentModel
@@ -36,14 +41,17 @@ from .line_text import line_detail, product_name
 from .plu import load_plu_table
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
+from .status_look import status_colour, status_icon
 from .strings import STRINGS, text
 from .ui_control import UIControl
 from .vendor_day import DayActions
 from .vendor_enrol import EnrolActions
 from .vendor_keyboard import KeyboardInput
+from .vendor_layout import ScreenFit
 from .vendor_model import VendorScreenModel
 from .vendor_refund import RefundActions
 from .vendor_scale import ScaleActions
+from .vendor_snapshot import vendor_snapshot
 from .vendor_widgets import (
     CartRow,
     EnrolScreen,
@@ -63,7 +71,8 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).with_name("kv")
 
 
-class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundActions, App):
+class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundActions, ScreenFit,
+                App):
     """The vendor's window: ring-up, with keyboard input and the enrolment, scale, day and
     refund screens mixed in from their own modules."""
 
@@ -79,6 +88,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
     price_edit = BooleanProperty(False)
     locked = BooleanProperty(False)
     pending_text = StringProperty()
+    pending_rgba = ColorProperty((1.0, 0.76, 0.03, 1))
     has_cjk_font = BooleanProperty(False)
     unsent_warning = StringProperty()
     z_report_text = StringProperty()
@@ -154,6 +164,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     # -- life cycle ----------------------------------------------------------------------
     def build(self) -> ScreenManager:
+        self.fit_window()
         for name in ("theme", "ring_up", "sales", "z_report", "enrol", "refund"):
             Builder.load_file(str(KV_DIR / f"{name}.kv"))
         self.manager = ScreenManager(transition=NoTransition())
@@ -225,42 +236,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     # -- state for tests and benchmarks --------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        if self.model is None or self.terminal is None:
-            enrol = self.enrol
-            return {"screen": self.manager.current, "lang": enrol.lang if enrol else None,
-                    "enrol": None if enrol is None else {
-                        "code": enrol.code, "gateway": enrol.gateway, "field": enrol.field,
-                        "busy": enrol.busy, "notice": enrol.notice_text(),
-                        "notice_key": enrol.notice.key if enrol.notice else None},
-                    "display_connected": self.link.connected}
-        model = self.model
-        pending = model.pending
-        return {
-            "screen": self.manager.current, "lang": model.lang, "total_fen": model.total_fen,
-            "lines": [line.to_record() for line in model.cart.lines],
-            "keypad": model.keypad.buffer, "mode": model.keypad.mode,
-            "notice": (self.refund.notice_text() if self.refund and self.refund.notice
-                       else model.notice_text()), "locked": model.locked,
-            "pending_sale_id": pending.sale_id if pending else None,
-            "pending_seq": pending.seq if pending else None,
-            "phase": model.display.state.phase, "display_connected": self.link.connected,
-            "display_pid": self.customer_display.pid if self.customer_display else None,
-            "display_shown": self.display_shown, "outbox": self.terminal.outbox_counts(),
-            "products": {p.code: p.unit_price_fen for p in model.products},
-            "price_for": model.price_for,
-            "z_report": self.z_report_text, "scale_text": self.scale_text, "unsent_warning": self.unsent_warning,
-            "sales": [{"seq": v.seq, "sale_id": v.sale_id, "status": v.status,
-                       "total_fen": v.total_fen}
-                      for v in map(sale_view, self.terminal.today_sales())],
-            "selected_sale": self.selected_sale,
-            "sale_rows": {str(row.seq): row.amount for row in
-                          self.manager.get_screen("sales").ids.sale_rows.children},
-            "refund": None if self.refund is None else {
-                "sale_id": self.refund.sale.sale_id, "amount_fen": self.refund.amount_fen(),
-                "refundable_fen": self.refund.refundable_fen, "reason": self.refund.reason_text(),
-                "outcome": self.refund.outcome, "refunded_fen": self.refund.sale.refunded_fen,
-                "status": self.refund_status, "busy": self.refund_busy},
-        }
+        return vendor_snapshot(self)
 
     # -- drawing -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -277,11 +253,14 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         self.total_text = format_fen(model.total_fen)
         unit = {"weight": text("grams", lang), "quantity": text("pieces", lang),
                 "price": "¥"}[model.keypad.mode]
-        self.entry_text = f"{model.keypad.buffer or '0'} {unit}"
+        held = model.held_price_fen
+        self.entry_text = f"{model.keypad.buffer or '0'} {unit}" + (
+            f"  @{format_fen(held)}" if held is not None and model.keypad.mode != "price" else "")
         self.keypad_mode = model.keypad.mode
         self.price_edit = model.price_edit
         self.locked = model.locked
         self.pending_text = self._pending_text()
+        self.pending_rgba = status_colour(model.display.state.phase, (1.0, 0.76, 0.03, 1))
         self.notice_text = model.notice_text()
         self.notice_error = bool(model.notice and model.notice.error)
         counts = self.terminal.outbox_counts()
@@ -296,7 +275,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         if self.model.locked and left is not None:
             return f"{text('waiting', self.model.lang)} {left}s"
         if state.phase in ("paid", "failed", "expired", "cancelled"):
-            return text(state.phase, self.model.lang)
+            return f"{status_icon(state.phase, self.has_cjk_font)} {text(state.phase, self.model.lang)}"
         return ""
 
     def _draw_keys(self, grid: Any) -> None:
@@ -358,6 +337,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     def edit_line(self) -> None:
         self._act(self.model.edit_line)
+
+    def free_amount(self) -> None:
+        self._act(self.model.free_amount)
 
     def delete_line(self) -> None:
         self._act(self.model.delete_line)

@@ -20,6 +20,7 @@ from ..terminal import TerminalError
 from .day_model import sale_view, z_report_lines
 from .messages import Notice, service_notice
 from .print_jobs import print_in_background
+from .status_look import status_colour, status_icon
 from .strings import text
 from .vendor_widgets import SaleRow
 
@@ -45,6 +46,7 @@ class DayActions:
     merchant_name: str
     z_report_text: str
     unsent_warning: str
+    has_cjk_font: bool
 
     if TYPE_CHECKING:
         def refresh(self) -> None: ...
@@ -65,7 +67,9 @@ class DayActions:
             view = sale_view(stored)
             row = SaleRow(seq=view.seq, sale_id=view.sale_id,
                           summary=f"#{view.seq}  {view.time}",
-                          status=text(f"status_{view.status}", lang),
+                          status=f"{status_icon(view.status, self.has_cjk_font)} "
+                                 f"{text(f'status_{view.status}', lang)}",
+                          status_key=view.status, status_rgba=status_colour(view.status),
                           amount=_sale_amount(view.total_fen, stored.refunded_fen),
                           selected=view.sale_id == self.selected_sale, tap_id=f"sale-{view.seq}")
             row.bind(on_release=lambda row: self._select_sale(row.sale_id))

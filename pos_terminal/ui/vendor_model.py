@@ -16,17 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from market_protocol.money import UNIT_GRAMS, format_fen, parse_yuan
+from market_protocol.money import format_fen, parse_yuan
 
-from ..barcodes import BarcodeError, ProductBarcode, parse_ean13
-from ..cart import Cart, CartError
+from ..cart import Cart, CartError, free_amount_product
 from ..catalogue import Product
 from ..terminal import TerminalError
 from .display_model import CustomerDisplayModel, DisplayState, Phase
 from .keypad import Keypad, KeypadMode
+from .label_entry import add_from_label
 from .line_text import display_line, price_text, product_name
 from .messages import Notice, scale_notice, service_notice
-from .plu import product_for_plu
 from .strings import LANGUAGES, next_language
 
 __all__ = ["VendorScreenModel", "ChargeSource", "Notice", "QR_LIFETIME_MS"]
@@ -65,6 +64,7 @@ class VendorScreenModel:
         self.price_for: str | None = None  # the key a long press is re-pricing
         self.plu_table = dict(plu_table or {})
         self.notice: Notice | None = None
+        self.held_price_fen: int | None = None  # a typed unit price waiting for its weight
         self.pending: Any = None  # the ChargedSale awaiting its payment result
         self.display = CustomerDisplayModel()
         self._send = send_to_display
@@ -104,6 +104,10 @@ class VendorScreenModel:
         return accepted
 
     def set_mode(self, mode: str) -> None:
+        """Leaving 单价 mode with a price typed keeps it for the next line: the vendor types
+        the price, then the weight, then taps the key."""
+        if self.keypad.mode == KeypadMode.PRICE and mode != KeypadMode.PRICE:
+            self.held_price_fen = self.keypad.value_or_none() or self.held_price_fen
         self.keypad.set_mode(mode)
 
     # -- ring-up -------------------------------------------------------------------------
@@ -118,22 +122,57 @@ class VendorScreenModel:
             return
         if self._refuse_when_locked():
             return
-        price = self.keypad.take() if self.keypad.mode == KeypadMode.PRICE else None
-        amount = None if self.keypad.mode == KeypadMode.PRICE else self.keypad.take()
+        typed_price = self.keypad.mode == KeypadMode.PRICE
+        price = self.keypad.take() if typed_price else self.held_price_fen
+        amount = None if typed_price else self.keypad.take()
+        entry = "manual" if amount is not None else None
         if product.weighed and amount is None:
             try:
                 amount = self._scale_weight_g()
             except RuntimeError as exc:  # a scale's refusal: in motion, below minimum, ...
                 self.notice = scale_notice(exc)
                 return
+            entry = "scale" if amount is not None else None
         try:
             if product.weighed:
                 if amount is None:
-                    self.tell("need_weight", error=True)
+                    self._hold_price(price, product)
                     return
-                self.cart.add(product, weight_g=amount, unit_price_fen=price)
+                self.cart.add(product, weight_g=amount, unit_price_fen=price,
+                              weight_entry=entry)
             else:
                 self.cart.add(product, quantity=amount or 1, unit_price_fen=price)
+        except CartError as exc:
+            self.notice = service_notice("charge_failed", exc)
+            return
+        self.held_price_fen = None
+        self.keypad.set_mode(KeypadMode.WEIGHT)
+        self.selected_line = None
+        self.notice = None
+        self._cart_changed()
+
+    def _hold_price(self, price: int | None, product: Product) -> None:
+        """No scale and no weight typed: keep a typed unit price for this line and ask for
+        the weight (the price used to be lost here)."""
+        if price is None:
+            self.tell("need_weight", error=True)
+            return
+        self.held_price_fen = price
+        self.keypad.set_mode(KeypadMode.WEIGHT)
+        self.tell("need_weight_at_price", name=product_name(product, self.lang),
+                  price=price_text(price, product.unit, self.lang))
+
+    def free_amount(self) -> None:
+        """The 金额 key: an amount typed in yuan becomes a line with no product key."""
+        if self._refuse_when_locked():
+            return
+        value = self.keypad.take() if self.keypad.mode == KeypadMode.PRICE else None
+        if value is None:
+            self.keypad.set_mode(KeypadMode.PRICE)
+            self.tell("need_free_amount", error=True)
+            return
+        try:
+            self.cart.add(free_amount_product(value), quantity=1)
         except CartError as exc:
             self.notice = service_notice("charge_failed", exc)
             return
@@ -143,49 +182,10 @@ class VendorScreenModel:
         self._cart_changed()
 
     def scan_barcode(self, code: str) -> bool:
-        """A scanned EAN-13 with an embedded weight or price adds a line for its PLU's key.
-
-        A price label on a weighed product becomes the weight that price buys at the key's
-        unit price, so the line (and the trace) still carries grams.
-        """
+        """A scanned scale label (EAN-13 prefix 20-29) adds a line for its PLU's key."""
         if self._refuse_when_locked():
             return False
-        try:
-            parsed = parse_ean13(code)
-        except BarcodeError as exc:
-            self.notice = service_notice("barcode_bad", exc)
-            return False
-        if isinstance(parsed, ProductBarcode):
-            self.tell("barcode_not_in_store", code=parsed.code, error=True)
-            return False
-        product = product_for_plu(parsed.item_code, self.plu_table, self.products)
-        if product is None:
-            self.tell("barcode_unknown_plu", plu=parsed.item_code, error=True)
-            return False
-        try:
-            if parsed.weight_g is not None:
-                if not product.weighed:
-                    self.tell("barcode_weight_on_piece", name=product_name(product, self.lang),
-                              error=True)
-                    return False
-                self.cart.add(product, weight_g=parsed.weight_g)
-            elif not product.weighed:
-                self.cart.add(product, quantity=1, unit_price_fen=parsed.price_fen)
-            else:
-                if not product.unit_price_fen:
-                    self.tell("barcode_no_unit_price", name=product_name(product, self.lang),
-                              error=True)
-                    return False
-                grams = round(parsed.price_fen * UNIT_GRAMS[product.unit]
-                              / product.unit_price_fen)
-                self.cart.add(product, weight_g=max(1, grams))
-        except CartError as exc:
-            self.notice = service_notice("charge_failed", exc)
-            return False
-        self.selected_line = None
-        self.tell("barcode_added", name=product_name(product, self.lang))
-        self._cart_changed()
-        return True
+        return add_from_label(self, code)
 
     def select_line(self, index: int | None) -> None:
         if index is not None and not 0 <= index < len(self.cart):
@@ -234,6 +234,7 @@ class VendorScreenModel:
         if self._refuse_when_locked():
             return
         self.cart.clear()
+        self.held_price_fen = None
         self.selected_line = None
         self.keypad.press("clear")
         self._cart_changed()

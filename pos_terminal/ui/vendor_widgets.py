@@ -74,6 +74,8 @@ class SaleRow(ButtonBehavior, BoxLayout):
     sale_id = StringProperty()
     summary = StringProperty()
     status = StringProperty()
+    status_key = StringProperty()
+    status_rgba = ColorProperty((1, 1, 1, 1))
     amount = StringProperty()
     selected = BooleanProperty(False)
 

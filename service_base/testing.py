@@ -9,14 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .nats_cluster import NatsCluster
+
 __all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command",
-           "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium"]
+           "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium", "running_nats_cluster"]
 
 #: How tests and benchmarks start Debian's Chromium: headless, and without the background
 #: connections a closed network refuses.
@@ -144,3 +146,14 @@ def screenshot_dir() -> Path:
 def launch_chromium(playwright: Any) -> Any:
     """Debian's ``/usr/bin/chromium`` through Playwright, with :data:`CHROMIUM_ARGS`."""
     return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def running_nats_cluster(directory: str | os.PathLike[str], *, size: int = 3,
+                         ports: Sequence[int] | None = None) -> Iterator[NatsCluster]:
+    """The ledger's NATS cluster (``size`` 3) or a single JetStream server (``size`` 1)
+    under ``directory``, with its users and permissions, stopped when the block ends.
+    Passwords: ``cluster.password("bridge")``; URLs: ``cluster.servers``."""
+    cluster = NatsCluster(directory, size=size, ports=ports)
+    with cluster:
+        yield cluster

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service_base.testing import launch_chromium
+from service_base.testing import launch_chromium, running_nats_cluster
 from tracepay.broker import Broker
 
 
@@ -40,3 +40,18 @@ def browser():
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path):
+    """Three real nats-server processes (JetStream, routes, users and permissions) of this
+    test's own; drills may kill and restart them (``nats_cluster.kill(i)``, ``start_server(i)``)."""
+    with running_nats_cluster(tmp_path / "nats", size=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path):
+    """One real JetStream nats-server with the same users and permissions (stream R1)."""
+    with running_nats_cluster(tmp_path / "nats", size=1) as cluster:
+        yield cluster

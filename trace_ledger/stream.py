@@ -225,6 +225,7 @@ class StreamPublisher:
             raise ValueError("StreamPublisher needs at least one nats:// server URL")
         self.subject = SUBJECT_PREFIX + bridge_id
         self.ack_timeout_s = ack_timeout_s
+        self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="ledger-stream-publisher")
@@ -265,7 +266,8 @@ class StreamPublisher:
         log.warning("NATS connection: %s: %s", type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS connection lost; reconnecting")
+        if not self._closing:
+            log.warning("NATS connection lost; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected to %s", self._nc.connected_url.netloc
@@ -324,6 +326,7 @@ class StreamPublisher:
         """Flush and close the connection, then stop the loop thread."""
         if self._loop.is_closed():
             return
+        self._closing = True
         try:
             self._call(self._nc.drain(), 5.0)
         except Exception as exc:  # closing anyway: a drain can fail on a dead server

@@ -4,7 +4,8 @@ Three ``nats-server`` processes (Debian's ``nats-server``), each with its own co
 cluster routes and JetStream store directory, on loopback ports. Clients authenticate as
 users of one account, ``LEDGER``, with permissions that carry the ledger's trust model:
 
-* ``bridge`` may create/inspect the ``LEDGER`` stream and publish to ``ledger.tx.>``;
+* ``bridge`` may create/inspect the ``LEDGER`` stream, publish to ``ledger.tx.>`` and read
+  single messages back (to find, after a crash, what it published but did not index);
 * ``node-<org>`` may create, read and ack its own durable consumer ``node-<org>`` only, and
   may not publish to ``ledger.tx.>``: an organisation's node follows the order, it cannot
   write into it;
@@ -107,7 +108,7 @@ def user_permissions(user: str) -> dict[str, Any]:
     if user == BRIDGE_USER:
         publish = ["ledger.tx.>", f"{_API}.INFO", f"{_API}.STREAM.NAMES",
                    f"{_API}.STREAM.CREATE.{_STREAM}", f"{_API}.STREAM.UPDATE.{_STREAM}",
-                   f"{_API}.STREAM.INFO.{_STREAM}"]
+                   f"{_API}.STREAM.INFO.{_STREAM}", f"{_API}.STREAM.MSG.GET.{_STREAM}"]
         return {"publish": {"allow": publish}, "subscribe": {"allow": ["_INBOX.>"]}}
     if user == AUDITOR_USER:
         publish = [f"{_API}.INFO", f"{_API}.STREAM.INFO.{_STREAM}",

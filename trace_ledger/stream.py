@@ -318,6 +318,27 @@ class StreamPublisher:
                               f"expected {STREAM!r}")
         return ack.seq
 
+    def last_seq(self) -> int:
+        """The stream's last sequence (0 when empty)."""
+        try:
+            return self._call(self._js.stream_info(STREAM), self.ack_timeout_s).state.last_seq
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+            raise StreamUnavailableError(f"stream {STREAM}: no answer to stream info") from exc
+
+    def read_own_batches(self, after_seq: int) -> list[tuple[int, list[LedgerEntry]]]:
+        """``(seq, entries)`` of every message after ``after_seq`` that this publisher's
+        subject carries: what it published since then (crash recovery; a short range)."""
+        last = self.last_seq()
+        found: list[tuple[int, list[LedgerEntry]]] = []
+        for seq in range(after_seq + 1, last + 1):
+            try:
+                message = self._call(self._js.get_msg(STREAM, seq), self.ack_timeout_s)
+            except nats.js.errors.NotFoundError:
+                continue
+            if message.subject == self.subject:
+                found.append((seq, parse_batch(message.data or b"")[1]))
+        return found
+
     @property
     def connected(self) -> bool:
         return bool(self._nc.is_connected)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_bridge.ordering import stream_ordering
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from ledger_bridge.service import BridgeService
+from market_protocol.topics import TRADES_TOPIC
 from service_base.nats_cluster import AUDITOR_USER, BRIDGE_USER
 from trace_ledger.stream_audit import count_stream, read_stream
 
@@ -48,3 +50,16 @@ def wait_until(predicate, timeout: float = 60.0, message: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(0.05)
+
+
+def publish_mqtt(port: int, payloads: list[bytes]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-gateway-js",
+                         protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for info in [client.publish(TRADES_TOPIC, payload, qos=1) for payload in payloads]:
+            info.wait_for_publish(15)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 
-import paho.mqtt.client as mqtt
 import pytest
 import requests
 from bridge_jetstream_support import (
     KEY,
     bridge_settings,
     jetstream_bridge,
+    publish_mqtt,
     stream_records,
     trades,
     wait_until,
@@ -23,23 +23,9 @@ from bridge_jetstream_support import (
 from ledger_bridge.app import create_app
 from ledger_bridge.intake import private_record_id
 from market_protocol import signing
-from market_protocol.topics import TRADES_TOPIC
 from service_base.testing import ServiceProcess, free_port, tracepay_command
 from trace_ledger import LedgerEntry
 from trace_ledger.stream_ledger import StreamLedger
-
-
-def _publish_mqtt(port: int, payloads: list[bytes]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-gateway-js",
-                         protocol=mqtt.MQTTv311)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        for info in [client.publish(TRADES_TOPIC, payload, qos=1) for payload in payloads]:
-            info.wait_for_publish(15)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_http_trades_land_on_the_stream_once_and_nothing_on_a_local_ledger(nats_cluster,
@@ -109,7 +95,7 @@ def test_mqtt_trades_are_acknowledged_after_the_publish_ack(nats_cluster, mqtt_b
         service.start_mqtt("127.0.0.1", mqtt_broker.port)
         wait_until(lambda: service.mqtt.connected, message="bridge on MQTT")
         sent = trades(300, first=100)
-        _publish_mqtt(mqtt_broker.port, [json.dumps(t).encode() for t in sent])
+        publish_mqtt(mqtt_broker.port, [json.dumps(t).encode() for t in sent])
         wait_until(lambda: service.mqtt.acked == 300, message="300 MQTT acks")
     finally:
         service.close()

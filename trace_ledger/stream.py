@@ -305,8 +305,9 @@ class StreamPublisher:
                 nats.errors.ConnectionClosedError) as exc:
             raise StreamUnavailableError(
                 f"{batch_id}: no acknowledgement from stream {STREAM} within "
-                f"{self.ack_timeout_s}s ({type(exc).__name__}; no quorum or no server "
-                "reachable); nothing was acknowledged, retry the same batch") from exc
+                f"{self.ack_timeout_s}s ({type(exc).__name__}: no quorum, no stream leader "
+                "elected yet, or no server reachable); nothing was acknowledged, retry the "
+                "same batch") from exc
         except nats.js.errors.ServiceUnavailableError as exc:
             raise StreamUnavailableError(f"{batch_id}: JetStream unavailable: "
                                          f"{exc.description or exc}") from exc

@@ -5,6 +5,7 @@ that joins them, built from the bridge's settings."""
 from __future__ import annotations
 
 import importlib
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from market_protocol.http_errors import ApiError
 from trace_ledger.stream import StreamPublisher
 from trace_ledger.stream_ledger import StreamLedger
 
-__all__ = ["stream_ordering", "NoNodeReader", "JOURNAL_FILE"]
+__all__ = ["stream_ordering", "nats_tls_context", "NoNodeReader", "JOURNAL_FILE"]
 
 JOURNAL_FILE = "ordering-journal.json"
 
@@ -36,6 +37,19 @@ def node_reader(urls: list[str]) -> Any:
     """``trace_ledger.node_client.NodeReader(urls)``: reads with failover across nodes."""
     module = importlib.import_module("trace_ledger.node_client")
     return module.NodeReader(urls)
+
+
+def nats_tls_context(settings: dict[str, Any]) -> ssl.SSLContext | None:
+    """The TLS context for the NATS connection: servers checked against ``nats_tls_ca``,
+    and a client certificate when ``nats_tls_cert``/``nats_tls_key`` are set."""
+    if not settings.get("nats_tls_ca"):
+        if settings.get("nats_tls_cert"):
+            raise ValueError("nats_tls_cert needs nats_tls_ca (the servers' CA)")
+        return None
+    context = ssl.create_default_context(cafile=settings["nats_tls_ca"])
+    if settings.get("nats_tls_cert"):
+        context.load_cert_chain(settings["nats_tls_cert"], settings.get("nats_tls_key"))
+    return context
 
 
 def _split(text: str | None) -> list[str]:
@@ -61,8 +75,11 @@ def stream_ordering(settings: dict[str, Any], *, reader: Any = None
         urls = _split(settings.get("nodes"))
         reader = node_reader(urls) if urls else NoNodeReader()
 
+    tls = nats_tls_context(settings)
+
     def build(endorse: Callable[[Any], str | None]) -> StreamLedger:
         publisher = StreamPublisher(servers, user=settings.get("nats_user"), password=password,
+                                    tls=tls,
                                     bridge_id=settings.get("nats_bridge_id") or "market",
                                     ack_timeout_s=settings.get("nats_ack_timeout_s") or 5.0)
         try:

@@ -59,6 +59,11 @@ SETTINGS: tuple[Setting, ...] = (
             int),
     Setting("nats_ack_timeout_s", 5.0, "How long one publish waits for JetStream's ack "
             "before it is retried.", float),
+    Setting("nats_tls_ca", None, "CA file the NATS servers' certificates are checked "
+            "against; set it for tls:// servers."),
+    Setting("nats_tls_cert", None, "Client certificate for NATS servers that verify "
+            "clients (mutual TLS)."),
+    Setting("nats_tls_key", None, "Key of that client certificate."),
     Setting("nodes", None, "Ledger node read APIs, comma-separated (jetstream ordering; "
             "reads fail over between them)."),
 )

@@ -28,13 +28,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import requests
 
-__all__ = ["NatsCluster", "nats_server_binary", "render_server_conf", "user_permissions",
+__all__ = ["NatsCluster", "TlsFiles", "nats_server_binary", "render_server_conf", "user_permissions",
            "node_user", "BRIDGE_USER", "AUDITOR_USER", "ACCOUNT", "LEDGER_ORGS"]
 
 ACCOUNT = "LEDGER"
@@ -48,6 +49,20 @@ LEDGER_ORGS = ("production_base", "wholesale_market", "retail_market")
 MAX_PAYLOAD = 8 * 1024 * 1024
 _STREAM = "LEDGER"
 _API = "$JS.API"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a server: its certificate and key, and the CA that signed every
+    server's (and, for mutual TLS, every client's) certificate."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def block(self, *, verify: bool) -> dict[str, Any]:
+        return {"ca_file": str(self.ca_file), "cert_file": str(self.cert_file),
+                "key_file": str(self.key_file), "verify": verify, "timeout": 2}
 
 
 def _free_port() -> int:
@@ -134,8 +149,12 @@ def user_permissions(user: str) -> dict[str, Any]:
 def render_server_conf(*, name: str, host: str, port: int, http_port: int, store_dir: Path,
                        log_file: Path, password_hashes: dict[str, str],
                        cluster_port: int | None = None, routes: Sequence[str] = (),
-                       route_password: str | None = None) -> str:
-    """One server's complete config, as JSON (which nats-server's config parser reads)."""
+                       route_password: str | None = None,
+                       tls: TlsFiles | None = None) -> str:
+    """One server's complete config, as JSON (which nats-server's config parser reads).
+
+    With ``tls``, clients must speak TLS (the server's certificate, checked against the CA)
+    and routes use mutual TLS: a server joins only with a certificate from that CA."""
     users = [{"user": user, "password": hashed, "permissions": user_permissions(user)}
              for user, hashed in sorted(password_hashes.items())]
     conf: dict[str, Any] = {
@@ -145,12 +164,16 @@ def render_server_conf(*, name: str, host: str, port: int, http_port: int, store
                       "max_file_store": 20 * 1024 * 1024 * 1024},
         "accounts": {ACCOUNT: {"jetstream": "enabled", "users": users}},
     }
+    if tls is not None:
+        conf["tls"] = tls.block(verify=False)
     if cluster_port is not None:
         conf["cluster"] = {
             "name": "tracepay-ledger", "listen": f"{host}:{cluster_port}",
             "authorization": {"user": ROUTE_USER, "password": route_password},
             "routes": [f"nats-route://{ROUTE_USER}:{route_password}@{route}"
                        for route in routes]}
+        if tls is not None:
+            conf["cluster"]["tls"] = tls.block(verify=True)
     return json.dumps(conf, indent=2) + "\n"
 
 
@@ -164,7 +187,8 @@ class NatsCluster:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, size: int = 3,
                  host: str = "127.0.0.1", ports: Sequence[int] | None = None,
-                 orgs: Sequence[str] = LEDGER_ORGS, startup_timeout: float = 60.0) -> None:
+                 orgs: Sequence[str] = LEDGER_ORGS, startup_timeout: float = 60.0,
+                 tls: TlsFiles | None = None) -> None:
         if size < 1:
             raise ValueError("a NATS cluster needs at least one server")
         if ports is not None and len(ports) != size:
@@ -172,6 +196,7 @@ class NatsCluster:
         self.data_dir = Path(data_dir)
         self.size, self.host, self.orgs = size, host, tuple(orgs)
         self.startup_timeout = startup_timeout
+        self.tls = tls
         self.ports = list(ports) if ports else [_free_port() for _ in range(size)]
         self.cluster_ports = [_free_port() for _ in range(size)] if size > 1 else []
         self.http_ports = [_free_port() for _ in range(size)]
@@ -184,7 +209,8 @@ class NatsCluster:
 
     @property
     def servers(self) -> list[str]:
-        return [f"nats://{self.host}:{port}" for port in self.ports]
+        scheme = "tls" if self.tls else "nats"
+        return [f"{scheme}://{self.host}:{port}" for port in self.ports]
 
     @property
     def replicas(self) -> int:
@@ -237,7 +263,7 @@ class NatsCluster:
                 log_file=directory / "nats-server.log", password_hashes=hashes,
                 cluster_port=self.cluster_ports[index] if self.size > 1 else None,
                 routes=[route for i, route in enumerate(routes) if i != index],
-                route_password=route_password)
+                route_password=route_password, tls=self.tls)
             conf_path = directory / "nats-server.conf"
             conf_path.write_text(conf)
             os.chmod(conf_path, 0o600)

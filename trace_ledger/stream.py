@@ -257,6 +257,14 @@ class StreamPublisher:
             raise nats.errors.TimeoutError from None
 
     def _stop_loop(self) -> None:
+        """Cancel what still runs on the loop (a connect still retrying), then stop it."""
+        async def cancel_the_rest() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_the_rest(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():

@@ -186,3 +186,14 @@ def test_tracepay_nats_runs_the_cluster_with_the_stream_and_stops_it_on_sigterm(
     for pid in started["pids"]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_tracepay_nats_wants_all_three_tls_files_or_none(tmp_path):
+    from click.testing import CliRunner
+
+    from tracepay.nats_cluster import nats_command
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    result = CliRunner().invoke(nats_command, ["--data", str(tmp_path / "n"), "--tls-ca", str(ca)])
+    assert result.exit_code == 2 and "--tls-cert" in result.output

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import time
+from pathlib import Path
 from types import FrameType
 
 import click
 
-from service_base.nats_cluster import BRIDGE_USER, NatsCluster
+from service_base.nats_cluster import BRIDGE_USER, NatsCluster, TlsFiles
 from trace_ledger.stream import StreamError, StreamPublisher
 
 __all__ = ["nats_command", "create_stream"]
@@ -23,7 +25,10 @@ __all__ = ["nats_command", "create_stream"]
 def create_stream(cluster: NatsCluster) -> int:
     """Create (or update) the ``LEDGER`` stream with the cluster's replica count; returns
     the number of messages it holds."""
-    with StreamPublisher(cluster.servers, user=BRIDGE_USER,
+    context = None
+    if cluster.tls is not None:
+        context = ssl.create_default_context(cafile=str(cluster.tls.ca_file))
+    with StreamPublisher(cluster.servers, user=BRIDGE_USER, tls=context,
                          password=cluster.password(BRIDGE_USER)) as publisher:
         return publisher.ensure_stream(cluster.replicas).state.messages
 
@@ -53,8 +58,16 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--ports", help="Client ports, comma-separated (default: free ports).")
 @click.option("--no-stream", is_flag=True, help="Do not create the LEDGER stream.")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False),
+              help="CA file: with --tls-cert/--tls-key, clients must use TLS and routes "
+                   "use mutual TLS.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="The servers' certificate (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="Its key (PEM).")
 def nats_command(data_dir: str, size: str, host: str, ports: str | None,
-                 no_stream: bool) -> None:
+                 no_stream: bool, tls_ca: str | None, tls_cert: str | None,
+                 tls_key: str | None) -> None:
     """Run the ledger's NATS JetStream servers until Ctrl-C.
 
     Each server gets its own config, cluster routes and JetStream store under DATA;
@@ -67,8 +80,13 @@ def nats_command(data_dir: str, size: str, host: str, ports: str | None,
         tracepay bridge --ordering jetstream --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223 \\
             --nats-user bridge --nats-password-file var/nats/secrets/bridge.password ...
     """
+    given = [tls_ca, tls_cert, tls_key]
+    if any(given) and not all(given):
+        raise click.UsageError("TLS needs all of --tls-ca, --tls-cert and --tls-key")
+    tls = TlsFiles(Path(tls_ca), Path(tls_cert), Path(tls_key)) if all(given) else None
     try:
-        cluster = NatsCluster(data_dir, size=int(size), host=host, ports=_ports(ports))
+        cluster = NatsCluster(data_dir, size=int(size), host=host, ports=_ports(ports),
+                              tls=tls)
         cluster.start()
     except (RuntimeError, TimeoutError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -191,3 +191,35 @@ def test_jetstream_mode_without_servers_is_a_usage_error(tmp_path):
                                              "--data-dir", str(tmp_path / "b")),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--nats" in result.stderr
+
+
+def test_a_flush_given_up_at_shutdown_drops_its_queue_and_acknowledges_nothing(nats_server,
+                                                                              tmp_path):
+    import threading
+
+    from trace_ledger.stream import StreamPublisher
+    from trace_ledger.stream_ledger import StreamLedgerClosed
+
+    publisher = StreamPublisher(nats_server.servers, user="bridge",
+                                password=nats_server.password("bridge"), ack_timeout_s=1)
+    publisher.ensure_stream(1)
+    ledger = StreamLedger(publisher, None, journal_path=tmp_path / "journal.json",
+                          retry_initial_s=0.05)
+    nats_server.stop_server(0)  # from now on every publish goes unanswered, as without quorum
+    ledger.submit([LedgerEntry("trade", "held-1", {"n": 1}, ["held-1"])])
+    failure: list[BaseException] = []
+
+    def flush():
+        try:
+            ledger.flush()
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            failure.append(exc)
+    thread = threading.Thread(target=flush)
+    thread.start()
+    wait_until(lambda: ledger.failed_attempts >= 2, message="publishes failing")
+    assert ledger.status()["last_error"] and ledger.pending() == 1
+    ledger.stop_retrying()
+    thread.join(10)
+    assert isinstance(failure[0], StreamLedgerClosed)
+    assert ledger.pending() == 0 and ledger.published_entries == 0
+    ledger.close()

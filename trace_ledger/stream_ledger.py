@@ -136,13 +136,22 @@ class StreamLedger:
         if not self._pending:
             return
         self._write_journal()
-        for batch in self._batches(list(self._pending.values())):
-            sequence = self._publish_until_acked(batch)
-            self._last_seq = max(self._last_seq, sequence)
-            for entry in batch:
-                del self._pending[entry.record_id]
-            self.published_batches += 1
-            self.published_entries += len(batch)
+        acked: list[LedgerEntry] = []
+        try:
+            for batch in self._batches(list(self._pending.values())):
+                sequence = self._publish_until_acked(batch)
+                self._last_seq = max(self._last_seq, sequence)
+                acked.extend(batch)
+                self.published_batches += 1
+                self.published_entries += len(batch)
+        except BaseException:
+            # The writer now fails every job of its batch: none is indexed or acknowledged,
+            # and they come again with the redelivery. What the stream took already is
+            # remembered like a crash's leftovers, so it is re-indexed, not re-published.
+            self._recovered.update((entry.record_id, entry) for entry in acked)
+            raise
+        finally:
+            self._pending.clear()
 
     def _batches(self, entries: list[LedgerEntry]) -> list[list[LedgerEntry]]:
         """Chunks of at most ``batch_max`` entries and ``_BODY_BUDGET`` bytes, in order.

@@ -38,20 +38,40 @@ log = logging.getLogger(__name__)
               help="PEM file of the gateway's public key (instead of --gateway-url).")
 @click.option("--workers", type=int, default=None, help="HTTP worker processes [1].")
 @click.option("--public-url", default=None, help="Base URL for GS1 Digital Link lot URLs.")
+@click.option("--ordering", type=click.Choice(["solo", "jetstream"]), default=None,
+              help="solo: in-process ledger [default]; jetstream: the NATS LEDGER stream.")
+@click.option("--nats", default=None, help="NATS server URLs, comma-separated (jetstream).")
+@click.option("--nats-user", default=None, help="NATS user [bridge].")
+@click.option("--nats-password-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="File holding the NATS user's password.")
+@click.option("--nodes", default=None,
+              help="Ledger node read APIs, comma-separated (jetstream; failover).")
 def bridge(config_file: str | None, **flags: Any) -> None:
     """Run the ledger bridge: MQTT trade consumer, ledger writer and trace API.
+
+    With ``--ordering jetstream`` the bridge publishes each batch of ledger entries to the
+    LEDGER stream and acknowledges a trade only after JetStream acknowledged its batch;
+    reads (trace, proofs, head) go to the organisations' nodes.
 
     \b
     Example:
         tracepay bridge --port 8300 --data-dir var/bridge \\
             --mqtt-host 127.0.0.1 --mqtt-port 1883 --gateway-url http://127.0.0.1:8200
+        tracepay bridge --ordering jetstream --data-dir var/bridge \\
+            --nats nats://10.0.1.5:4222,nats://10.0.2.5:4222,nats://10.0.3.5:4222 \\
+            --nats-user bridge --nats-password-file var/nats/secrets/bridge.password \\
+            --nodes http://10.0.1.5:8400,http://10.0.2.5:8400 --gateway-url http://127.0.0.1:8200
     """
     try:
         settings = load_settings(SETTINGS, SERVICE, config_file=config_file, overrides=flags)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     key = _gateway_key(settings)
+    ordering = _ordering(settings)
     if settings["workers"] > 1:
+        if ordering is not None:
+            raise click.UsageError("--workers reads the solo ledger's files; with "
+                                   "--ordering jetstream the nodes serve the reads")
         _serve_with_workers(settings, key)
         return
     from service_base.serving import serve_wsgi
@@ -68,17 +88,39 @@ def bridge(config_file: str | None, **flags: Any) -> None:
                             enrol_unknown_devices=settings["enrol_unknown_devices"],
                             public_url=settings["public_url"],
                             admin_token=settings["admin_token"],
-                            trades_token=settings["trades_token"])
+                            trades_token=settings["trades_token"], ordering=ordering)
     if settings["mqtt_host"]:
         service.start_mqtt(settings["mqtt_host"], settings["mqtt_port"],
                            settings["mqtt_username"], settings["mqtt_password"])
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    click.echo(f"bridge listening on http://{settings['host']}:{settings['port']}", err=True)
+    click.echo(f"bridge listening on http://{settings['host']}:{settings['port']} "
+               f"(ordering: {service.ordering})", err=True)
     try:
         serve_wsgi(lambda: create_app(service), settings["host"], settings["port"],
                    workers=1, threads=settings["threads"])
     finally:
         service.close()
+
+
+def _ordering(settings: dict[str, Any]) -> Any:
+    """None for the solo ledger; the stream ledger's factory for ``--ordering jetstream``."""
+    if settings["ordering"] != "jetstream":
+        return None
+    from trace_ledger.stream import StreamError
+
+    from .ordering import stream_ordering
+
+    try:
+        factory = stream_ordering(settings)
+    except (ValueError, OSError, ImportError) as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    def checked(endorse: Any) -> Any:
+        try:
+            return factory(endorse)
+        except StreamError as exc:
+            raise click.ClickException(str(exc)) from exc
+    return checked
 
 
 def _exit_on_signal(_signum: int, _frame: Any) -> None:

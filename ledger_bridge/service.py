@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,11 @@ class BridgeService:
     def __init__(self, data_dir: str | os.PathLike[str], *, gateway_key: Ed25519PublicKey,
                  block_max: int = 500, block_timeout_s: float = 0.2,
                  enrol_unknown_devices: bool = True, public_url: str = "",
-                 admin_token: str | None = None, trades_token: str | None = None) -> None:
+                 admin_token: str | None = None, trades_token: str | None = None,
+                 ordering: Callable[[Callable[[Any], str | None]], Any] | None = None) -> None:
+        """``ordering``: None runs the solo in-process ledger under ``data_dir/ledger``;
+        otherwise a factory that, given the endorsement rule, returns the ledger the bridge
+        writes to (a ``trace_ledger.stream_ledger.StreamLedger`` for JetStream)."""
         self.data_dir = Path(data_dir)
         self.public_url = public_url
         self.admin_token = admin_token
@@ -84,12 +89,19 @@ class BridgeService:
         self.gateway_key = gateway_key
         self.store = TraceStore(self.data_dir / STORE_FILE)
         contract = ContractRunner(gateway_key)
-        self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
-                                  block_timeout_s=block_timeout_s,
-                                  endorse=make_endorse(self.store, contract))
+        endorse = make_endorse(self.store, contract)
+        if ordering is None:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process runs the ledger's nodes
+            self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
+                                      block_timeout_s=block_timeout_s, endorse=endorse)
+        else:
+            self.ledger = ordering(endorse)
+        self.ordering = "solo" if ordering is None else "jetstream"
         self._catalogue_lock = threading.Lock()
         self._catalogue = self._load_catalogue()
-        self.intake = Intake(self.ledger, self.store, contract=contract,
+        # The stream ledger gives the intake its own view (recovered entries, no node reads).
+        self.intake = Intake(getattr(self.ledger, "intake_view", self.ledger), self.store,
+                             contract=contract,
                              secret=_load_or_create_secret(self.data_dir / SECRET_FILE),
                              catalogue=self.catalogue,
                              enrol_unknown_devices=enrol_unknown_devices)
@@ -123,7 +135,9 @@ class BridgeService:
 
     def health(self) -> dict[str, Any]:
         mqtt = self.mqtt
+        status = getattr(self.ledger, "status", None)
         return {"role": "writer", "pending": self.ledger.pending(),
+                **({"ordering": status()} if status else {}),
                 "writer_backlog": self.writer.backlog(),
                 "mqtt": None if mqtt is None else {"connected": mqtt.connected,
                                                    "received": mqtt.received,
@@ -139,6 +153,9 @@ class BridgeService:
     def close(self) -> None:
         if self.mqtt is not None:
             self.mqtt.stop()
+        stop_retrying = getattr(self.ledger, "stop_retrying", None)
+        if stop_retrying is not None:  # a batch waiting for the stream gives up, unacked
+            stop_retrying()
         self.writer.stop()
         self.ledger.close()
         self.store.close()

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from market_protocol.settings import Setting, parse_bool
 
-__all__ = ["SETTINGS", "SERVICE"]
+__all__ = ["SETTINGS", "SERVICE", "ORDERINGS"]
 
 SERVICE = "bridge"
+
+ORDERINGS = ("solo", "jetstream")
+
+
+def _ordering(text: str) -> str:
+    if text not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}, not {text!r}")
+    return text
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address the HTTP API listens on."),
@@ -39,4 +48,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("enrol_unknown_devices", True, "Register a device from its first gateway-signed "
             "trade; off: trades from devices not enrolled through the admin API are "
             "rejected.", parse_bool),
+    Setting("ordering", "solo", "solo: the in-process ledger under data_dir; jetstream: "
+            "publish to the LEDGER stream of a NATS cluster, read from the nodes.",
+            _ordering),
+    Setting("nats", None, "NATS server URLs, comma-separated (jetstream ordering)."),
+    Setting("nats_user", "bridge", "NATS user of the bridge."),
+    Setting("nats_password_file", None, "File holding the NATS user's password."),
+    Setting("nats_bridge_id", "market", "This bridge's subject: ledger.tx.<id>."),
+    Setting("nats_replicas", 3, "Replicas of the LEDGER stream if the bridge creates it.",
+            int),
+    Setting("nats_ack_timeout_s", 5.0, "How long one publish waits for JetStream's ack "
+            "before it is retried.", float),
+    Setting("nats_tls_ca", None, "CA file the NATS servers' certificates are checked "
+            "against; set it for tls:// servers."),
+    Setting("nats_tls_cert", None, "Client certificate for NATS servers that verify "
+            "clients (mutual TLS)."),
+    Setting("nats_tls_key", None, "Key of that client certificate."),
+    Setting("nodes", None, "Ledger node read APIs, comma-separated (jetstream ordering; "
+            "reads fail over between them)."),
 )

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages tracepay needs, only those that are missing.
-#   scripts/install-system-packages.sh demo   -> the broker, espeak-ng (spoken payments),
-#                                               PostgreSQL (the gateway's shared database)
+#   scripts/install-system-packages.sh demo   -> the broker, nats-server (ledger ordering),
+#                                               espeak-ng (spoken payments), PostgreSQL
+#                                               (the gateway's shared database)
 #   scripts/install-system-packages.sh test   -> also a virtual screen with software GL, Chromium,
 #                                               a CJK font, and Node.js for the Node-RED test
 set -euo pipefail
 
 profile="${1:-demo}"
 declare -A wanted=( [mosquitto]="/usr/sbin/mosquitto" )
+wanted+=( [nats-server]="/usr/sbin/nats-server" )
 wanted+=( [espeak-ng]="/usr/bin/espeak-ng" )
 # The gateway's PostgreSQL backend (a gateway tier; the tests start a throw-away server).
 wanted+=( [postgresql]="/usr/share/doc/postgresql" )

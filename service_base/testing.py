@@ -15,15 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .nats_cluster import NatsCluster, TlsFiles
+
 __all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command",
            "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium", "PostgresServer",
-           "postgres_bindir"]
+           "postgres_bindir", "running_nats_cluster", "make_test_tls"]
 
 #: How tests and benchmarks start Debian's Chromium: headless, and without the background
 #: connections a closed network refuses.
@@ -269,3 +271,61 @@ class PostgresServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running_nats_cluster(directory: str | os.PathLike[str], *, size: int = 3,
+                         ports: Sequence[int] | None = None,
+                         tls: TlsFiles | None = None) -> Iterator[NatsCluster]:
+    """The ledger's NATS cluster (``size`` 3) or a single JetStream server (``size`` 1)
+    under ``directory``, with its users and permissions, stopped when the block ends.
+    Passwords: ``cluster.password("bridge")``; URLs: ``cluster.servers``."""
+    cluster = NatsCluster(directory, size=size, ports=ports, tls=tls)
+    with cluster:
+        yield cluster
+
+
+def make_test_tls(directory: str | os.PathLike[str]) -> TlsFiles:
+    """A throw-away CA and one certificate it signed for ``127.0.0.1``/``localhost``, usable
+    as server and as client certificate (routes between servers use it both ways)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("tracepay test CA"))
+          .issuer_name(name("tracepay test CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now)
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    os.chmod(files.key_file, 0o600)
+    return files

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service_base.testing import launch_chromium
+from service_base.testing import launch_chromium, running_nats_cluster
 from tracepay.broker import Broker
 
 
@@ -99,3 +99,17 @@ def gateway_process_database(gateway_backend: str):
     finally:
         os.environ.pop("TRACEPAY_DATABASE_URL", None)
         test_gateway_support.drop_database(url)
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path):
+    """Three real nats-server processes (JetStream, routes, users and permissions) of this
+    test's own; drills may kill and restart them (``nats_cluster.kill(i)``, ``start_server(i)``)."""
+    with running_nats_cluster(tmp_path / "nats", size=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path):
+    """One real JetStream nats-server with the same users and permissions (stream R1)."""
+    with running_nats_cluster(tmp_path / "nats", size=1) as cluster:
+        yield cluster

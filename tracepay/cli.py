@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger_bridge.cli", "ledger", "Verify and inspect the ledger."),
     "consumer": ("consumer_app.cli", "consumer", "Run the shopper-facing pages."),
     "terminal": ("pos_terminal.cli", "terminal", "Run a vendor terminal (window or headless)."),
+    "nats": ("tracepay.nats_cluster", "nats_command", "Run the ledger's NATS JetStream cluster."),
 }
 
 

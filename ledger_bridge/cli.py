@@ -80,8 +80,10 @@ def bridge(config_file: str | None, **flags: Any) -> None:
     from .app import create_app
     from .service import BridgeService
 
-    # Process-wide, so the entry point sets it: this process runs the ledger's node threads.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    if ordering is None:
+        # Process-wide, so the entry point sets it: this process runs the ledger's node
+        # threads (with JetStream ordering the nodes are processes of their own).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = BridgeService(settings["data_dir"], gateway_key=key,
                             block_max=settings["block_max"],
                             block_timeout_s=settings["block_timeout_s"],

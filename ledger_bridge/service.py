@@ -91,7 +91,6 @@ class BridgeService:
         contract = ContractRunner(gateway_key)
         endorse = make_endorse(self.store, contract)
         if ordering is None:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process runs the ledger's nodes
             self.ledger = Ledger.open(self.data_dir / "ledger", block_max=block_max,
                                       block_timeout_s=block_timeout_s, endorse=endorse)
         else:

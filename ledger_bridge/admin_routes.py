@@ -10,9 +10,9 @@ from flask import Flask, jsonify, request
 
 from market_protocol import ORGS
 from market_protocol.http_errors import ApiError
+from trace_ledger.rules.contract import DeviceRecord
 
 from .catalogue import CatalogueEntry
-from .contract import DeviceRecord
 from .http_input import check_id, epoch_field, object_body
 
 __all__ = ["init_app"]

@@ -202,3 +202,44 @@ def test_wiped_node_rebuilds_from_the_stream_with_a_new_key(setup):  # noqa: ANN
     assert "NEW node key" in (nodes.data(victim) / "node.log").read_text()
     refused = requests.get(nodes.url(victim) + "/v1/refused", timeout=5).json()["refused"]
     assert any(r["record_id"] == "dev-node-1.100.s000100/private" for r in refused)
+
+
+def test_mass_balance_is_checked_against_the_nodes_own_lots(setup):  # noqa: ANN001
+    nodes, publisher = setup
+    lot_id = "TLOT1-0"
+    purchase = {"schema": PUBLIC_SCHEMA, "trade_id": "wh.1", "trace_code": "TLOT1",
+                "buyer": {"kind": "party", "merchant_id": "m-retail-1"}, "sold_at_ms": 1,
+                "lines": [{"lot_id": lot_id, "product": "cabbage", "measure": "g",
+                           "amount": 1000, "lot": None}]}
+    publisher.publish([LedgerEntry("trade", "wh.1", purchase, ["TLOT1", "wh.1"])])
+
+    def allocation(record_id: str, draw: int) -> LedgerEntry:
+        return LedgerEntry("allocation", record_id, {
+            "schema": "tracepay.allocation/1", "trade_id": record_id, "line": 0,
+            "holder": "m-retail-1", "product": "cabbage", "measure": "g", "amount": draw,
+            "unmatched": 0, "draws": [{"lot_id": lot_id, "amount": draw}]}, [record_id, lot_id])
+
+    publisher.publish([allocation("alloc:a", 600)])
+    seq = publisher.publish([allocation("alloc:b", 600)])  # only 400 left
+    nodes.wait_seq(seq)
+    for org in ORGS:
+        refused = requests.get(nodes.url(org) + "/v1/refused", timeout=5).json()["refused"]
+        assert [r["record_id"] for r in refused if r["stream_seq"] == seq] == ["alloc:b"]
+        assert "exceeds its remaining 400" in refused[-1]["reason"]
+    same_heads(nodes)
+
+
+def test_node_reader_fails_over(setup):  # noqa: ANN001
+    from trace_ledger.node_client import NodeReader
+
+    nodes, _ = setup
+    dead = f"http://127.0.0.1:{free_port()}"
+    reader = NodeReader([dead, nodes.url("retail_market")])
+    head = reader.head()
+    assert head["ledger_root"] == reader.ledger_root(head["height"])
+    entry = reader.get("dev-node-1.1.s000001/private")
+    assert entry is not None and entry.record["trade_id"] == "dev-node-1.1.s000001"
+    assert reader.locate("dev-node-1.1.s000001")[0].record_id.startswith("dev-node-1.1")
+    assert reader.proof("nothing-here") is None
+    assert reader.block(1)["header"]["height"] == 1
+    assert set(NodeReader([nodes.url(org) for org in ORGS]).public_keys()) == set(ORGS)

@@ -243,3 +243,20 @@ def test_node_reader_fails_over(setup):  # noqa: ANN001
     assert reader.proof("nothing-here") is None
     assert reader.block(1)["header"]["height"] == 1
     assert set(NodeReader([nodes.url(org) for org in ORGS]).public_keys()) == set(ORGS)
+
+
+def test_verify_node_dirs_checks_each_nodes_own_key_and_agreement(setup):  # noqa: ANN001
+    from trace_ledger.verify_jobs import verify_node_dirs
+
+    nodes, publisher = setup
+    nodes.wait_seq(publisher.publish(trade_entries(500)))
+    keys = {org: load_or_create_private_key(nodes.data(org) / "node_key.pem").public_key()
+            for org in ORGS}
+    dirs = {org: nodes.data(org) for org in ORGS}
+    report = verify_node_dirs(dirs, keys)
+    assert report.ok, report.problems[:3]
+    assert report.blocks == nodes.head(ORGS[0])["height"]
+    wrong = {**keys, "retail_market": Ed25519PrivateKey.generate().public_key()}
+    bad = verify_node_dirs(dirs, wrong)
+    assert not bad.ok
+    assert bad.first.node == "retail_market" and "does not verify" in bad.first.what

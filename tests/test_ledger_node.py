@@ -260,3 +260,18 @@ def test_verify_node_dirs_checks_each_nodes_own_key_and_agreement(setup):  # noq
     bad = verify_node_dirs(dirs, wrong)
     assert not bad.ok
     assert bad.first.node == "retail_market" and "does not verify" in bad.first.what
+
+
+def test_cli_node_trust_and_verify_nodes(setup, tmp_path):  # noqa: ANN001
+    import subprocess
+
+    nodes, _ = setup
+    pairs = [arg for org in ORGS for arg in ("--node", f"{org}={nodes.data(org)}")]
+    trust = tmp_path / "node-trust.json"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    subprocess.run(tracepay_command("ledger", "node-trust", *pairs, "--out", str(trust)),
+                   check=True, env=env, capture_output=True)
+    ok = subprocess.run(tracepay_command("ledger", "verify-nodes", "--trust", str(trust), *pairs),
+                        env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert '"ok": true' in ok.stdout

@@ -1,4 +1,5 @@
-"""Organisation nodes as real processes following a real JetStream server: the same
+"""Organisation nodes as real processes following a real three-server JetStream cluster
+(stream R3, users and permissions on): the same
 stream gives the same blocks and roots on every node, each signed by its own key only;
 refusals are named by every node and do not stop the ledger; a node killed or wiped
 catches up from the stream."""
@@ -88,10 +89,10 @@ def setup(tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp("nodes")
     gateway_pem = root / "gateway_public.pem"
     gateway_pem.write_text(public_key_pem(GATEWAY))
-    with NatsCluster(root / "nats", size=1) as cluster:
+    with NatsCluster(root / "nats", size=3) as cluster:
         publisher = StreamPublisher(cluster.servers, user="bridge",
                                     password=cluster.password("bridge"))
-        publisher.ensure_stream(replicas=1)
+        publisher.ensure_stream(replicas=cluster.replicas)
         nodes = Nodes(root, cluster, gateway_pem)
         try:
             for org in ORGS:

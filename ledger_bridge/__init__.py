@@ -9,9 +9,10 @@ balance), ``catalogue``, ``public_view`` (what the world may see of a trade), ``
 ``service`` and ``cli``. The ledger itself is ``trace_ledger``.
 """
 
-from .allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation
+from trace_ledger.rules.allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation
+from trace_ledger.rules.contract import DeviceRecord, Verdict, check_trade_contract
+
 from .catalogue import Catalogue, CatalogueEntry
-from .contract import DeviceRecord, Verdict, check_trade_contract
 
 __all__ = ["Draw", "LineAllocation", "Lot", "allocate_line", "check_allocation", "Catalogue",
            "CatalogueEntry", "DeviceRecord", "Verdict", "check_trade_contract",

@@ -8,10 +8,10 @@ from flask import Blueprint, jsonify, request
 
 from market_protocol import ORGS
 from market_protocol.http_errors import ApiError
+from trace_ledger.rules.contract import DeviceRecord
 
 from .bridge_context import bridge
 from .catalogue import CatalogueEntry
-from .contract import DeviceRecord
 from .http_input import check_id, epoch_field, object_body
 
 __all__ = ["blueprint"]

@@ -309,6 +309,76 @@ def trust(data_dir: str, out_file: str) -> None:
     click.echo(json.dumps({"trust_file": str(path)}))
 
 
+def _node_dirs(pairs: tuple[str, ...]) -> dict[str, Path]:
+    dirs = {}
+    for pair in pairs:
+        org, sep, directory = pair.partition("=")
+        if not sep or not org or not directory:
+            raise click.UsageError(f"--node {pair!r}: expected ORG=DIR")
+        dirs[org] = Path(directory)
+    return dirs
+
+
+@ledger.command("node-trust")
+@click.option("--node", "nodes", multiple=True, required=True, metavar="ORG=DIR",
+              help="An organisation node's directory (repeat per node).")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the trust file (outside every node directory).")
+def node_trust(nodes: tuple[str, ...], out_file: str) -> None:
+    """Write a trust file naming each organisation node's public key (``node_keys``).
+
+    \b
+    Example:
+        tracepay ledger node-trust --node retail_market=var/nodes/retail_market \\
+            --node wholesale_market=var/nodes/wholesale_market --out var/node-trust.json
+    """
+    from trace_ledger.trust import inside, node_trust_document
+
+    dirs = _node_dirs(nodes)
+    if any(inside(Path(out_file), d) for d in dirs.values()):
+        raise click.UsageError("--out lies inside a node directory")
+    try:
+        document = node_trust_document(dirs)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_file).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    click.echo(json.dumps({"trust_file": out_file}))
+
+
+@ledger.command("verify-nodes")
+@click.option("--node", "nodes", multiple=True, required=True, metavar="ORG=DIR",
+              help="An organisation node's directory (repeat per node).")
+@click.option("--trust", "trust_file", envvar="TRACEPAY_LEDGER_TRUST", required=True,
+              type=click.Path(dir_okay=False, exists=True),
+              help="Trust file naming the node keys (`tracepay ledger node-trust`).")
+def verify_nodes_command(nodes: tuple[str, ...], trust_file: str) -> None:
+    """Verify organisation nodes' directories, each against its pinned key, and compare
+    them (same blocks, same roots). Prints JSON; exits 1 naming the first problem.
+
+    \b
+    Example:
+        tracepay ledger verify-nodes --trust var/node-trust.json \\
+            --node retail_market=var/nodes/retail_market \\
+            --node wholesale_market=var/nodes/wholesale_market
+    """
+    from trace_ledger.trust import TrustFileError, inside, load_node_keys
+    from trace_ledger.verify_jobs import verify_node_dirs
+
+    dirs = _node_dirs(nodes)
+    if any(inside(Path(trust_file), d) for d in dirs.values()):
+        raise click.UsageError("--trust lies inside a node directory")
+    try:
+        keys = load_node_keys(Path(trust_file))
+        report = verify_node_dirs(dirs, keys)
+    except (TrustFileError, ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    if not report.ok:
+        click.echo(f"ledger verification FAILED: {report.first}", err=True)
+        sys.exit(1)
+
+
 @ledger.command("head")
 @click.option("--data-dir", required=True, help="The bridge's data directory.")
 def head(data_dir: str) -> None:

@@ -18,10 +18,10 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from trace_ledger import LedgerEntry
+from trace_ledger.rules.allocation import Lot
+from trace_ledger.rules.contract import DeviceRecord, Verdict, check_trade_contract
+from trace_ledger.rules.entry_rules import check_entry
 
-from .allocation import LineAllocation, Lot, check_allocation
-from .contract import DeviceRecord, Verdict, check_trade_contract
-from .public_view import PRIVATE_SCHEMA, PUBLIC_SCHEMA
 from .trace_store import TraceStore
 
 __all__ = ["make_endorse", "ContractRunner"]
@@ -61,6 +61,23 @@ class ContractRunner:
         return verdict
 
 
+class _IndexView:
+    """The bridge's index as the rule's view of history."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self.store = store
+
+    def device(self, device_id: str) -> DeviceRecord | None:
+        return self.store.device(device_id)
+
+    def lot(self, lot_id: str) -> Lot | None:
+        row = self.store.line(lot_id)
+        if row is None or row["buyer"] is None:
+            return None
+        return Lot(row["lot_id"], row["buyer"], row["product"], row["measure"], row["amount"],
+                   row["remaining"], row["received_at_ms"], row["label"])
+
+
 def make_endorse(store: TraceStore, contract: ContractRunner
                  ) -> Callable[[LedgerEntry], str | None]:
     """The rule for ``Ledger.open(endorse=...)``.
@@ -69,6 +86,7 @@ def make_endorse(store: TraceStore, contract: ContractRunner
     answer for that object is kept until the next entry, so the nodes of one process share
     one evaluation of a deterministic rule.
     """
+    view = _IndexView(store)
     last: list[Any] = [None, None]
     lock = threading.Lock()
 
@@ -81,31 +99,6 @@ def make_endorse(store: TraceStore, contract: ContractRunner
             return verdict
 
     def rule(entry: LedgerEntry) -> str | None:
-        record = entry.record
-        if entry.kind == "trade_private":
-            if record.get("schema") != PRIVATE_SCHEMA:
-                return "private trade record has the wrong schema"
-            trade = record["trade"]
-            device = store.device(trade["sale"]["device_id"])
-            verdict = contract(trade, device)
-            return None if verdict.ok else f"{verdict.code}: {verdict.reason}"
-        if entry.kind == "trade":
-            if record.get("schema") != PUBLIC_SCHEMA or entry.record_id != record["trade_id"]:
-                return "public trade record has the wrong schema or id"
-            return None
-        if entry.kind == "allocation":
-            allocation = LineAllocation.from_record(record)
-            lots: dict[str, Lot] = {}
-            for draw in allocation.draws:
-                row = store.line(draw.lot_id)
-                if row is not None and row["buyer"] is not None:
-                    lots[draw.lot_id] = Lot(row["lot_id"], row["buyer"], row["product"],
-                                            row["measure"], row["amount"], row["remaining"],
-                                            row["received_at_ms"], row["label"])
-            return check_allocation(allocation, lots)
-        if entry.kind == "rejected":
-            return None if record.get("code") and record.get("reason") else \
-                "a rejected entry must say why"
-        return None
+        return check_entry(entry, view, contract)
 
     return endorse

@@ -24,10 +24,10 @@ from typing import Any
 
 from market_protocol import ORGS, canonical_json
 from trace_ledger import LedgerEntry
+from trace_ledger.rules.allocation import LineAllocation, Lot, allocate_line
+from trace_ledger.rules.contract import DeviceRecord, Verdict
 
-from .allocation import LineAllocation, Lot, allocate_line
 from .catalogue import Catalogue
-from .contract import DeviceRecord, Verdict
 from .public_view import payer_salt, private_record, public_record
 from .trace_store import TraceStore
 

@@ -4,13 +4,13 @@ that joins them, built from the bridge's settings."""
 
 from __future__ import annotations
 
-import importlib
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from market_protocol.http_errors import ApiError
+from trace_ledger.node_client import NodeReader
 from trace_ledger.stream import StreamPublisher
 from trace_ledger.stream_ledger import StreamLedger
 
@@ -33,10 +33,9 @@ class NoNodeReader:
         return unavailable
 
 
-def node_reader(urls: list[str]) -> Any:
-    """``trace_ledger.node_client.NodeReader(urls)``: reads with failover across nodes."""
-    module = importlib.import_module("trace_ledger.node_client")
-    return module.NodeReader(urls)
+def node_reader(urls: list[str]) -> NodeReader:
+    """Reads (trace, proofs, head, keys) from the organisations' nodes, with failover."""
+    return NodeReader(urls)
 
 
 def nats_tls_context(settings: dict[str, Any]) -> ssl.SSLContext | None:

@@ -15,14 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from market_protocol import record_hash
-
-from .allocation import lot_id_for
+from trace_ledger.rules.allocation import lot_id_for
+from trace_ledger.rules.entry_rules import PRIVATE_SCHEMA, PUBLIC_SCHEMA
 
 __all__ = ["PUBLIC_SCHEMA", "PRIVATE_SCHEMA", "payer_salt", "payer_hash", "private_record",
            "public_record", "measure_of", "line_amount"]
 
-PUBLIC_SCHEMA = "tracepay.trade_public/1"
-PRIVATE_SCHEMA = "tracepay.trade_private/1"
 
 
 def payer_salt(secret: bytes, trade_id: str) -> bytes:

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .allocation import LineAllocation, Lot
+from trace_ledger.rules.allocation import LineAllocation, Lot
+from trace_ledger.rules.contract import DeviceRecord
+
 from .catalogue import CatalogueEntry
-from .contract import DeviceRecord
 
 __all__ = ["TraceStore", "STORE_FILE"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger_bridge.allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation
+from trace_ledger.rules.allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation
 
 
 def lot(lot_id, amount, at, remaining=None, product="cabbage", holder="stall", label=None):

@@ -7,9 +7,9 @@ import copy
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger_bridge.contract import ACCEPTED, DeviceRecord, check_trade_contract
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
+from trace_ledger.rules.contract import ACCEPTED, DeviceRecord, check_trade_contract
 
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-7", "Li's vegetables", "retail_market", "dev-7")

@@ -16,13 +16,13 @@ from test_terminal_gateway import enrol, gateway, run_terminal  # noqa: F401 - f
 
 from aggregation_gateway.database import Database
 from ledger_bridge.app import create_app
-from ledger_bridge.contract import DeviceRecord, check_trade_contract
 from ledger_bridge.service import BridgeService
 from market_protocol import mac_record
 from market_protocol.signing import load_public_key
 from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
 from pos_terminal.provisioning import save_enrolment
 from pos_terminal.tender import settle
+from trace_ledger.rules.contract import DeviceRecord, check_trade_contract
 
 
 def poll(condition, timeout=30.0, what="condition"):

@@ -61,7 +61,10 @@ class BlockBuild:
     """
 
     def __init__(self, batch: list[Queued], height: int, first_seq: int, prev_hash: str,
-                 key_digests: KeyDigests | None = None) -> None:
+                 key_digests: KeyDigests | None = None, *, time_ms: int | None = None,
+                 stream_seq: int | None = None) -> None:
+        """``time_ms`` and ``stream_seq`` fix the header's time and stream position: a node
+        takes both from the stream message, so every node cuts the same header."""
         sha256, dumps = hashlib.sha256, orjson.dumps
         hashes = [sha256(q.body).digest() for q in batch]
         # One pass over the leaves: each leaf's sorted, distinct keys as JSON, and all of
@@ -86,8 +89,9 @@ class BlockBuild:
         self.inner_nodes = pack_inner_nodes(tree)
         private = [(i, q.entry.visible_to) for i, q in enumerate(batch)
                    if q.entry.visible_to is not None]
-        self.header = build_header(height, prev_hash, tree, self.bloom, int(time.time() * 1000),
-                                   private)
+        self.header = build_header(height, prev_hash, tree, self.bloom,
+                                   int(time.time() * 1000) if time_ms is None else time_ms,
+                                   private, stream_seq)
         self.hash = block_hash(self.header)
         ids = key_ids(digests)
         id_of = dict(zip(distinct, ids, strict=True))

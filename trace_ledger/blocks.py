@@ -27,7 +27,8 @@ GENESIS_PREV_HASH = "00" * 32
 
 def build_header(height: int, prev_hash: str, tree: Sequence[Sequence[bytes]],
                  bloom: BloomFilter, time_ms: int,
-                 private: Sequence[tuple[int, Sequence[str]]] = ()) -> dict[str, Any]:
+                 private: Sequence[tuple[int, Sequence[str]]] = (),
+                 stream_seq: int | None = None) -> dict[str, Any]:
     """The header of block ``height`` (1, 2, ...) over the Merkle ``tree`` of its leaves
     (``merkle.levels``), with ``bloom`` holding every trace key of its leaves.
 
@@ -35,6 +36,9 @@ def build_header(height: int, prev_hash: str, tree: Sequence[Sequence[bytes]],
     nodes of those organisations; every other record is kept by every node. Signed with
     the header, so a node that lost (or was made to drop) a record it must hold is named
     by verification. Omitted when empty: a block of public records keeps its old form.
+
+    ``stream_seq`` is the transaction stream's sequence of the message the block was cut
+    from (a node's blocks); omitted for blocks of the in-process orderer.
     """
     if height < 1:
         raise ValueError(f"block heights start at 1, got {height}")
@@ -43,6 +47,8 @@ def build_header(height: int, prev_hash: str, tree: Sequence[Sequence[bytes]],
     header = {"schema": BLOCK_SCHEMA, "height": height, "prev_hash": prev_hash,
               "merkle_root": tree[-1][0].hex(), "bloom": bloom.to_b64u(),
               "bloom_k": bloom.k, "time_ms": time_ms, "count": len(tree[0])}
+    if stream_seq is not None:
+        header["stream_seq"] = stream_seq
     if private:
         header["private"] = [[index, sorted(set(orgs))] for index, orgs in private]
     return header

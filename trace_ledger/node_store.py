@@ -284,13 +284,16 @@ class NodeStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def write_block(self, block: BlockInsert, leaves: LeafBatch, records: RecordBatch) -> None:
+    def write_block(self, block: BlockInsert, leaves: LeafBatch, records: RecordBatch,
+                    also: Sequence[tuple[str, Sequence]] = ()) -> None:
         """Store a whole block in one transaction: all of it or none of it.
 
         Five statements, each a single step in SQLite (the chunks are cut out of one blob
         inside SQLite): the interpreter lock is released for the whole of each, so three
         node threads write while the orderer builds the next block. A statement per chunk
         would take the lock back at every row, and the orderer would wait for it.
+        ``also`` are further statements of the caller's own tables committed in the same
+        transaction (a node's view of history and its stream position).
         """
         conn, height = self._writer, leaves.height
         conn.execute("BEGIN IMMEDIATE")
@@ -302,6 +305,8 @@ class NodeStore:
             conn.execute(_INSERT_RECORD_CHUNKS, (height, records.bodies, records.body_ends,
                                                  records.chunks_json))
             conn.execute(_INSERT_LEAF_IDS, (height, leaves.rids_json))
+            for statement, parameters in also:
+                conn.execute(statement, parameters)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -310,6 +315,22 @@ class NodeStore:
         if self._unchecked_bytes >= WAL_CHECKPOINT_BYTES:
             self._unchecked_bytes = 0
             self._checkpoint_due.set()
+
+    def execute(self, statements: Sequence[tuple[str, Sequence]]) -> None:
+        """Run ``statements`` in one write transaction (a caller's own tables)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement, parameters in statements:
+                conn.execute(statement, parameters)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, statement: str, parameters: Sequence = ()) -> list[tuple]:
+        """Rows of a read query (a caller's own tables), on this thread's reader."""
+        return self._reader().execute(statement, parameters).fetchall()
 
     def drop_blocks_above(self, height: int) -> None:
         """Remove every block above ``height`` with its leaves and records (one transaction)."""

@@ -28,7 +28,7 @@ from .signers import ORDERER, load_public_key
 
 __all__ = ["TRUST_SCHEMA", "CHECKPOINT_SCHEMA", "TrustFileError", "trust_document",
            "write_trust_file", "load_trust_file", "load_checkpoints", "save_checkpoints",
-           "inside"]
+           "inside", "node_trust_document", "load_node_keys"]
 
 TRUST_SCHEMA = "tracepay.ledger-trust/1"
 CHECKPOINT_SCHEMA = "tracepay.ledger-checkpoints/1"
@@ -76,6 +76,36 @@ def load_trust_file(path: Path) -> dict[str, Ed25519PublicKey]:
             raise TrustFileError(f"trust file {path}: no usable key for {signer}: "
                                  f"{exc}") from exc
     return keys
+
+
+def node_trust_document(node_dirs: dict[str, Path]) -> dict[str, Any]:
+    """The trust file of organisation nodes (``tracepay ledger-node`` directories): each
+    node's public key under ``node_keys``, read once at deployment from its key file."""
+    from market_protocol.signing import load_or_create_private_key
+
+    keys = {}
+    for org, directory in node_dirs.items():
+        path = Path(directory) / "node_key.pem"
+        if not path.exists():
+            raise FileNotFoundError(f"no node key for {org} at {path}")
+        keys[org] = public_key_raw_b64(load_or_create_private_key(path))
+    return {"schema": TRUST_SCHEMA, "orgs": list(node_dirs), "node_keys": keys}
+
+
+def load_node_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    """``{org: public key}`` of the organisation nodes a trust file names (``node_keys``)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrustFileError(f"trust file {path}: {exc}") from exc
+    raw_keys = document.get("node_keys") if isinstance(document, dict) else None
+    if document.get("schema") != TRUST_SCHEMA or not isinstance(raw_keys, dict) or not raw_keys:
+        raise TrustFileError(f"trust file {path}: names no node keys ('node_keys')")
+    try:
+        return {org: Ed25519PublicKey.from_public_bytes(unb64u(str(raw)))
+                for org, raw in raw_keys.items()}
+    except (ValueError, TypeError) as exc:
+        raise TrustFileError(f"trust file {path}: unusable node key: {exc}") from exc
 
 
 def load_checkpoints(path: Path) -> list[str]:

@@ -25,7 +25,7 @@ from .node_store import STORE_NAME, NodeStore
 from .signers import ORDERER
 from .verification import Problem, VerifyReport, top_height, verify_nodes
 
-__all__ = ["verify_data_dir", "verify_stores", "block_hashes", "PARALLEL_FROM_BLOCKS"]
+__all__ = ["verify_data_dir", "verify_node_dirs", "verify_stores", "block_hashes", "PARALLEL_FROM_BLOCKS"]
 
 #: Below this many blocks, starting worker processes costs more than it saves.
 PARALLEL_FROM_BLOCKS = 64
@@ -120,6 +120,26 @@ def verify_data_dir(data_dir: str | os.PathLike[str], keys: Mapping[str, Ed25519
         report.problems[:0] = missing + anchored
         del report.problems[MAX_PROBLEMS:]
         report.ok = False
+    return report
+
+
+def verify_node_dirs(node_dirs: Mapping[str, str | os.PathLike[str]],
+                     keys: Mapping[str, Ed25519PublicKey]) -> VerifyReport:
+    """Verify organisation nodes' directories (``{org: DIR}`` of ``tracepay ledger-node``)
+    against each node's pinned key (``keys[org]``, never the key file in DIR): each store
+    on its own (hash chain, its own signatures, roots, records), and the stores against
+    each other (same blocks, same roots). Read-only."""
+    started = time.monotonic()
+    missing = [org for org in node_dirs if org not in keys]
+    if missing:
+        raise ValueError(f"no pinned key for node(s) {missing}")
+    nodes = _open({org: Path(path) / STORE_NAME for org, path in node_dirs.items()})
+    try:
+        report = verify_nodes(nodes, keys, ORDERER, MAX_PROBLEMS, own_signatures=True)
+    finally:
+        for node in nodes.values():
+            node.close()
+    report.seconds = time.monotonic() - started
     return report
 
 

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "device": ("aggregation_gateway.cli", "device", "Enrol, revoke and rotate terminals."),
     "bridge": ("ledger_bridge.cli", "bridge", "Run the ledger bridge and its trace API."),
     "ledger": ("ledger_bridge.cli", "ledger", "Verify and inspect the ledger."),
+    "ledger-node": ("trace_ledger.node.cli", "ledger_node",
+                    "Run one organisation's ledger node (follows the JetStream stream)."),
     "consumer": ("consumer_app.cli", "consumer", "Run the shopper-facing pages."),
     "terminal": ("pos_terminal.cli", "terminal", "Run a vendor terminal (window or headless)."),
     "nats": ("tracepay.nats_cluster", "nats_command", "Run the ledger's NATS JetStream cluster."),

@@ -80,7 +80,7 @@ def test_reads_without_nodes_answer_503_not_500(nats_cluster, tmp_path):
         service.close()
 
 
-def test_mqtt_trades_are_acknowledged_after_the_publish_ack(nats_cluster, mqtt_broker,
+def test_mqtt_trades_are_acknowledged_after_the_publish_ack(nats_cluster, fresh_broker,
                                                             tmp_path):
     service = jetstream_bridge(nats_cluster, tmp_path / "bridge")
     acked_with_stream: list[int] = []
@@ -92,10 +92,10 @@ def test_mqtt_trades_are_acknowledged_after_the_publish_ack(nats_cluster, mqtt_b
         return sequence
     service.ledger.publisher.publish_body = spy
     try:
-        service.start_mqtt("127.0.0.1", mqtt_broker.port)
+        service.start_mqtt("127.0.0.1", fresh_broker.port)
         wait_until(lambda: service.mqtt.connected, message="bridge on MQTT")
         sent = trades(300, first=100)
-        publish_mqtt(mqtt_broker.port, [json.dumps(t).encode() for t in sent])
+        publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in sent])
         wait_until(lambda: service.mqtt.acked == 300, message="300 MQTT acks")
     finally:
         service.close()

@@ -125,19 +125,19 @@ def _publishes(publisher: StreamPublisher, entries) -> bool:
 
 
 def test_bridge_holds_trades_unacknowledged_without_quorum_and_lands_all_after(
-        nats_cluster, mqtt_broker, tmp_path):
+        nats_cluster, fresh_broker, tmp_path):
     service = jetstream_bridge(nats_cluster, tmp_path / "bridge")
     try:
-        service.start_mqtt("127.0.0.1", mqtt_broker.port)
+        service.start_mqtt("127.0.0.1", fresh_broker.port)
         wait_until(lambda: service.mqtt.connected, message="bridge on MQTT")
         before = trades(50, first=2000)
-        publish_mqtt(mqtt_broker.port, [json.dumps(t).encode() for t in before])
+        publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in before])
         wait_until(lambda: service.mqtt.acked == 50, message="first 50 acknowledged")
 
         nats_cluster.stop_server(0)
         nats_cluster.stop_server(2)
         during = trades(100, first=3000)
-        publish_mqtt(mqtt_broker.port, [json.dumps(t).encode() for t in during])
+        publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in during])
         wait_until(lambda: service.ledger.failed_attempts >= 2, message="publishes failing")
         status = service.health()["ordering"]
         assert service.mqtt.acked == 50                 # nothing acknowledged without quorum

@@ -14,6 +14,7 @@ from market_protocol.signing import public_key_pem, public_key_raw_b64
 
 from . import outbox
 from .device_status import payment_results
+from .instances import link_name
 from .openapi import openapi_document
 from .requests_in import gateway, json_object, rate_limit, require_manager
 
@@ -50,10 +51,12 @@ def _device_id(device_id: str) -> str:
 def healthz() -> Any:
     gw = gateway()
     pending = outbox.pending_count(gw.db.conn)
-    link = gw.db.conn.execute("SELECT state FROM link_status WHERE name = 'mqtt'").fetchone()
+    link = gw.db.conn.execute("SELECT state FROM link_status WHERE name = ?",
+                              (link_name(gw.settings),)).fetchone()
     mqtt = (link["state"] if link else "starting") if gw.settings.get("mqtt_host") else "off"
     return jsonify(status="ok", service="gateway", channels=sorted(gw.channels),
-                   outbox_pending=pending, mqtt=mqtt)
+                   outbox_pending=pending, mqtt=mqtt,
+                   instance=gw.settings.get("instance_name") or None)
 
 
 @blueprint.get("/openapi.json")
@@ -138,6 +141,8 @@ def payment_query(payment_id: str) -> Any:
     rate_limit("notify_limit_per_address")
     payments = gateway().payments
     payment = gateway().sweeps.query(_payment(payment_id)["payment_id"], "query:api")
+    if payment is None:
+        raise ApiError(404, "unknown_payment", "no such payment")
     return jsonify(payments.view(payment, detail=True))
 
 

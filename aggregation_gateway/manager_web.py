@@ -188,8 +188,8 @@ def reconciliation_run() -> Any:
     except ChannelError as exc:
         result, error = None, f"The statement could not be fetched: {exc.code}"
     if request.args.get("format") == "json":
-        if error:
-            raise ApiError(502, "statement_unavailable", error)
+        if result is None:
+            raise ApiError(502, "statement_unavailable", error or "no statement")
         return jsonify(matched=result.matched, resolved=result.resolved,
                        carried=result.carried, mismatches=[m.__dict__ for m in
                                                            result.mismatches])

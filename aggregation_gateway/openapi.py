@@ -116,8 +116,8 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def _paths() -> dict[str, Any]:
-    basic = [{"managerBasic": []}]
-    session = [{"managerSession": []}]
+    basic: list[dict[str, list[str]]] = [{"managerBasic": []}]
+    session: list[dict[str, list[str]]] = [{"managerSession": []}]
     payment_id = _path("payment_id")
     device_id = _path("device_id", "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     login_redirect = {"302": _redirect("not logged in: to the login page")}
@@ -127,7 +127,8 @@ def _paths() -> dict[str, Any]:
                                "channels": {"type": "array", "items": _STR},
                                "outbox_pending": _INT,
                                "mqtt": {"enum": ["off", "starting", "subscribed",
-                                                 "disconnected", "stopped"]}}))}}},
+                                                 "disconnected", "stopped"]},
+                               "instance": {"type": ["string", "null"]}}))}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": _json({"type": "object"})}}},
         "/v1/keys": {"get": {"summary": "The gateway's Ed25519 public key (trade signatures)",

@@ -39,7 +39,7 @@ from .channels.base import (
     ChannelSignatureError,
     PaymentChannel,
 )
-from .database import Database, now_ms, transaction
+from .database import Database, Record, now_ms, transaction
 from .devices import DeviceRegistry
 from .payment_states import FINAL_PAID, decide, status_from_channel
 from .trades import TradeMismatch, build_payment_result, build_trade
@@ -67,14 +67,14 @@ class PaymentService:
         return self.db.conn.execute("SELECT * FROM payments WHERE payment_id = ?",
                                     (payment_id,)).fetchone()
 
-    def sale_for(self, payment: Mapping[str, Any]) -> dict[str, Any] | None:
+    def sale_for(self, payment: Record) -> dict[str, Any] | None:
         row = self.db.conn.execute(
             "SELECT record FROM sales WHERE device_id = ? AND seq = ? ORDER BY received_at_ms "
             "LIMIT 1", (payment["device_id"], payment["order_no"])).fetchone()
         return orjson.loads(row["record"]) if row else None
 
-    def view(self, payment: Mapping[str, Any], *, detail: bool = False,
-             device: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def view(self, payment: Record, *, detail: bool = False,
+             device: Record | None = None) -> dict[str, Any]:
         """The public JSON of a payment (docs/protocol.md section 4)."""
         device = device or self.registry.get(payment["device_id"])
         sale = self.sale_for(payment)
@@ -149,7 +149,7 @@ class PaymentService:
 
     def scan(self, token: str, channel_name: str,
              checked: tuple[Any, sqlite3.Row, sqlite3.Row | None] | None = None
-             ) -> tuple[Mapping[str, Any], sqlite3.Row]:
+             ) -> tuple[Record, sqlite3.Row]:
         """The payment for a scanned QR (and its device), its order created at the channel
         exactly once. ``checked`` is what ``verify_scan`` already returned for ``token``."""
         payload, device, existing = checked or self.verify_scan(token)

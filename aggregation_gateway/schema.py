@@ -35,7 +35,7 @@ __all__ = ["metadata", "HEAD_REVISION", "create_statements", "POSTGRES_AFTER_CRE
 
 #: The newest migration in ``migrations/versions``: a database stamped with it needs no
 #: upgrade (checked on every open without loading Alembic; a test keeps it in step).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 Int = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -205,6 +205,17 @@ Table("rate_counters", metadata,
       Column("key", Text, primary_key=True),
       Column("count", Int, nullable=False),
       Column("expires_at", Float, nullable=False))
+# Every gateway instance that ever ran on this database: its broker user (the Mosquitto
+# files list them all, since a stopped instance's session still holds its share of the
+# sales) and a check value of its master key (all instances must share one).
+Table("gateway_instances", metadata,
+      Column("name", Text, primary_key=True),
+      Column("mqtt_username", Text, nullable=False),
+      Column("mqtt_password_hash", Text, nullable=False),
+      Column("key_check", Text, nullable=False),
+      Column("host", Text, nullable=False),
+      Column("pid", Int, nullable=False),
+      Column("started_at_ms", Int, nullable=False))
 
 
 #: What ``CREATE TABLE`` cannot say through the metadata, run after it on PostgreSQL (the

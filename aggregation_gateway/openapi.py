@@ -196,6 +196,24 @@ def _paths() -> dict[str, Any]:
             "responses": {"201": _json({"$ref": "#/components/schemas/Refund"}),
                           "202": _json({"$ref": "#/components/schemas/Refund"}),
                           **_errors(400, 403, 404, 409, 413, 415, 429, 502)}}},
+        "/v1/devices/{device_id}/payer-code-charges": {"post": {
+            "summary": "Charge a shopper's payment code (付款码) scanned by the terminal "
+                       "(MACed); 202 while the shopper confirms on their phone",
+            "parameters": [device_id],
+            "requestBody": _body(_obj({
+                "schema": {"const": "tracepay.payer_code_charge/1"},
+                "device_id": {"type": "string", "pattern": _DEVICE_PATTERN},
+                "key_version": {"type": "integer", "minimum": 1, "maximum": 255},
+                "order_no": {"type": "integer", "minimum": 1, "maximum": 2**53},
+                "amount_fen": {"type": "integer", "minimum": 1, "maximum": 2**32 - 1},
+                "currency": {"const": "CNY"},
+                "issued_at": {"type": "integer", "minimum": 0, "maximum": 2**40},
+                "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,64}$"},
+                "auth_code": {"type": "string", "pattern": "^[0-9]{16,24}$"},
+                "mac": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}, closed=True)),
+            "responses": {"200": _json({"$ref": "#/components/schemas/Payment"}),
+                          "202": _json({"$ref": "#/components/schemas/Payment"}),
+                          **_errors(400, 402, 403, 404, 409, 410, 413, 415, 422, 429)}}},
         "/v1/devices/{device_id}/payment-status": {"post": {
             "summary": "Payment results for a terminal whose MQTT link is down (MACed)",
             "parameters": [device_id],

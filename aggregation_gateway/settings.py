@@ -105,6 +105,8 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("query_interval_s", 5, "Then ask again this often.", int),
     Setting("pay_window_s", 60, "After this long pending (and past the QR's lifetime) the "
             "order is closed at the channel and expired.", int),
+    Setting("payer_code_wait_s", 60, "A payer-code charge waiting for the shopper's "
+            "password is reversed at the platform after this long.", int),
     Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders and at "
             "refunds whose answer was lost.", float),
     Setting("channel_timeout_s", 10.0, "HTTP timeout of one call to a payment platform; "

@@ -22,6 +22,7 @@ from .key_files import load_or_create_master_key, load_or_create_signing_key
 from .manager_accounts import ensure_manager
 from .mosquitto_auth import write_auth_files
 from .order_sweeps import OrderSweeps
+from .payer_codes import PayerCodeCharges
 from .payments import PaymentService
 from .refunds import Refunds
 
@@ -41,6 +42,10 @@ class Gateway:
     payments: PaymentService
     refunds: Refunds
     sweeps: OrderSweeps
+
+    @property
+    def payer_codes(self) -> PayerCodeCharges:
+        return PayerCodeCharges(self.payments)
 
     def write_mqtt_auth(self) -> bool:
         return write_auth_files(self.settings, self.registry.mqtt_users(),

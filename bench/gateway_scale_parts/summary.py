@@ -1,0 +1,75 @@
+"""From measured runs to the figures ``bench/gateway_scale.py`` prints (no I/O).
+
+The machine is noisy, so every figure is a median over rounds: a configuration's
+``scans_per_s``, ``p50_ms`` and ``p99_ms`` are each the median of its rounds' values, and
+its CPU shares are those of its median run (by throughput). The ratios are taken
+between the medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["quantile", "run_figures", "summarise", "ratios", "TWO_VS_ONE_GOAL",
+           "PG_VS_SQLITE_GOAL"]
+
+#: Two gateway instances on one PostgreSQL should do at least this many times one's scans.
+TWO_VS_ONE_GOAL = 1.6
+#: One instance on PostgreSQL should be within this factor of one on SQLite.
+PG_VS_SQLITE_GOAL = 1.5
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank below) of ``values``; 0.0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def run_figures(latencies: Sequence[float], errors: Mapping[str, int], seconds: float
+                ) -> dict[str, Any]:
+    """One run's figures: answered scans (200, an order created) per second and quantiles."""
+    return {"scans": len(latencies), "scans_per_s": round(len(latencies) / seconds, 1),
+            "p50_ms": quantile(latencies, 0.50), "p99_ms": quantile(latencies, 0.99),
+            "errors": sum(errors.values()), "error_kinds": dict(errors)}
+
+
+def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A configuration's rounds as one: medians, each round's rate, the median run's CPU."""
+    if not runs:
+        raise ValueError("a configuration needs at least one run to summarise")
+    by_rate = sorted(runs, key=lambda run: run["scans_per_s"])
+    middle = by_rate[(len(by_rate) - 1) // 2]
+    return {
+        "scans_per_s": round(statistics.median(run["scans_per_s"] for run in runs), 1),
+        "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 2),
+        "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 2),
+        "rounds_scans_per_s": [run["scans_per_s"] for run in runs],
+        "rounds_p99_ms": [run["p99_ms"] for run in runs],
+        "errors": sum(run["errors"] for run in runs),
+        **{key: value for key, value in middle.items()
+           if key not in ("scans_per_s", "p50_ms", "p99_ms", "errors", "scans")},
+    }
+
+
+def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
+           sqlite_one: Mapping[str, Any]) -> dict[str, Any]:
+    """``two_vs_one_pg`` (two instances' rate over one's) and ``pg_vs_sqlite`` (SQLite's
+    rate over PostgreSQL's, one instance each: above 1 SQLite is faster), with the goals."""
+    two_vs_one = pg_two["scans_per_s"] / pg_one["scans_per_s"] if pg_one["scans_per_s"] \
+        else 0.0
+    sqlite_over_pg = sqlite_one["scans_per_s"] / pg_one["scans_per_s"] \
+        if pg_one["scans_per_s"] else float("inf")
+    return {
+        "two_vs_one_pg": round(two_vs_one, 2),
+        "two_vs_one_pg_goal": TWO_VS_ONE_GOAL,
+        "two_vs_one_pg_met": two_vs_one >= TWO_VS_ONE_GOAL,
+        "pg_vs_sqlite": round(sqlite_over_pg, 2),
+        "pg_vs_sqlite_is": "sqlite_rate / pg_rate, one instance each",
+        "faster_single_instance": "sqlite" if sqlite_over_pg > 1 else "postgresql",
+        "pg_vs_sqlite_goal": PG_VS_SQLITE_GOAL,
+        "pg_vs_sqlite_met": sqlite_over_pg <= PG_VS_SQLITE_GOAL,
+    }

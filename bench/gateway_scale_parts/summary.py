@@ -9,6 +9,7 @@ between the medians.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,9 +51,17 @@ def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "rounds_scans_per_s": [run["scans_per_s"] for run in runs],
         "rounds_p99_ms": [run["p99_ms"] for run in runs],
         "errors": sum(run["errors"] for run in runs),
+        "error_kinds": dict(sum((Counter(run["error_kinds"]) for run in runs), Counter())),
         **{key: value for key, value in middle.items()
-           if key not in ("scans_per_s", "p50_ms", "p99_ms", "errors", "scans")},
+           if key not in ("scans_per_s", "p50_ms", "p99_ms", "errors", "error_kinds",
+                          "scans")},
     }
+
+
+def _by_round(top: Mapping[str, Any], bottom: Mapping[str, Any]) -> list[float]:
+    """The ratio within each round (the two runs were minutes apart at most)."""
+    return [round(a / b, 2) if b else 0.0 for a, b in
+            zip(top["rounds_scans_per_s"], bottom["rounds_scans_per_s"], strict=True)]
 
 
 def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
@@ -65,9 +74,11 @@ def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
         if pg_one["scans_per_s"] else float("inf")
     return {
         "two_vs_one_pg": round(two_vs_one, 2),
+        "two_vs_one_pg_by_round": _by_round(pg_two, pg_one),
         "two_vs_one_pg_goal": TWO_VS_ONE_GOAL,
         "two_vs_one_pg_met": two_vs_one >= TWO_VS_ONE_GOAL,
         "pg_vs_sqlite": round(sqlite_over_pg, 2),
+        "pg_vs_sqlite_by_round": _by_round(sqlite_one, pg_one),
         "pg_vs_sqlite_is": "sqlite_rate / pg_rate, one instance each",
         "faster_single_instance": "sqlite" if sqlite_over_pg > 1 else "postgresql",
         "pg_vs_sqlite_goal": PG_VS_SQLITE_GOAL,

@@ -3,7 +3,9 @@
 The machine is noisy, so every figure is a median over rounds: a configuration's
 ``scans_per_s``, ``p50_ms`` and ``p99_ms`` are each the median of its rounds' values, and
 its CPU shares are those of its median run (by throughput). The ratios are taken
-between the medians.
+between the medians; ``*_by_round`` are the ratios within each round, ``*_per_cpu`` the
+ratios of scans per CPU-second of the benchmark's processes (less noisy than rates on a
+machine that other work shares).
 """
 
 from __future__ import annotations
@@ -48,13 +50,15 @@ def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "scans_per_s": round(statistics.median(run["scans_per_s"] for run in runs), 1),
         "p50_ms": round(statistics.median(run["p50_ms"] for run in runs), 2),
         "p99_ms": round(statistics.median(run["p99_ms"] for run in runs), 2),
+        "scans_per_cpu_s": round(statistics.median(run.get("scans_per_cpu_s", 0.0)
+                                                   for run in runs), 1),
         "rounds_scans_per_s": [run["scans_per_s"] for run in runs],
         "rounds_p99_ms": [run["p99_ms"] for run in runs],
         "errors": sum(run["errors"] for run in runs),
         "error_kinds": dict(sum((Counter(run["error_kinds"]) for run in runs), Counter())),
         **{key: value for key, value in middle.items()
            if key not in ("scans_per_s", "p50_ms", "p99_ms", "errors", "error_kinds",
-                          "scans")},
+                          "scans", "scans_per_cpu_s")},
     }
 
 
@@ -62,6 +66,10 @@ def _by_round(top: Mapping[str, Any], bottom: Mapping[str, Any]) -> list[float]:
     """The ratio within each round (the two runs were minutes apart at most)."""
     return [round(a / b, 2) if b else 0.0 for a, b in
             zip(top["rounds_scans_per_s"], bottom["rounds_scans_per_s"], strict=True)]
+
+
+def _ratio(top: Mapping[str, Any], bottom: Mapping[str, Any], key: str) -> float:
+    return round(top[key] / bottom[key], 2) if bottom.get(key) else 0.0
 
 
 def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
@@ -74,11 +82,15 @@ def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
         if pg_one["scans_per_s"] else float("inf")
     return {
         "two_vs_one_pg": round(two_vs_one, 2),
+        # Per CPU-second of the benchmark's processes: 1 means a second instance costs
+        # nothing extra per scan, so it scales with the cores it is given.
+        "two_vs_one_pg_per_cpu": _ratio(pg_two, pg_one, "scans_per_cpu_s"),
         "two_vs_one_pg_by_round": _by_round(pg_two, pg_one),
         "two_vs_one_pg_goal": TWO_VS_ONE_GOAL,
         "two_vs_one_pg_met": two_vs_one >= TWO_VS_ONE_GOAL,
         "pg_vs_sqlite": round(sqlite_over_pg, 2),
         "pg_vs_sqlite_by_round": _by_round(sqlite_one, pg_one),
+        "pg_vs_sqlite_per_cpu": _ratio(sqlite_one, pg_one, "scans_per_cpu_s"),
         "pg_vs_sqlite_is": "sqlite_rate / pg_rate, one instance each",
         "faster_single_instance": "sqlite" if sqlite_over_pg > 1 else "postgresql",
         "pg_vs_sqlite_goal": PG_VS_SQLITE_GOAL,

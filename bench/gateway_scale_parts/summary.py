@@ -81,14 +81,14 @@ def ratios(pg_one: Mapping[str, Any], pg_two: Mapping[str, Any],
     sqlite_over_pg = sqlite_one["scans_per_s"] / pg_one["scans_per_s"] \
         if pg_one["scans_per_s"] else float("inf")
     return {
-        "two_vs_one_pg": round(two_vs_one, 2),
+        "two_vs_one_pg": round(two_vs_one, 3),
         # Per CPU-second of the benchmark's processes: 1 means a second instance costs
         # nothing extra per scan, so it scales with the cores it is given.
         "two_vs_one_pg_per_cpu": _ratio(pg_two, pg_one, "scans_per_cpu_s"),
         "two_vs_one_pg_by_round": _by_round(pg_two, pg_one),
         "two_vs_one_pg_goal": TWO_VS_ONE_GOAL,
         "two_vs_one_pg_met": two_vs_one >= TWO_VS_ONE_GOAL,
-        "pg_vs_sqlite": round(sqlite_over_pg, 2),
+        "pg_vs_sqlite": round(sqlite_over_pg, 3),
         "pg_vs_sqlite_by_round": _by_round(sqlite_one, pg_one),
         "pg_vs_sqlite_per_cpu": _ratio(sqlite_one, pg_one, "scans_per_cpu_s"),
         "pg_vs_sqlite_is": "sqlite_rate / pg_rate, one instance each",

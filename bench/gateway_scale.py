@@ -12,8 +12,8 @@ Started here, each as its own process on loopback: a real PostgreSQL (``initdb``
 runs WAL with ``synchronous=NORMAL``), one sandbox platform, and three ``tracepay gateway``
 processes (granian, no MQTT link): A and B on the same ``--database-url`` with the same
 master and signing keys (B's data directory gets copies of A's key files, so device keys
-derive alike and both register at the platform as the same app) and the same public URL,
-and S on SQLite. Three configurations are measured side by side, in rotating order in each
+derive alike and both register at the platform as the same app), the same public URL
+and each its own instance name (``pg-a``, ``pg-b``), and S on SQLite. Three configurations are measured side by side, in rotating order in each
 round so that the machine's drift spreads over all of them:
 
 - ``pg_one``: the load on A alone;
@@ -100,6 +100,8 @@ class Instance:
                "TRACEPAY_GATEWAY_QUERY_AFTER_S": "600", "TRACEPAY_LOG_LEVEL": "WARNING",
                "TRACEPAY_GATEWAY_PLATFORM_APP_ID": "bench-" + ("pg" if database_url
                                                                else name)}
+        if database_url:  # several instances on one database: each its own name
+            env["TRACEPAY_GATEWAY_INSTANCE_NAME"] = name
         argv = ["gateway", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir",
                 str(self.data_dir), "--public-url", public_url or self.url,
                 "--platform-url", platform_url, "--mqtt-host", "", "--manager-user",

@@ -27,6 +27,7 @@ from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .errors import TerminalError, UnsentSales
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
+from .payer_codes import PayerCodeOutcome, charge_payer_code
 from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
@@ -226,6 +227,18 @@ class Terminal:
 
         Returns ``{"refund_no", "state": "sent"|"queued"|"refused", "answer"}``."""
         return request_refund(self, sale_id, amount_fen, reason)
+
+    def charge_payer_code(self, sale_id: str, auth_code: str) -> PayerCodeOutcome:
+        """Charge the shopper's scanned payment code (付款码) for an unpaid sale."""
+        return charge_payer_code(self, sale_id, auth_code)
+
+    def refresh_results(self) -> None:
+        """Fetch the payment results of waiting sales over HTTP now (MACed, applied as
+        MQTT results are); a failure only means the next poll or MQTT brings them."""
+        try:
+            poll_payment_status(self.outbox, self.config, self._key, self._dispatch)
+        except Exception:  # noqa: BLE001 - MQTT and the periodic poll still deliver them
+            log.exception("payment status over HTTP failed")
 
     def today_sales(self, now_ms: int | None = None) -> list[StoredSale]:
         return self.outbox.since(day_start_ms(self._clock() if now_ms is None else now_ms))

@@ -153,6 +153,9 @@ class Terminal:
         """A cash sale is stored paid with the sale itself; the screen and the speaker hear
         of it at once, and the gateway's own cash payment result confirms it later."""
         stored = self.outbox.by_seq(sale["seq"])
+        if stored is None:  # stored by this same call, and the outbox never drops a sale
+            raise RuntimeError(f"sale #{sale['seq']} is missing from the outbox just after "
+                               "it was stored")
         self._dispatch(stored, {
             "schema": PAYMENT_RESULT_SCHEMA, "payment_id": None, "device_id": self.device_id,
             "seq": sale["seq"], "status": "paid", "amount_fen": sale["total_fen"],

@@ -5,7 +5,7 @@ single writer; reads go straight to the index and the ledger."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
 
@@ -15,10 +15,16 @@ from . import admin_routes, ledger_routes, trace_routes
 from .bridge_context import EXTENSION, BridgeContext
 from .service import BridgeService
 
+if TYPE_CHECKING:
+    from .reader import ReaderService
+
 __all__ = ["create_app"]
 
 
-def create_app(service: BridgeService, test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(service: BridgeService | ReaderService,
+               test_config: Mapping[str, Any] | None = None) -> Flask:
+    """The bridge's API over the writing service, or over a reader process's read-only one
+    (which forwards every POST to the writer)."""
     app = Flask(__name__)
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1 << 20)
     if test_config:

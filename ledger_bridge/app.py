@@ -29,6 +29,7 @@ def create_app(service: BridgeService | ReaderService,
     app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=1 << 20)
     if test_config:
         app.config.update(test_config)
+    # Flask types app.json as the JSONProvider base; its DefaultJSONProvider has the flag
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     install_json_errors(app)
     app.extensions[EXTENSION] = BridgeContext(service)

@@ -32,7 +32,7 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def install_json_errors(app: Any) -> None:
     """Register handlers on a Flask app so every error is JSON of the agreed shape."""
     from flask import jsonify
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
@@ -43,8 +43,8 @@ def install_json_errors(app: Any) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(error_body(code, exc.description or exc.name))
         response.status_code = exc.code or 500
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(Exception)

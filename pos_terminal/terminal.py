@@ -222,7 +222,10 @@ class Terminal:
         except OutboxError as exc:
             raise TerminalError(str(exc)) from exc
         self.uplink.resend_from(stored.seq)
-        return self.outbox.by_sale_id(sale_id)  # type: ignore[return-value]
+        voided = self.outbox.by_sale_id(sale_id)
+        if voided is None:  # requeued just above, and the outbox never drops a sale
+            raise TerminalError(f"sale {sale_id} is missing from the outbox after voiding it")
+        return voided
 
     def request_refund(self, sale_id: str, amount_fen: int, reason: str) -> dict[str, Any]:
         """Refund (part of) a paid sale through the gateway; queued while it is away.

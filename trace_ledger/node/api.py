@@ -30,6 +30,7 @@ def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = N
     """``status`` adds the follower's state to ``/healthz``."""
     app = Flask(__name__)
     app.config.update(JSON_SORT_KEYS=False)
+    # Flask types app.json as the JSONProvider base; its DefaultJSONProvider has the flag
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     install_json_errors(app)
 

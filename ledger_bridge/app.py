@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import install_json_errors
 
@@ -38,7 +39,7 @@ def create_app(service: BridgeService | ReaderService,
         from .reader import forward_write
 
         @app.before_request
-        def _writes_go_to_the_writer():  # type: ignore[no-untyped-def]
+        def _writes_go_to_the_writer() -> ResponseReturnValue | None:
             if request.method == "POST":
                 return forward_write(writer_url, request)
             return None

@@ -157,10 +157,10 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         lang = (self._model.lang if self._model else
                 (self.enrol.lang if self.enrol else self._lang))
         self._model = VendorScreenModel(products, terminal,
-                                       send_to_display=self.link.send,
-                                       save_products=terminal.save_catalogue,
-                                       scale_weight_g=self._scale_weight, lang=lang,
-                                       plu_table=plu_table)
+                                        send_to_display=self.link.send,
+                                        save_products=terminal.save_catalogue,
+                                        scale_weight_g=self._scale_weight, lang=lang,
+                                        plu_table=plu_table)
 
     # -- life cycle ----------------------------------------------------------------------
     def build(self) -> ScreenManager:

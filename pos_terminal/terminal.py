@@ -154,6 +154,9 @@ class Terminal:
         """A cash sale is stored paid with the sale itself; the screen and the speaker hear
         of it at once, and the gateway's own cash payment result confirms it later."""
         stored = self.outbox.by_seq(sale["seq"])
+        if stored is None:  # stored by this same call, and the outbox never drops a sale
+            raise RuntimeError(f"sale #{sale['seq']} is missing from the outbox just after "
+                               "it was stored")
         self._dispatch(stored, {
             "schema": PAYMENT_RESULT_SCHEMA, "payment_id": None, "device_id": self.device_id,
             "seq": sale["seq"], "status": "paid", "amount_fen": sale["total_fen"],
@@ -220,7 +223,10 @@ class Terminal:
         except OutboxError as exc:
             raise TerminalError(str(exc)) from exc
         self.uplink.resend_from(stored.seq)
-        return self.outbox.by_sale_id(sale_id)  # type: ignore[return-value]
+        voided = self.outbox.by_sale_id(sale_id)
+        if voided is None:  # requeued just above, and the outbox never drops a sale
+            raise TerminalError(f"sale {sale_id} is missing from the outbox after voiding it")
+        return voided
 
     def request_refund(self, sale_id: str, amount_fen: int, reason: str) -> dict[str, Any]:
         """Refund (part of) a paid sale through the gateway; queued while it is away.

@@ -103,7 +103,8 @@ class Ledger:
         self._closing = False
         self._failure: LedgerStoreError | None = None
         self._pool = ThreadPoolExecutor(len(self.orgs), thread_name_prefix="ledger-node")
-        self._head, self._block_hashes, self._blooms = _Head(), [], BloomIndex()
+        self._head, self._blooms = _Head(), BloomIndex()
+        self._block_hashes: list[bytes] = []
         self._load()
         self._tip = self._head
         self._writers = ({org: NodeProcess(org, node.path) for org, node in self.nodes.items()}

@@ -362,11 +362,15 @@ class NodeStore:
         return self._reader().execute("SELECT key_index, inner_nodes FROM blocks "
                                       "WHERE height = ?", (height,)).fetchone()
 
-    def block_head(self, height: int) -> tuple[str, str, str] | None:
-        """``(block_hash, header, signatures)``: a block without its large columns."""
-        return self._reader().execute(
+    def block_head(self, height: int) -> tuple[str, str, str]:
+        """``(block_hash, header, signatures)``: a block without its large columns. For a
+        block known to exist (a leaf was read from it); LookupError when it does not."""
+        row = self._reader().execute(
             "SELECT block_hash, header, signatures FROM blocks WHERE height = ?",
             (height,)).fetchone()
+        if row is None:
+            raise LookupError(f"block {height} is not in the node store at {self.path}")
+        return row
 
     def audit_path(self, height: int, index: int) -> tuple[list[bytes], int]:
         """The audit path of leaf ``index`` of an existing block, and the tree size, read
@@ -374,13 +378,14 @@ class NodeStore:
         conn = self._reader()
         with conn.blobopen("blocks", "leaf_hashes", height, readonly=True) as leaves, \
                 conn.blobopen("blocks", "inner_nodes", height, readonly=True) as inner:
-            tree = StoredTree(leaves, inner)
+            # typeshed types a Blob's slice as int; it is bytes (as StoredTree reads it)
+            tree = StoredTree(leaves, inner)  # type: ignore[arg-type]
             return merkle.inclusion_proof_from_levels(tree, index), len(tree[0])
 
     def key_lookup(self, height: int, key_id: int) -> list[int]:
         """Leaf indexes in block ``height`` whose trace keys have ``key_id``."""
         with self._reader().blobopen("blocks", "key_index", height, readonly=True) as blob:
-            return lookup(blob, key_id)
+            return lookup(blob, key_id)  # type: ignore[arg-type]  # Blob slices are bytes
 
     # -- reading leaves and records -------------------------------------------------------
 

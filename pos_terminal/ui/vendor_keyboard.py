@@ -16,17 +16,16 @@ from kivy.core.window import Window
 from .enrol_model import EnrolmentModel
 from .payer_code_scan import is_payer_code_scan, scan_payer_code
 from .scan_input import WedgeBuffer
+from .vendor_binding import TerminalBinding
 
 __all__ = ["KeyboardInput"]
 
 
-class KeyboardInput:
+class KeyboardInput(TerminalBinding):
     """Keyboard and scanner input; expects the attributes ``VendorApp`` defines."""
 
     enrol: EnrolmentModel | None
     manager: Any
-    model: Any
-    terminal: Any
     wedge: WedgeBuffer
 
     if TYPE_CHECKING:
@@ -77,7 +76,7 @@ class KeyboardInput:
             self.enrol.scanned(line)
             self.enrol_submit()
             return
-        if self.model is None:
+        if not self.attached:
             return
         if self.manager.current != "ring_up":
             self.manager.current = "ring_up"

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from market_protocol import ORGS
 from market_protocol.signing import load_or_create_private_key, load_public_key, public_key_raw_b64
@@ -22,7 +23,7 @@ KEY_NAME = "node_key.pem"
 LOG_NAME = "node.log"
 
 
-def _node_key(data_dir: Path):  # type: ignore[no-untyped-def]
+def _node_key(data_dir: Path) -> Ed25519PrivateKey:
     path = data_dir / KEY_NAME
     created = not path.exists()
     key = load_or_create_private_key(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request
@@ -57,7 +58,8 @@ def healthz() -> Any:
     mqtt = (link["state"] if link else "starting") if gw.settings.get("mqtt_host") else "off"
     return jsonify(status="ok", service="gateway", channels=sorted(gw.channels),
                    outbox_pending=pending, mqtt=mqtt,
-                   instance=gw.settings.get("instance_name") or None)
+                   instance=gw.settings.get("instance_name") or None,
+                   time_ms=int(time.time() * 1000))
 
 
 @blueprint.get("/openapi.json")

@@ -23,6 +23,7 @@ from market_protocol.emvco import EmvError
 
 from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
+from .clock_check import ClockCheck
 from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .errors import TerminalError, UnsentSales
@@ -42,6 +43,8 @@ __all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
 REQUEST_RETRY_S = 15.0
 #: While the MQTT link is down, ask the gateway over HTTP for payment results this often.
 STATUS_POLL_S = 2.0
+#: How often the terminal's clock is compared with the gateway's.
+CLOCK_CHECK_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class Terminal:
         self._callbacks_lock = threading.Lock()
         self.uplink = Uplink(self.outbox, config, device_key, on_result=self._dispatch)
         self._clock: Callable[[], int] = _now_ms
+        self.clock_check = ClockCheck(config.gateway_url)
         self._stopping = threading.Event()
         self._requests_thread: threading.Thread | None = None
 
@@ -123,6 +127,10 @@ class Terminal:
             raise TerminalError("the cart is empty")
         if tender is not None and tender.lines_fen != cart.total_fen:
             raise TerminalError("the cart changed after the money was counted: settle again")
+        clock = self.clock_check.status()
+        if clock.state == "refuse" and not (tender is not None and tender.kind == "cash"):
+            raise TerminalError(f"{clock.message} before charging: the gateway would "
+                                "refuse this QR code (cash sales still work)")
         lines = cart.to_records()
         now = self._clock()
         nonce = new_nonce()
@@ -296,7 +304,14 @@ class Terminal:
         """Queued gateway requests every REQUEST_RETRY_S; payment results over HTTP every
         STATUS_POLL_S while the MQTT link is down (the display must still turn to paid)."""
         next_retry = time.monotonic() + REQUEST_RETRY_S
+        next_clock_check = time.monotonic()
         while not self._stopping.wait(STATUS_POLL_S):
+            if time.monotonic() >= next_clock_check:
+                next_clock_check = time.monotonic() + CLOCK_CHECK_S
+                try:
+                    self.clock_check.measure()
+                except Exception:  # never stop the loop for it
+                    log.exception("clock check failed")
             if not self.uplink.connected:
                 try:
                     poll_payment_status(self.outbox, self.config, self._key, self._dispatch)

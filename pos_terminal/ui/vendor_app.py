@@ -38,6 +38,7 @@ from .display_process import DisplayProcess
 from .enrol_model import EnrolmentModel
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
+from .messages import clock_notice
 from .plu import load_plu_table
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
@@ -260,8 +261,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         self.locked = model.locked
         self.pending_text = self._pending_text()
         self.pending_rgba = status_colour(model.display.state.phase, (1.0, 0.76, 0.03, 1))
-        self.notice_text = model.notice_text()
-        self.notice_error = bool(model.notice and model.notice.error)
+        notice = model.notice or clock_notice(self.terminal.clock_check.status())
+        self.notice_text = notice.render(lang) if notice else ""
+        self.notice_error = bool(notice and notice.error)
         counts = self.terminal.outbox_counts()
         self.outbox_queued = counts["queued"]
         self.outbox_text = text("outbox", lang, **counts)

@@ -12,6 +12,7 @@ import click
 from market_protocol import ORGS
 from market_protocol.signing import load_or_create_private_key, load_public_key, public_key_raw_b64
 
+from ..cosigned import DEFAULT_ORIGIN
 from .chain import NodeChain
 
 __all__ = ["ledger_node", "KEY_NAME", "LOG_NAME"]
@@ -46,9 +47,11 @@ def _node_key(data_dir: Path):  # type: ignore[no-untyped-def]
               help="The gateway's public key (PEM): every trade's signature is checked by it.")
 @click.option("--http-host", default="127.0.0.1", show_default=True)
 @click.option("--http-port", default=0, type=int, help="Read API port (0: no API).")
+@click.option("--origin", default=DEFAULT_ORIGIN, show_default=True,
+              help="Origin line of the checkpoints this node signs (the same on every node).")
 def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
                 password_file: str | None, gateway_key_file: str, http_host: str,
-                http_port: int) -> None:
+                http_port: int, origin: str = DEFAULT_ORIGIN) -> None:
     """Run one organisation's ledger node: follow the transaction stream, validate every
     entry, cut and sign blocks with this node's own key, serve the read API.
 
@@ -83,7 +86,7 @@ def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
 
     try:
         if http_port:
-            serve_wsgi(lambda: create_app(chain, status), http_host, http_port, threads=8)
+            serve_wsgi(lambda: create_app(chain, status, origin), http_host, http_port, threads=8)
         else:
             stopped = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stopped.set())

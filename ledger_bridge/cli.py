@@ -251,6 +251,8 @@ def verify(data_dir: str | None, nodes: tuple[str, ...], cosigned_file: str | No
     from trace_ledger.trust import TrustFileError, inside, load_checkpoints, load_trust_file
     from trace_ledger.verify_jobs import block_hashes
 
+    if data_dir is not None and not nodes and not (Path(data_dir) / "ledger").is_dir():
+        raise click.UsageError(f"no ledger under {data_dir} (expected {data_dir}/ledger)")
     if trust_file is None:
         click.echo(json.dumps({"ok": False, "anchored": False, "message": "unanchored: no "
                                "--trust file, so nothing was verified against pinned keys"}))
@@ -264,8 +266,6 @@ def verify(data_dir: str | None, nodes: tuple[str, ...], cosigned_file: str | No
     if data_dir is None:
         raise click.UsageError("give --data-dir DIR (a bridge) or --node ORG=DIR")
     ledger_dir = Path(data_dir) / "ledger"
-    if not ledger_dir.is_dir():
-        raise click.UsageError(f"no ledger under {data_dir} (expected {ledger_dir})")
     for option, path in (("--trust", trust_file), ("--checkpoints", checkpoint_file)):
         if path is not None and inside(Path(path), Path(data_dir)):
             raise click.UsageError(f"{option} {path} lies inside --data-dir: whoever can "

@@ -62,11 +62,16 @@ def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
             --password-file var/nats/secrets/node-wholesale_market.password \\
             --gateway-key var/gateway/gateway_public.pem --http-port 8701
     """
+    from market_protocol.checkpoint import Checkpoint, CheckpointError
     from service_base.serving import serve_wsgi
 
     from .api import create_app
     from .follower import Follower
 
+    try:
+        Checkpoint(origin, 0, bytes(32))
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--origin") from exc
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(directory / LOG_NAME)

@@ -111,8 +111,11 @@ def create_app(state: WitnessState, trust: CheckpointTrust, signer: Signer) -> F
             raise ApiError(400, "bad_old_size", f"old size {submitted.old_size} is larger "
                            f"than the checkpoint's {checkpoint.size}")
         timestamp = max(1, int(time.time()))
-        text, _ = parse_note(cosigned.note)
+        text, signatures = parse_note(cosigned.note)
         line = signer.signature(text, timestamp).line()
+        own = signer.verifier
+        kept = text + "\n" + "".join(s.line() for s in signatures
+                                     if (s.name, s.key_id) != (own.name, own.key_id))
 
         def decide(latest: Latest | None) -> Latest:
             held = latest.size if latest else 0
@@ -122,7 +125,7 @@ def create_app(state: WitnessState, trust: CheckpointTrust, signer: Signer) -> F
                                                  if checkpoint.size < held else ""))
             _consistent(latest, held, submitted.proof, checkpoint)
             return Latest(trust.origin, checkpoint.size, checkpoint.root_hash,
-                          cosigned.note + line, timestamp)
+                          kept + line, timestamp)
 
         try:
             state.advance(trust.origin, decide)

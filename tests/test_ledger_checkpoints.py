@@ -132,6 +132,14 @@ def test_a_node_signs_only_what_it_has_validated(ledger):  # noqa: ANN001
     assert requests.get(url + "/v1/checkpoint?size=-1", timeout=5).status_code == 400
     smaller = requests.get(url + "/v1/checkpoint", params={"size": 2}, timeout=5).text
     assert smaller.split("\n")[1] == "2"
+    from trace_ledger.node_client import NodeReader
+
+    reader = NodeReader([f"http://127.0.0.1:{free_port()}", url])
+    assert reader.checkpoint(2) == smaller and reader.checkpoint(height + 1) is None
+    proof = requests.get(url + "/v1/block-proof/2", params={"size": height}, timeout=5).json()
+    assert merkle.verify_inclusion(1, height, merkle.leaf_hash(bytes.fromhex(
+        proof["block_hash"])), [bytes.fromhex(h) for h in proof["proof"]], base64_root(body))
+    assert requests.get(url + "/v1/block-proof/0", timeout=5).status_code == 404
 
 
 def base64_root(body: str) -> bytes:

@@ -235,6 +235,13 @@ def test_a_rewritten_node_store_fails_verify_and_names_the_block(ledger, tmp_pat
     alone = cli("ledger", "verify", "--node", f"retail_market={forged}", *pinned)
     assert alone.returncode == 1
     assert "do not give the cosigned root" in json.loads(alone.stdout)["first_problem"]
+    # several directories: an honest one names the block, no node is asked
+    together = cli("ledger", "verify", *pinned, "--node", f"retail_market={forged}",
+                   "--node", f"production_base={nodes.data('production_base')}")
+    assert together.returncode == 1
+    reports = {r["node"]: r for r in json.loads(together.stdout)["nodes"]}
+    assert reports["production_base"]["ok"] is True
+    assert reports["retail_market"]["first_differing_block"] == 4
     assert size >= 4
 
 

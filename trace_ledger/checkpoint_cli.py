@@ -79,34 +79,45 @@ def checkpoint(nodes: str, trust_file: str, witnesses: tuple[str, ...], size: in
 
 def verify_node_checkpoint(pairs: tuple[str, ...], trust_file: str,
                            checkpoint_file: str | None, nodes: str | None) -> None:
-    """``tracepay ledger verify --node ORG=DIR --trust FILE --checkpoint FILE``."""
-    from .checkpoint_verify import verify_node_against_checkpoint
+    """``tracepay ledger verify --node ORG=DIR [--node ...] --trust FILE --checkpoint FILE``:
+    one directory gives its own report; several give one each under ``nodes``."""
+    from .checkpoint_verify import (
+        verify_node_against_checkpoint,
+        verify_nodes_against_checkpoint,
+    )
     from .trust import inside
 
     if checkpoint_file is None:
         raise click.UsageError("--node needs --checkpoint FILE (a cosigned checkpoint note "
                                "from `tracepay ledger checkpoint`)")
-    if len(pairs) != 1:
-        raise click.UsageError("verify one node directory at a time (one --node ORG=DIR); "
-                               "`tracepay ledger verify-nodes` compares several")
-    org, sep, directory = pairs[0].partition("=")
-    if not sep or not org or not directory:
-        raise click.UsageError(f"--node {pairs[0]!r}: expected ORG=DIR")
+    dirs = {}
+    for pair in pairs:
+        org, sep, directory = pair.partition("=")
+        if not sep or not org or not directory:
+            raise click.UsageError(f"--node {pair!r}: expected ORG=DIR")
+        dirs[org] = Path(directory)
     for option, path in (("--trust", trust_file), ("--checkpoint", checkpoint_file)):
-        if inside(Path(path), Path(directory)):
-            raise click.UsageError(f"{option} lies inside the node directory it checks")
+        if any(inside(Path(path), d) for d in dirs.values()):
+            raise click.UsageError(f"{option} lies inside a node directory it checks")
     trust = _trust(trust_file)
-    if org not in trust.node_keys:
-        raise click.UsageError(f"the trust file pins no key for {org}")
+    unknown = sorted(set(dirs) - set(trust.node_keys))
+    if unknown:
+        raise click.UsageError(f"the trust file pins no key for {unknown}")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    key = Ed25519PublicKey.from_public_bytes(trust.node_keys[org].public_key)
+    keys = {org: Ed25519PublicKey.from_public_bytes(trust.node_keys[org].public_key)
+            for org in dirs}
     try:
         note = Path(checkpoint_file).read_text(encoding="utf-8")
-        result = verify_node_against_checkpoint(org, Path(directory), key, trust, note,
-                                                _urls(nodes or ""))
+        if len(dirs) == 1:
+            org, node_dir = next(iter(dirs.items()))
+            result = verify_node_against_checkpoint(org, node_dir, keys[org], trust, note,
+                                                    _urls(nodes or ""))
+        else:
+            result = verify_nodes_against_checkpoint(dirs, keys, trust, note,
+                                                     _urls(nodes or ""))
     except (OSError, UnicodeDecodeError) as exc:
-        raise click.UsageError(f"cannot read {checkpoint_file} or {directory}: {exc}") from exc
+        raise click.UsageError(f"cannot read {checkpoint_file} or a node store: {exc}") from exc
     result["trust_file"] = trust_file
     click.echo(json.dumps(result, ensure_ascii=False))
     if not result["ok"]:

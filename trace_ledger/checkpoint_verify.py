@@ -14,7 +14,7 @@ binary search over ``log2 N`` proofs names the first.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from .cosigned import CheckpointTrust, Cosigned, check_cosigned, checkpoint_for
 from .node_store import STORE_NAME, NodeStore
 from .verify_jobs import verify_node_dirs
 
-__all__ = ["verify_node_against_checkpoint", "store_block_hashes", "first_differing_block"]
+__all__ = ["verify_node_against_checkpoint", "verify_nodes_against_checkpoint",
+           "store_block_hashes", "first_differing_block"]
 
 
 def store_block_hashes(store_path: Path, org: str) -> list[bytes]:
@@ -83,11 +84,51 @@ def first_differing_block(local: Sequence[bytes], genuine: Any, size: int) -> in
     return low
 
 
+def verify_nodes_against_checkpoint(node_dirs: Mapping[str, Path],
+                                    keys: Mapping[str, Ed25519PublicKey],
+                                    trust: CheckpointTrust, note: str,
+                                    reference_urls: Sequence[str] = ()) -> dict[str, Any]:
+    """Several node directories against one checkpoint: each as
+    :func:`verify_node_against_checkpoint`, and a directory whose first N block hashes
+    give the cosigned root (so every one of them is genuine) names the first differing
+    block of the others without asking any node."""
+    size = _size_of(note, trust)
+    genuine = []
+    for org, directory in node_dirs.items():
+        hashes = store_block_hashes(Path(directory) / STORE_NAME, org)[:size or 0]
+        if size is not None and len(hashes) == size and checkpoint_for(
+                trust.origin, hashes).body() == _body(note):
+            genuine.append(hashes)
+    reports = [verify_node_against_checkpoint(org, Path(directory), keys[org], trust, note,
+                                              reference_urls, genuine=genuine[:1])
+               for org, directory in node_dirs.items()]
+    first = next((r["first_problem"] for r in reports if not r["ok"]), None)
+    return {"ok": all(r["ok"] for r in reports), "anchored": True,
+            "checkpoint": reports[0]["checkpoint"] if reports else None,
+            "first_problem": first, "nodes": reports}
+
+
+def _body(note: str) -> str | None:
+    try:
+        return note[:note.index("\n\n") + 1]
+    except ValueError:
+        return None
+
+
+def _size_of(note: str, trust: CheckpointTrust) -> int | None:
+    try:
+        return check_cosigned(note, trust).checkpoint.size
+    except NoteError:
+        return None
+
+
 def verify_node_against_checkpoint(org: str, node_dir: Path, key: Ed25519PublicKey,
                                    trust: CheckpointTrust, note: str,
                                    reference_urls: Sequence[str] = (),
-                                   timeout_s: float = 5.0) -> dict[str, Any]:
-    """The JSON report of ``tracepay ledger verify --node ORG=DIR --checkpoint FILE``."""
+                                   timeout_s: float = 5.0,
+                                   genuine: Sequence[Sequence[bytes]] = ()) -> dict[str, Any]:
+    """The JSON report of ``tracepay ledger verify --node ORG=DIR --checkpoint FILE``.
+    ``genuine``: block hash lists already proven to give the cosigned root."""
     problems: list[dict[str, Any]] = []
     result: dict[str, Any] = {"anchored": True, "node": org, "checkpoint": None,
                               "first_differing_block": None}
@@ -112,7 +153,8 @@ def verify_node_against_checkpoint(org: str, node_dir: Path, key: Ed25519PublicK
     problems += [{"node": p.node, "height": p.height, "record_id": p.record_id,
                   "what": p.what} for p in own.problems]
     if cosigned is not None:
-        problems += _against(org, node_dir, cosigned, reference_urls, timeout_s, result)
+        problems += _against(org, node_dir, cosigned, reference_urls, timeout_s, result,
+                             genuine)
     result["ok"] = not problems
     result["problems"] = problems
     first = problems[0] if problems else None
@@ -123,7 +165,8 @@ def verify_node_against_checkpoint(org: str, node_dir: Path, key: Ed25519PublicK
 
 
 def _against(org: str, node_dir: Path, cosigned: Cosigned, reference_urls: Sequence[str],
-             timeout_s: float, result: dict[str, Any]) -> list[dict[str, Any]]:
+             timeout_s: float, result: dict[str, Any],
+             genuine: Sequence[Sequence[bytes]]) -> list[dict[str, Any]]:
     size, root = cosigned.checkpoint.size, cosigned.checkpoint.root_hash
     local = store_block_hashes(node_dir / STORE_NAME, org)
     if len(local) < size:
@@ -134,17 +177,25 @@ def _against(org: str, node_dir: Path, cosigned: Cosigned, reference_urls: Seque
         return []
     what = (f"its first {size} block hashes do not give the cosigned root "
             f"{root.hex()[:16]}... (the store was rewritten)")
-    if not reference_urls:
+    refused: list[str] = []
+    if genuine:
+        reference = genuine[0]
+
+        def at(height: int) -> bytes:
+            return reference[height - 1]
+    elif reference_urls:
+        proven = _Proven(reference_urls, size, root, timeout_s)
+        at, refused = proven.at, proven.refused
+    else:
         return [{"node": org, "height": None, "record_id": None,
                  "what": what + "; give --nodes to name the first differing block"}]
-    proven = _Proven(reference_urls, size, root, timeout_s)
     try:
-        height = first_differing_block(local, proven.at, size)
+        height = first_differing_block(local, at, size)
     except LookupError as exc:
         return [{"node": org, "height": None, "record_id": None,
-                 "what": f"{what}; {exc} ({'; '.join(proven.refused)})"}]
+                 "what": f"{what}; {exc} ({'; '.join(refused)})"}]
     result["first_differing_block"] = height
     return [{"node": org, "height": height, "record_id": None,
-             "what": f"block differs from the block {proven.at(height).hex()[:16]}... "
+             "what": f"block differs from the block {at(height).hex()[:16]}... "
                      f"under the cosigned checkpoint (size {size}): the store was "
                      "rewritten from here"}]

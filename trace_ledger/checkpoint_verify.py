@@ -92,34 +92,26 @@ def verify_nodes_against_checkpoint(node_dirs: Mapping[str, Path],
     :func:`verify_node_against_checkpoint`, and a directory whose first N block hashes
     give the cosigned root (so every one of them is genuine) names the first differing
     block of the others without asking any node."""
-    size = _size_of(note, trust)
+    try:
+        cosigned: Cosigned | None = check_cosigned(note, trust)
+    except NoteError:
+        cosigned = None  # each report below says why
     genuine = []
     for org, directory in node_dirs.items():
-        hashes = store_block_hashes(Path(directory) / STORE_NAME, org)[:size or 0]
-        if size is not None and len(hashes) == size and checkpoint_for(
-                trust.origin, hashes).body() == _body(note):
+        if cosigned is None:
+            break
+        size = cosigned.checkpoint.size
+        hashes = store_block_hashes(Path(directory) / STORE_NAME, org)[:size]
+        if len(hashes) == size and checkpoint_for(
+                trust.origin, hashes).root_hash == cosigned.checkpoint.root_hash:
             genuine.append(hashes)
     reports = [verify_node_against_checkpoint(org, Path(directory), keys[org], trust, note,
                                               reference_urls, genuine=genuine[:1])
                for org, directory in node_dirs.items()]
     first = next((r["first_problem"] for r in reports if not r["ok"]), None)
     return {"ok": all(r["ok"] for r in reports), "anchored": True,
-            "checkpoint": reports[0]["checkpoint"] if reports else None,
+            "checkpoint": cosigned.to_dict() if cosigned else None,
             "first_problem": first, "nodes": reports}
-
-
-def _body(note: str) -> str | None:
-    try:
-        return note[:note.index("\n\n") + 1]
-    except ValueError:
-        return None
-
-
-def _size_of(note: str, trust: CheckpointTrust) -> int | None:
-    try:
-        return check_cosigned(note, trust).checkpoint.size
-    except NoteError:
-        return None
 
 
 def verify_node_against_checkpoint(org: str, node_dir: Path, key: Ed25519PublicKey,

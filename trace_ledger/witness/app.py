@@ -108,8 +108,10 @@ def create_app(state: WitnessState, trust: CheckpointTrust, signer: Signer) -> F
             raise ApiError(403, "no_quorum", f"signed by {cosigned.signed_by}; the trust file "
                            f"needs {trust.quorum} organisations")
         if submitted.old_size > checkpoint.size:
-            raise ApiError(400, "bad_old_size", f"old size {submitted.old_size} is larger "
-                           f"than the checkpoint's {checkpoint.size}")
+            reason = (f"old size {submitted.old_size} is larger than the checkpoint's "
+                      f"{checkpoint.size}")
+            state.refused(trust.origin, 400, reason, raw.decode())
+            raise ApiError(400, "bad_old_size", reason)
         timestamp = max(1, int(time.time()))
         text, signatures = parse_note(cosigned.note)
         line = signer.signature(text, timestamp).line()

@@ -203,13 +203,15 @@ def _open_ledger(data_dir: str) -> Any:
 
 @click.group("ledger")
 def ledger() -> None:
-    """Verify and inspect the ledger of a bridge's data directory.
+    """Verify and inspect the ledger: a bridge's data directory, organisation nodes'
+    directories, and the nodes' cosigned checkpoints.
 
     \b
     Example:
         tracepay ledger trust --data-dir var/bridge --out var/ledger-trust.json
         tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json
         tracepay ledger show --data-dir var/bridge dev-1.7.abc
+        tracepay ledger checkpoint --trust var/node-trust.json --nodes URL,URL,URL
     """
 
 

@@ -1,6 +1,7 @@
 """``NodeReader``: reads from any of several organisation nodes, failing over to the next
 when one does not answer, with the read methods the bridge and the consumer use on
-``Ledger`` (locate, get, proof, head, block, consistency, ledger_root, public_keys)."""
+``Ledger`` (locate, get, proof, head, block, consistency, ledger_root, public_keys), and
+each node's signed checkpoint."""
 
 from __future__ import annotations
 
@@ -80,6 +81,22 @@ class NodeReader:
 
     def ledger_root(self, size: int) -> str:
         return self._get("/v1/consistency", {"old": size, "new": size})["new_root"]
+
+    def checkpoint(self, size: int | None = None) -> str | None:
+        """The first answering node's signed checkpoint note (its own signature only; merge
+        several with :func:`trace_ledger.collector.collect`); None when no node that
+        answered holds ``size`` blocks."""
+        params = None if size is None else {"size": size}
+        for offset in range(len(self.urls)):
+            url = self.urls[(self._first + offset) % len(self.urls)]
+            try:
+                answer = self._session.get(url + "/v1/checkpoint", params=params,
+                                           timeout=self.timeout_s)
+            except requests.RequestException:
+                continue
+            if answer.status_code == 200:
+                return answer.text
+        return None
 
     def public_keys(self) -> dict[str, str]:
         """Every reachable node's own key (each node serves only its own)."""

@@ -12,8 +12,10 @@ from flask.typing import ResponseReturnValue
 from market_protocol.http_errors import ApiError, install_json_errors
 from market_protocol.signing import public_key_raw_b64
 
+from ..cosigned import DEFAULT_ORIGIN
 from . import reads
 from .chain import NodeChain
+from .checkpoints import install_checkpoint_routes
 
 __all__ = ["create_app"]
 
@@ -27,8 +29,10 @@ def _int_arg(name: str) -> int:
     return int(value)
 
 
-def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = None) -> Flask:
-    """``status`` adds the follower's state to ``/healthz``."""
+def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = None,
+               origin: str = DEFAULT_ORIGIN) -> Flask:
+    """``status`` adds the follower's state to ``/healthz``; ``origin`` names the log in
+    the node's checkpoints (:mod:`.checkpoints`)."""
     app = Flask(__name__)
     app.config.update(JSON_SORT_KEYS=False)
     # Flask types app.json as the JSONProvider base; its DefaultJSONProvider has the flag
@@ -88,4 +92,5 @@ def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = N
     def keys() -> ResponseReturnValue:
         return jsonify({chain.org: public_key_raw_b64(chain.key)})
 
+    install_checkpoint_routes(app, chain, origin)
     return app

@@ -33,6 +33,7 @@ from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
+from .sales_report import period_bounds, sales_report
 from .status_poll import poll_payment_status
 from .tender import CASH_CHANNEL, Tender
 from .uplink import ResultCallback, Uplink
@@ -253,6 +254,13 @@ class Terminal:
             poll_payment_status(self.outbox, self.config, self._key, self._dispatch)
         except Exception:  # noqa: BLE001 - MQTT and the periodic poll still deliver them
             log.exception("payment status over HTTP failed")
+
+    def sales_report(self, period: str = "day", now_ms: int | None = None) -> dict[str, Any]:
+        """Paid sales by product and by hour, today or over the last seven days."""
+        start, end = period_bounds(period, self._clock() if now_ms is None else now_ms)
+        names = {product.code: product.name_zh for product in self.catalogue()}
+        return sales_report(self.outbox.since(start, end), period=period, start_ms=start,
+                            end_ms=end, names_zh=names)
 
     def today_sales(self, now_ms: int | None = None) -> list[StoredSale]:
         return self.outbox.since(day_start_ms(self._clock() if now_ms is None else now_ms))

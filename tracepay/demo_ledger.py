@@ -1,5 +1,10 @@
 """The demo's view of the ledger: follow paid sales onto it, and verify it at rest.
 
+At rest means as an auditor finds it: with the solo ledger, ``tracepay ledger verify``
+over the bridge's directory; on JetStream, every node caught up with the whole stream,
+their signed heads compared (same blocks, same roots), then ``tracepay ledger
+verify-nodes`` over the nodes' own directories against their pinned keys.
+
 The watcher asks the bridge's public trace API (as a shopper's phone would) for each paid
 sale until it answers, and takes the time a sale reached the ledger from the block that
 holds it (``time_ms`` in the signed block header), not from when the watcher happened to
@@ -22,7 +27,8 @@ import requests
 
 from service_base.testing import tracepay_command
 
-__all__ = ["LedgerWatcher", "OnLedger", "verify_ledger", "wait_for_traces"]
+__all__ = ["LedgerWatcher", "OnLedger", "verify_ledger", "verify_nodes", "wait_for_traces",
+           "verify_at_rest"]
 
 
 @dataclass(frozen=True)
@@ -150,12 +156,54 @@ def verify_ledger(bridge_dir: Path, trust_file: Path,
     """Run ``tracepay ledger verify`` as a user would, against the pinned keys (and the
     checkpoints of earlier runs, when given); its JSON and exit status."""
     extra = ["--checkpoints", str(checkpoint_file)] if checkpoint_file else []
-    completed = subprocess.run(tracepay_command("ledger", "verify", "--data-dir",
-                                                str(bridge_dir), "--trust", str(trust_file),
-                                                *extra),
+    return _run_verify("verify", "--data-dir", str(bridge_dir), "--trust", str(trust_file),
+                       *extra)
+
+
+def verify_nodes(node_dirs: dict[str, Path], trust_file: Path) -> dict[str, Any]:
+    """Run ``tracepay ledger verify-nodes`` over the organisations' node directories, each
+    against its key pinned in ``trust_file``; its JSON and exit status."""
+    pairs = [arg for org, path in node_dirs.items() for arg in ("--node", f"{org}={path}")]
+    return _run_verify("verify-nodes", "--trust", str(trust_file), *pairs)
+
+
+def _run_verify(*args: str) -> dict[str, Any]:
+    completed = subprocess.run(tracepay_command("ledger", *args),
                                capture_output=True, text=True, timeout=900)
     try:
         report = json.loads(completed.stdout)
     except ValueError:
         report = {"output": completed.stdout[-2000:], "stderr": completed.stderr[-2000:]}
     return {"ok": completed.returncode == 0, "report": report}
+
+
+def verify_at_rest(system: Any) -> dict[str, Any]:
+    """Verify the demo's ledger once the bridge has stopped; the summary's ledger members.
+
+    ``system`` is a started :class:`~tracepay.demo_system.DemoSystem`. On JetStream the
+    nodes are stopped here, after their heads were read, so they are verified at rest too.
+    """
+    cluster = system.cluster
+    if cluster is None:
+        verification = verify_ledger(system.data_dir / "bridge", system.trust_file,
+                                     system.data_dir / "ledger-checkpoints.json")
+        out: dict[str, Any] = {"ordering": "solo"}
+    else:
+        heads = cluster.wait_in_step()
+        described = cluster.describe()  # pids and liveness while the nodes still run
+        for node in described["ledger_nodes"]:
+            head = heads.get(node["org"]) or {}
+            node.update({name: head.get(name) for name in
+                         ("height", "size", "root", "block_hash", "stream_seq")})
+        cluster.stop_nodes()
+        tops = {(h["height"], h["block_hash"], h["root"]) if h else None
+                for h in heads.values()}
+        out = {"ordering": "jetstream", **described,
+               "ledger_roots_equal": len(tops) == 1 and None not in tops}
+        verification = verify_nodes({org: cluster.node_dir(org) for org in cluster.orgs},
+                                    system.trust_file)
+    out["ledger_verified"] = verification["ok"]
+    out["ledger_trust_file"] = str(system.trust_file)
+    if not verification["ok"]:
+        out["ledger_problems"] = verification["report"]
+    return out

@@ -8,6 +8,7 @@ their key files as soon as the nodes made them (never keys served with the data)
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ class LedgerCluster:
     @staticmethod
     def check_available() -> None:
         """Refuse early, saying what to do, when there is no nats-server to run."""
-        if nats_server_binary() is None:
+        binary = nats_server_binary()
+        if binary is None or shutil.which(binary) is None:
             raise RuntimeError(NATS_MISSING)
 
     def node_dir(self, org: str) -> Path:

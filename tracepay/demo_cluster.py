@@ -24,7 +24,7 @@ from service_base.nats_cluster import (
     nats_server_binary,
     node_user,
 )
-from service_base.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command, wait_for_http
 
 __all__ = ["LedgerCluster", "NATS_MISSING", "describe_ledger"]
 
@@ -61,17 +61,35 @@ class LedgerCluster:
     def node_urls(self) -> list[str]:
         return [self.node_url(org) for org in self.orgs]
 
-    def start(self, gateway_key_file: Path, *, log: Any = None) -> LedgerCluster:
-        """Servers first (with the stream, so every node finds it), then the nodes."""
+    def start_servers(self) -> LedgerCluster:
+        """The three servers, and the stream (so every node finds it). Needs nothing else
+        of the demo: it may run while the other services start."""
         from .nats_cluster import create_stream
 
-        say = log or (lambda _text: None)
         self.check_available()
-        self.nats = NatsCluster(self.data_dir / "nats", size=3, orgs=self.orgs).start()
+        self.nats = NatsCluster(self.data_dir / "nats", size=3, orgs=self.orgs)
+        self.nats.start()
         create_stream(self.nats)
-        say(f"NATS JetStream cluster on {', '.join(self.nats.servers)} (stream LEDGER, R3)")
+        return self
+
+    def start_nodes(self, gateway_key_file: Path) -> LedgerCluster:
+        """The nodes' processes, side by side; ``wait_ready`` waits for their read APIs
+        (meanwhile the bridge can start: an interpreter's start-up is most of each wait)."""
         for org in self.orgs:
             self._start_node(org, gateway_key_file)
+        return self
+
+    def wait_ready(self, *, log: Any = None) -> LedgerCluster:
+        """Until every node's read API answers; a node that exits or stays silent for 60 s
+        stops the demo with its log's tail."""
+        say = log or (lambda _text: None)
+        for org in self.orgs:
+            node = self.nodes[org]
+            try:
+                wait_for_http(f"{self.node_url(org)}/healthz", 60, node.process)
+            except (TimeoutError, RuntimeError) as exc:
+                raise RuntimeError(f"ledger node {org}: {exc}\n--- {node.log_path} ---\n"
+                                   f"{node.log_tail()}") from exc
             say(f"ledger node {org} on {self.node_url(org)} ({self.node_dir(org)})")
         return self
 
@@ -85,8 +103,7 @@ class LedgerCluster:
             "--password-file", str(self.nats.password_file(user)),
             "--gateway-key", str(gateway_key_file), "--http-port", str(port))
         self.nodes[org] = ServiceProcess(
-            argv, log_path=self.data_dir / "logs" / f"ledger-node-{org}.log",
-            health_url=f"{self.node_url(org)}/healthz", startup_timeout=60).start()
+            argv, log_path=self.data_dir / "logs" / f"ledger-node-{org}.log").start()
 
     def bridge_args(self) -> list[str]:
         """The bridge's flags for this cluster: publish as ``bridge``, read the nodes."""

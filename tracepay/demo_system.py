@@ -9,9 +9,11 @@ demo's default) runs the ledger's real topology (:mod:`tracepay.demo_cluster`);
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,7 @@ class DemoSystem:
     ordering: str = "jetstream"
     #: The NATS servers and ledger nodes (jetstream ordering), once started.
     cluster: LedgerCluster | None = None
+    _servers: Future[LedgerCluster] | None = field(default=None, repr=False)
 
     def _service(self, name: str, *args: str, port: int,
                  env: dict[str, str] | None = None) -> ServiceProcess:
@@ -70,9 +73,14 @@ class DemoSystem:
         say = log or (lambda _text: None)
         if self.ordering not in ORDERINGS:
             raise ValueError(f"ordering {self.ordering!r}: expected one of {ORDERINGS}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.ordering == "jetstream":
             LedgerCluster.check_available()  # before anything starts
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.cluster = LedgerCluster(self.data_dir)
+            # The servers come up while the broker, platform and gateway do.
+            starter = ThreadPoolExecutor(1, "nats-start")
+            self._servers = starter.submit(self.cluster.start_servers)
+            starter.shutdown(wait=False)
         # The broker admits only users the gateway writes: itself, the bridge, and each
         # enrolled terminal, each confined by the ACL to its own topics.
         broker_dir = self.data_dir / "broker"
@@ -108,11 +116,13 @@ class DemoSystem:
                            "TRACEPAY_GATEWAY_MQTT_BRIDGE_PASSWORD": self.mqtt_bridge_password})
         say(f"gateway on {gateway_url}")
         ordering: list[str] = []
-        if self.ordering == "jetstream":
-            self.cluster = LedgerCluster(self.data_dir)
-            self.cluster.start(self._gateway_key_file(gateway_url), log=say)
-            self.cluster.pin_keys(self.trust_file)
-            say(f"ledger nodes' keys pinned in {self.trust_file}")
+        if self.cluster is not None:
+            assert self._servers is not None
+            self._servers.result()
+            assert self.cluster.nats is not None
+            say(f"NATS JetStream cluster on {', '.join(self.cluster.nats.servers)} (stream "
+                "LEDGER, 3 replicas)")
+            self.cluster.start_nodes(self._gateway_key_file(gateway_url))
             ordering = self.cluster.bridge_args()
         self._service("bridge", "bridge", "--host", "127.0.0.1", "--port", str(ports["bridge"]),
                       "--data-dir", str(self.data_dir / "bridge"), "--gateway-url",
@@ -124,6 +134,10 @@ class DemoSystem:
         if self.cluster is None:
             self._pin_ledger_keys()
             say(f"ledger keys pinned in {self.trust_file}")
+        else:
+            self.cluster.wait_ready(log=say)
+            self.cluster.pin_keys(self.trust_file)
+            say(f"ledger nodes' keys pinned in {self.trust_file}")
         self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
                       str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",
                       self.urls["bridge"], port=ports["consumer"],
@@ -174,6 +188,9 @@ class DemoSystem:
     def stop(self) -> None:
         for name in ("consumer", "gateway", "bridge", "platform"):
             self.stop_service(name)
+        if self._servers is not None:
+            with contextlib.suppress(Exception):  # its failure was reported by start
+                self._servers.result()
         if self.cluster is not None:
             self.cluster.stop()
         for name in list(self.services):

@@ -28,6 +28,10 @@ from service_base.testing import ServiceProcess, free_port, tracepay_command, wa
 
 __all__ = ["LedgerCluster", "NATS_MISSING", "describe_ledger"]
 
+#: Starts of the NATS servers, or of one node, on fresh ports when a port picked free was
+#: taken before the process bound it (other programs on the machine connect and listen too).
+START_ATTEMPTS = 3
+
 NATS_MISSING = ("nats-server not found: the demo orders its ledger on a three-server NATS "
                 "JetStream cluster. Install it (scripts/install-system-packages.sh, Debian "
                 "package nats-server; or set TRACEPAY_NATS_SERVER) or run `tracepay demo "
@@ -67,29 +71,39 @@ class LedgerCluster:
         from .nats_cluster import create_stream
 
         self.check_available()
-        self.nats = NatsCluster(self.data_dir / "nats", size=3, orgs=self.orgs)
-        self.nats.start()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.nats = NatsCluster(self.data_dir / "nats", size=3, orgs=self.orgs)
+            try:
+                self.nats.start()
+                break
+            except RuntimeError as exc:
+                if attempt == START_ATTEMPTS or not _port_taken(str(exc)):
+                    raise
+                for index in range(self.nats.size):  # nothing stored yet: start afresh
+                    shutil.rmtree(self.nats.server_dir(index), ignore_errors=True)
         create_stream(self.nats)
         return self
 
-    def start_nodes(self, gateway_key_file: Path) -> LedgerCluster:
-        """The nodes' processes, side by side; ``wait_ready`` waits for their read APIs
-        (meanwhile the bridge can start: an interpreter's start-up is most of each wait)."""
-        for org in self.orgs:
-            self._start_node(org, gateway_key_file)
-        return self
-
-    def wait_ready(self, *, log: Any = None) -> LedgerCluster:
-        """Until every node's read API answers; a node that exits or stays silent for 60 s
-        stops the demo with its log's tail."""
+    def start_nodes(self, gateway_key_file: Path, *, log: Any = None) -> LedgerCluster:
+        """The nodes' processes side by side, then until every read API answers. A node
+        whose port was taken meanwhile starts again on another; one that exits otherwise
+        or stays silent for 60 s stops the demo with its log's tail."""
         say = log or (lambda _text: None)
         for org in self.orgs:
-            node = self.nodes[org]
-            try:
-                wait_for_http(f"{self.node_url(org)}/healthz", 60, node.process)
-            except (TimeoutError, RuntimeError) as exc:
-                raise RuntimeError(f"ledger node {org}: {exc}\n--- {node.log_path} ---\n"
-                                   f"{node.log_tail()}") from exc
+            self._start_node(org, gateway_key_file)
+        for org in self.orgs:
+            for attempt in range(1, START_ATTEMPTS + 1):
+                node = self.nodes[org]
+                try:
+                    wait_for_http(f"{self.node_url(org)}/healthz", 60, node.process)
+                    break
+                except (TimeoutError, RuntimeError) as exc:
+                    if attempt < START_ATTEMPTS and _port_taken(node.log_tail()):
+                        node.stop()
+                        self._start_node(org, gateway_key_file)
+                        continue
+                    raise RuntimeError(f"ledger node {org}: {exc}\n--- {node.log_path} "
+                                       f"---\n{node.log_tail()}") from exc
             say(f"ledger node {org} on {self.node_url(org)} ({self.node_dir(org)})")
         return self
 
@@ -197,3 +211,7 @@ def describe_ledger(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  ledger node {node['org']:<17} pid {node['pid']}  {node['url']}  "
                      f"{node['data_dir']}{root}")
     return lines
+
+
+def _port_taken(text: str) -> bool:
+    return "address already in use" in text.lower()

@@ -118,11 +118,16 @@ class DemoSystem:
         ordering: list[str] = []
         if self.cluster is not None:
             assert self._servers is not None
-            self._servers.result()
+            try:
+                self._servers.result()
+            except Exception as exc:  # a server that exited, a timeout, no stream
+                raise RuntimeError(f"the ledger's NATS cluster did not start: {exc}") from exc
             assert self.cluster.nats is not None
             say(f"NATS JetStream cluster on {', '.join(self.cluster.nats.servers)} (stream "
                 "LEDGER, 3 replicas)")
-            self.cluster.start_nodes(self._gateway_key_file(gateway_url))
+            self.cluster.start_nodes(self._gateway_key_file(gateway_url), log=say)
+            self.cluster.pin_keys(self.trust_file)
+            say(f"ledger nodes' keys pinned in {self.trust_file}")
             ordering = self.cluster.bridge_args()
         self._service("bridge", "bridge", "--host", "127.0.0.1", "--port", str(ports["bridge"]),
                       "--data-dir", str(self.data_dir / "bridge"), "--gateway-url",
@@ -134,10 +139,6 @@ class DemoSystem:
         if self.cluster is None:
             self._pin_ledger_keys()
             say(f"ledger keys pinned in {self.trust_file}")
-        else:
-            self.cluster.wait_ready(log=say)
-            self.cluster.pin_keys(self.trust_file)
-            say(f"ledger nodes' keys pinned in {self.trust_file}")
         self._service("consumer", "consumer", "--host", "127.0.0.1", "--port",
                       str(ports["consumer"]), "--gateway-url", gateway_url, "--bridge-url",
                       self.urls["bridge"], port=ports["consumer"],

@@ -53,11 +53,17 @@ def _on_ledger(trace: dict[str, Any], charged_ms: int, paid_ms: int) -> OnLedger
     return OnLedger(since(charged_ms), since(paid_ms), farm)
 
 
+#: Trace requests the watcher keeps in flight: on JetStream one trace is several requests
+#: from the bridge to a node, and one at a time the watcher would fall behind the sales.
+WATCHER_THREADS = 4
+
+
 class LedgerWatcher:
-    """A background thread polling the trace API for every code it is given."""
+    """Background threads polling the trace API for every code they are given."""
 
     def __init__(self, bridge_url: str, *, settle_s: float = 0.2,
-                 on_found: Callable[[int], None] | None = None) -> None:
+                 on_found: Callable[[int], None] | None = None,
+                 threads: int = WATCHER_THREADS) -> None:
         self.bridge_url = bridge_url
         self.on_found = on_found
         self.settle_s = settle_s
@@ -65,12 +71,23 @@ class LedgerWatcher:
         self._found: dict[str, OnLedger] = {}
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="ledger-watcher", daemon=True)
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._threads = [threading.Thread(target=self._loop, name=f"ledger-watcher-{n}",
+                                          daemon=True) for n in range(threads)]
+        self._local = threading.local()  # a requests.Session is not shared across threads
+        self._sessions: list[requests.Session] = []
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.trust_env = False
+            with self._cond:
+                self._sessions.append(session)
+        return session
 
     def add(self, trace_code: str, charged_ms: int = 0, paid_ms: int = 0) -> None:
         """Follow ``trace_code``; the times (wall-clock ms, 0 unknown) it was charged and paid."""
@@ -107,7 +124,7 @@ class LedgerWatcher:
 
     def _fetch(self, code: str) -> dict[str, Any] | None:
         try:
-            answer = self._session.get(f"{self.bridge_url}/v1/trace/{code}", timeout=10)
+            answer = self._session().get(f"{self.bridge_url}/v1/trace/{code}", timeout=10)
         except requests.RequestException:
             return None
         return answer.json() if answer.status_code == 200 else None
@@ -132,9 +149,11 @@ class LedgerWatcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout=15)
-        self._session.close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=15)
+        for session in self._sessions:
+            session.close()
 
 
 def wait_for_traces(bridge_url: str, trace_codes: list[str],

@@ -6,7 +6,8 @@ their signed heads compared (same blocks, same roots), then ``tracepay ledger
 verify-nodes`` over the nodes' own directories against their pinned keys.
 
 The watcher asks the bridge's public trace API (as a shopper's phone would) for each paid
-sale until it answers, and takes the time a sale reached the ledger from the block that
+sale until it answers with the proof of that sale's trade (the trade is in a block), and
+takes the time a sale reached the ledger from the block that
 holds it (``time_ms`` in the signed block header), not from when the watcher happened to
 look: polling speed does not distort the charge-to-ledger figure.
 """
@@ -56,6 +57,15 @@ def _on_ledger(trace: dict[str, Any], charged_ms: int, paid_ms: int) -> OnLedger
 #: Trace requests the watcher keeps in flight: on JetStream one trace is several requests
 #: from the bridge to a node, and one at a time the watcher would fall behind the sales.
 WATCHER_THREADS = 4
+
+
+def _proven(trace: dict[str, Any]) -> bool:
+    """The trace carries the proof of its own trade: the trade is in a block. (The bridge
+    answers a trace from its index as soon as the ordering took the trade; on JetStream
+    that is before any node has cut the block holding it.)"""
+    trade_id = trace.get("record", {}).get("trade_id")
+    return any(proof.get("leaf", {}).get("record_id") == trade_id
+               for proof in trace.get("proofs", []))
 
 
 class LedgerWatcher:
@@ -127,7 +137,10 @@ class LedgerWatcher:
             answer = self._session().get(f"{self.bridge_url}/v1/trace/{code}", timeout=10)
         except requests.RequestException:
             return None
-        return answer.json() if answer.status_code == 200 else None
+        if answer.status_code != 200:
+            return None
+        trace = answer.json()
+        return trace if _proven(trace) else None
 
     def wait_for(self, count: int, deadline: float) -> bool:
         """Block until ``count`` codes are on the ledger or ``deadline`` (monotonic)."""

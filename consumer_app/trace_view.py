@@ -217,12 +217,13 @@ def proof_rows(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
 def published_keys(keys: Any) -> dict[str, str]:
     """``{signer: raw Ed25519 key, base64url}`` from the bridge's ``GET /v1/keys``.
 
-    Accepts a flat ``{signer: key}`` map, nesting under ``keys``/``nodes``, or per-signer
+    Accepts a flat ``{signer: key}`` map, nesting under ``keys``/``nodes`` (or
+    ``node_keys``, as a trust file of organisation nodes has them), or per-signer
     objects carrying the raw key (``public_key_raw``, ``raw``, ``public_key``).
     """
     if not isinstance(keys, Mapping):
         return {}
-    for wrapper in ("keys", "nodes", "public_keys"):
+    for wrapper in ("keys", "node_keys", "nodes", "public_keys"):
         if isinstance(keys.get(wrapper), Mapping):
             return published_keys(keys[wrapper])
         if isinstance(keys.get(wrapper), list):

@@ -380,3 +380,34 @@ def test_long_press_on_a_quick_key_edits_its_price(windows, device):
     tap_all(windows, "product-tofu")  # a quick tap still rings up
     assert [line["product_code"] for line in windows.vendor.state()["lines"]] == ["tofu"]
     tap_all(windows, "clear-cart")
+
+
+def test_the_report_screen_shows_sales_by_product_and_hour_and_saves_csv(
+        windows, device, mqtt_broker):
+    data_dir, device_id, key = device
+    tap_all(windows, "key-2", "product-tofu")  # 2 pieces
+    state = charge(windows)
+    windows.vendor.wait_for(lambda s: s["outbox"]["sent"] >= 1, what="the sale's PUBACK")
+    publish_result(mqtt_broker.port, result_for(device_id, state["pending_seq"],
+                                                state["total_fen"], "paid", key,
+                                                updated_at_ms=1))
+    windows.vendor.wait_for(lambda s: not s["locked"], what="the sale paid")
+    tap_all(windows, "open-sales", "open-z-report", "report-day")
+    shown = windows.vendor.state()
+    assert shown["screen"] == "z_report"
+    lines = shown["z_report"].splitlines()
+    assert lines[0] == "今日销售（按商品、按小时）"
+    assert any(line.strip().startswith("豆腐") and " 个 " in line for line in lines), lines
+    assert "按小时" in lines
+    tap_all(windows, "report-week")
+    assert windows.vendor.state()["z_report"].startswith("本周销售")
+    tap_all(windows, "save-report-csv")
+    saved = sorted((data_dir / "reports").glob("*-week-*.csv"))
+    assert [path.name.split("-")[0] for path in saved] == ["hours", "products"]
+    products = saved[1].read_text(encoding="utf-8").splitlines()
+    assert products[0].startswith("product_code,name,name_zh")
+    assert any(row.startswith("tofu,") and ",豆腐," in row for row in products)
+    tap_all(windows, "report-z")
+    assert "日结报表" in windows.vendor.state()["z_report"]
+    tap_all(windows, "back", "back")
+    assert windows.vendor.state()["screen"] == "ring_up"

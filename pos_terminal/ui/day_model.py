@@ -15,7 +15,7 @@ from market_protocol import format_fen
 
 from .strings import text
 
-__all__ = ["SaleView", "sale_view", "z_report_lines"]
+__all__ = ["SaleView", "sale_view", "z_report_lines", "sales_report_lines"]
 
 _REFUNDED = ("refunded", "partially_refunded")
 
@@ -69,3 +69,28 @@ def z_report_lines(summary: dict[str, Any], lang: str, merchant: str,
     ] + ([f"{text('z_paid_after_void', lang)}: "
           f"{format_fen(summary['paid_after_void_fen'])} ({summary['paid_after_void']})"]
          if summary.get("paid_after_void") else [])
+
+
+def _measure(row: dict[str, Any], lang: str) -> str:
+    if row["weight_g"]:
+        return f"{row['weight_g'] / 1000:.3f} kg"
+    return f"{row['quantity']} {text('pieces', lang)}"
+
+
+def sales_report_lines(report: dict[str, Any], lang: str) -> list[str]:
+    """A ``pos_terminal.sales_report`` report (day or week) as the screen's lines: the
+    totals, then the products best selling first, then the busy hours."""
+    name_of = (lambda row: row["name_zh"] or row["name"]) if lang == "zh" else (
+        lambda row: row["name"])
+    lines = [text(f"report_title_{report['period']}", lang),
+             text("report_totals", lang, count=report["sales"],
+                  amount=format_fen(report["net_fen"]),
+                  refunded=format_fen(report["refunded_fen"])),
+             "", text("report_products", lang)]
+    lines += [f"  {name_of(row)}  {_measure(row, lang)}  {format_fen(row['net_fen'])}"
+              for row in report["products"]] or [f"  {text('report_none', lang)}"]
+    lines += ["", text("report_hours", lang)]
+    lines += [f"  {row['hour']}  {row['sales']}  {format_fen(row['amount_fen'])}"
+              for row in report["hours"]] or [f"  {text('report_none', lang)}"]
+    return lines
+

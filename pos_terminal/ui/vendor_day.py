@@ -16,8 +16,9 @@ from kivy.clock import Clock
 from market_protocol import format_fen
 
 from ..day_report import day_start_ms, day_summary, render_z_report
+from ..sales_report import hours_csv, products_csv
 from ..terminal import TerminalError
-from .day_model import sale_view, z_report_lines
+from .day_model import sale_view, sales_report_lines, z_report_lines
 from .messages import Notice, service_notice
 from .print_jobs import print_in_background
 from .status_look import status_colour, status_icon
@@ -121,6 +122,30 @@ class DayActions(TerminalBinding):
         self.unsent_warning = text("unsent_warning", lang, count=unsent) if unsent else ""
         self.manager.current = "z_report"
         self.refresh()
+
+    def show_sales_report(self, period: str) -> None:
+        """Today's or this week's sales by product and by hour, on the report screen."""
+        report = self.terminal.sales_report(period)
+        self.z_report_text = "\n".join(sales_report_lines(report, self.model.lang))
+        self.unsent_warning = ""
+        self.manager.current = "z_report"
+        self.refresh()
+
+    def save_report_csv(self) -> list[Path]:
+        """The week's report as two CSV files in ``<data-dir>/reports/`` (a spreadsheet
+        reads them; amounts in fen, weights in grams)."""
+        report = self.terminal.sales_report("week")
+        directory = self.terminal.data_dir / "reports"
+        directory.mkdir(parents=True, exist_ok=True)
+        day = datetime.now().astimezone().date().isoformat()
+        paths = []
+        for name, render in (("products", products_csv), ("hours", hours_csv)):
+            path = directory / f"{name}-week-{day}.csv"
+            path.write_text(render(report), encoding="utf-8")
+            paths.append(path)
+        self.model.tell("saved_to", path=str(directory))
+        self.refresh()
+        return paths
 
     def save_z_report(self) -> Path:
         """The day's Z report as a receipt-width PNG in ``<data-dir>/reports/``."""

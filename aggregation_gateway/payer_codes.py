@@ -113,6 +113,10 @@ class PayerCodeCharges:
         """A retried request: the same sale may only get its own payment back."""
         if payment["method"] != "payer_code":
             raise ApiError(409, "order_conflict", "this sale is being paid by QR code")
+        if payment["status"] == "failed" and payment["nonce"] == request.nonce_hex:
+            raise ApiError(402, "payment_declined", "this sale's payment code was declined "
+                           "or refused; ring up the sale again and ask for another code",
+                           payment_id=payment["payment_id"])
         try:
             check_existing(payment, request)
         except ApiError as exc:

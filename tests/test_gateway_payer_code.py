@@ -127,6 +127,9 @@ def test_a_declined_charge_is_failed_with_its_reason(
     assert declined.status_code == 402, declined.text
     assert declined.json()["error"] == "payment_declined"
     assert gw.payment(declined.json()["payment_id"])["status"] == "failed"
+    again = _charge(gw, _request(terminal, sale, _code(platform)))  # a retry of that sale
+    assert again.status_code == 402 and again.json()["payment_id"] == declined.json()[
+        "payment_id"]
 
 
 def test_a_used_code_is_refused_and_a_new_sale_may_try_another(

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-headless test lint bench setup clean
+.PHONY: demo demo-headless test test-fast lint bench setup clean
 
 ## make demo: install what is missing, then run every service on free loopback ports.
 demo: setup
@@ -18,6 +18,10 @@ demo-headless: setup
 test: setup
 	scripts/install-system-packages.sh test
 	$(BIN)/python -m pytest
+
+## make test-fast: the tests that start no service process, broker, browser or window.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not browser and not ui and not broker"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -27,6 +27,8 @@ from service_base.testing import ServiceProcess, free_port, tracepay_command
 from trace_ledger import LedgerEntry
 from trace_ledger.stream_ledger import StreamLedger
 
+pytestmark = pytest.mark.slow  # bridge and NATS processes
+
 
 def test_http_trades_land_on_the_stream_once_and_nothing_on_a_local_ledger(nats_cluster,
                                                                           tmp_path):

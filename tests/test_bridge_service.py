@@ -20,6 +20,8 @@ from market_protocol import signing
 from market_protocol.topics import TRADES_TOPIC
 from service_base.testing import ServiceProcess, free_port, tracepay_command
 
+pytestmark = pytest.mark.slow  # bridge processes
+
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-9", "Stall Nine", "retail_market", "dev-9")
 

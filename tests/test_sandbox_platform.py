@@ -27,6 +27,8 @@ from werkzeug.serving import make_server
 from market_protocol import canonical_json, signing
 from service_base.testing import ServiceProcess, free_port, tracepay_command
 
+pytestmark = pytest.mark.slow  # a sandbox platform process
+
 SCHEDULE = "0,0.2,0.2,0.2,0.2"
 
 

@@ -4,16 +4,8 @@ entries at a time) end up in one block cut by the timeout, and in the next one a
 
 from __future__ import annotations
 
-import time
-
+from service_base.testing import wait_until
 from trace_ledger import Ledger, LedgerEntry
-
-
-def wait_until(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def entry(i: int) -> LedgerEntry:

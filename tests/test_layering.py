@@ -9,6 +9,7 @@ doc), and the packages must not import each other in a circle.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ def imported_modules(source: str) -> list[str]:
     return names
 
 
-def project_imports(root: Path = ROOT) -> ImportMap:
-    """package -> {(file, imported project package)} for imports between packages."""
+@functools.cache
+def _read_tree(root: Path) -> ImportMap:
     found: ImportMap = {package: set() for package in PACKAGES}
     for package in sorted(PACKAGES):
         for path in sorted((root / package).rglob("*.py")):
@@ -56,6 +57,11 @@ def project_imports(root: Path = ROOT) -> ImportMap:
                 if target in PACKAGES and target != package:
                     found[package].add((str(path.relative_to(root)), target))
     return found
+
+
+def project_imports(root: Path = ROOT) -> ImportMap:
+    """package -> {(file, imported project package)} for imports between packages."""
+    return {package: set(edges) for package, edges in _read_tree(root).items()}
 
 
 def violations(found: ImportMap, allowed: dict[str, frozenset[str]]) -> list[str]:

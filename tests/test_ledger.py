@@ -253,6 +253,7 @@ def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_pa
         assert again.verify().ok and again.head()["trades"] == 4
 
 
+@pytest.mark.slow  # node processes
 def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
     import sqlite3
 

@@ -4,6 +4,8 @@ entries at a time) end up in one block cut by the timeout, and in the next one a
 
 from __future__ import annotations
 
+import pytest
+
 from service_base.testing import wait_until
 from trace_ledger import Ledger, LedgerEntry
 
@@ -13,6 +15,7 @@ def entry(i: int) -> LedgerEntry:
     return LedgerEntry("trade", f"t{i}", record, [f"code-{i}", "stall-7"])
 
 
+@pytest.mark.slow  # waits out two block timeouts
 def test_single_submits_wake_the_orderer_once_per_block_and_blocks_are_still_cut(tmp_path):
     with Ledger.open(tmp_path, block_max=1000, block_timeout_s=2.0) as ledger:
         wakes = []

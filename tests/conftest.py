@@ -45,6 +45,7 @@ def _starts_processes(fixturedef: object, seen: dict[object, bool]) -> bool:
     return seen[func]
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test by the fixtures it requests, its module, and its database backend."""
     seen: dict[object, bool] = {}

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-headless test lint bench setup clean
+.PHONY: demo demo-headless test test-fast lint bench setup clean
 
 ## make demo: install what is missing, then run every service on free loopback ports
 ## (the ledger on a three-server NATS JetStream cluster, one node process per organisation).
@@ -19,6 +19,10 @@ demo-headless: setup
 test: setup
 	scripts/install-system-packages.sh test
 	$(BIN)/python -m pytest
+
+## make test-fast: the tests that start no service process, broker, browser or window.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not browser and not ui and not broker"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from tracepay import __version__
+# The version comes from the installed distribution, not from the ``tracepay`` package:
+# services sit below the command line and must not import it.
+try:
+    __version__ = version("tracepay")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["blueprint", "openapi_document"]
 

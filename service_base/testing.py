@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .nats_cluster import NatsCluster, TlsFiles
 
 __all__ = ["free_port", "wait_for_http", "wait_for_port", "ServiceProcess", "tracepay_command",
            "screenshot_dir", "CHROMIUM_ARGS", "launch_chromium", "PostgresServer",
-           "postgres_bindir", "running_nats_cluster", "make_test_tls"]
+           "postgres_bindir", "running_nats_cluster", "make_test_tls", "wait_until"]
 
 #: How tests and benchmarks start Debian's Chromium: headless, and without the background
 #: connections a closed network refuses.
@@ -37,6 +37,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0,
+               message: str = "condition", interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Tests wait for a condition this way instead of sleeping a guessed time, which races on a
+    loaded machine. Past ``timeout`` seconds it fails the test, naming what it waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:

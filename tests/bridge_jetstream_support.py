@@ -3,7 +3,6 @@ signed trades, and counting what the stream holds."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -42,14 +41,6 @@ def stream_records(cluster):
     """(StreamCount, set of record ids) as the auditor reads them from the stream."""
     return count_stream(read_stream(cluster.servers, user=AUDITOR_USER,
                                     password=cluster.password(AUDITOR_USER)))
-
-
-def wait_until(predicate, timeout: float = 60.0, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.05)
 
 
 def publish_mqtt(port: int, payloads: list[bytes]) -> None:

@@ -3,10 +3,15 @@
 ``mqtt_broker`` is a real Mosquitto (amqtt only where no mosquitto binary exists) with
 tracepay's configuration on a free port. Tests that stop or kill it must restart it
 (``mqtt_broker.start()``) before they end, so later tests find it running.
+
+Markers (``slow``, ``browser``, ``ui``, ``broker``; see pyproject.toml) are given here from
+what a test uses, so ``make test-fast`` can leave out whatever starts real processes.
+A module that starts processes in its test bodies says so itself (``pytestmark``).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -14,6 +19,55 @@ import pytest
 
 from service_base.testing import launch_chromium, running_nats_cluster
 from tracepay.broker import Broker
+
+#: Fixtures whose use puts a test in a marker's set (fixtures they depend on count too).
+MARKER_FIXTURES: dict[str, frozenset[str]] = {
+    "browser": frozenset({"browser", "chromium", "page"}),
+    "broker": frozenset({"mqtt_broker", "fresh_broker"}),
+    "slow": frozenset({"nats_cluster", "nats_server", "postgres_server"}),
+}
+#: A fixture whose code names one of these starts a service process: its users are slow.
+PROCESS_WORDS = ("ServiceProcess", "tracepay_command", "Popen(")
+
+
+def _starts_processes(fixturedef: object, seen: dict[object, bool]) -> bool:
+    """A fixture starts processes if its code says so or its module is marked slow."""
+    func = getattr(fixturedef, "func", None)
+    if func not in seen:
+        try:
+            source = inspect.getsource(func)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            source = ""
+        marks = getattr(inspect.getmodule(func), "pytestmark", [])
+        marks = marks if isinstance(marks, list) else [marks]
+        seen[func] = (any(word in source for word in PROCESS_WORDS)
+                      or any(getattr(mark, "name", "") == "slow" for mark in marks))
+    return seen[func]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by the fixtures it requests, its module, and its database backend."""
+    seen: dict[object, bool] = {}
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        wanted = {marker for marker, fixtures in MARKER_FIXTURES.items() if names & fixtures}
+        module = getattr(item, "module", None)
+        module_name = getattr(module, "__name__", "")
+        if module_name.startswith("test_terminal_ui_"):
+            wanted.add("ui")
+        if module is not None and getattr(module, "Broker", None) is Broker:
+            wanted.add("broker")
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("gateway_backend") == "postgresql":
+            wanted.add("slow")
+        info = getattr(item, "_fixtureinfo", None)
+        for definitions in getattr(info, "name2fixturedefs", {}).values():
+            if any(_starts_processes(definition, seen) for definition in definitions):
+                wanted.add("slow")
+                break
+        for marker in sorted(wanted - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

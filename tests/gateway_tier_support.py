@@ -204,8 +204,3 @@ def _device_client(broker: Broker, terminal: Terminal) -> mqtt.Client:
         time.sleep(0.2)
 
 
-def wait_until(predicate: Any, timeout: float = 60, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {message}"
-        time.sleep(0.1)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.gateway_scale_parts.proc_cpu import shares
 from bench.gateway_scale_parts.summary import quantile, ratios, run_figures, summarise
 
@@ -47,6 +49,7 @@ def test_figures_and_shares() -> None:
     assert cut == {"load": 0.125, "other": 0.625, "idle": 0.25}
 
 
+@pytest.mark.slow  # runs tracepay as a process
 def test_tiny_run_creates_an_order_for_every_scan(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gateway_scale.py"), "--rounds", "1",

@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.pipeline_parts.ledger_count import count_trades_on_ledger
+
+pytestmark = pytest.mark.slow  # runs the pipeline bench: every service as a process
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,15 +17,16 @@ from bridge_jetstream_support import (
     publish_mqtt,
     stream_records,
     trades,
-    wait_until,
 )
 
 from ledger_bridge.app import create_app
 from ledger_bridge.intake import private_record_id
 from market_protocol import signing
-from service_base.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command, wait_until
 from trace_ledger import LedgerEntry
 from trace_ledger.stream_ledger import StreamLedger
+
+pytestmark = pytest.mark.slow  # bridge and NATS processes
 
 
 def test_http_trades_land_on_the_stream_once_and_nothing_on_a_local_ledger(nats_cluster,
@@ -93,10 +94,10 @@ def test_mqtt_trades_are_acknowledged_after_the_publish_ack(nats_cluster, fresh_
     service.ledger.publisher.publish_body = spy
     try:
         service.start_mqtt("127.0.0.1", fresh_broker.port)
-        wait_until(lambda: service.mqtt.connected, message="bridge on MQTT")
+        wait_until(lambda: service.mqtt.connected, message="bridge on MQTT", timeout=60)
         sent = trades(300, first=100)
         publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in sent])
-        wait_until(lambda: service.mqtt.acked == 300, message="300 MQTT acks")
+        wait_until(lambda: service.mqtt.acked == 300, message="300 MQTT acks", timeout=60)
     finally:
         service.close()
     count, found = stream_records(nats_cluster)
@@ -216,7 +217,7 @@ def test_a_flush_given_up_at_shutdown_drops_its_queue_and_acknowledges_nothing(n
             failure.append(exc)
     thread = threading.Thread(target=flush)
     thread.start()
-    wait_until(lambda: ledger.failed_attempts >= 2, message="publishes failing")
+    wait_until(lambda: ledger.failed_attempts >= 2, message="publishes failing", timeout=60)
     assert ledger.status()["last_error"] and ledger.pending() == 1
     ledger.stop_retrying()
     thread.join(10)

@@ -18,18 +18,12 @@ from ledger_files import edit_record
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
 from market_protocol.topics import TRADES_TOPIC
-from service_base.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command, wait_until
+
+pytestmark = pytest.mark.slow  # bridge processes
 
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-9", "Stall Nine", "retail_market", "dev-9")
-
-
-def wait_until(predicate, timeout=30.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.05)
 
 
 def publish(port: int, payloads: list[bytes]) -> None:

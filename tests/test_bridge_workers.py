@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger_bridge.sample_trades import Seller, line, make_trade
 from market_protocol import signing
 from service_base.testing import ServiceProcess, free_port, tracepay_command
+
+pytestmark = pytest.mark.slow  # bridge processes
 
 KEY = Ed25519PrivateKey.generate()
 STALL = Seller("stall-w", "Stall W", "retail_market", "dev-w")

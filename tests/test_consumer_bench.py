@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs a bench script as a process
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "consumer_paint.py"
 
 

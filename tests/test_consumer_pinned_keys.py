@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from consumer_scenario import Market, trace_services, wait_for_trace  # noqa: E402
 
+pytestmark = pytest.mark.slow  # consumer and bridge processes
+
 STATES = "['verified','tampered','unavailable','unverified','none']"
 
 

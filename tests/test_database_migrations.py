@@ -94,6 +94,7 @@ def _rows(conn, table: str, width: int) -> list[tuple]:
                   for value in list(row)[:width]) for row in rows]
 
 
+@pytest.mark.slow  # runs tracepay as a process
 def test_migrate_upgrades_a_database_of_the_schema_before_revisions_keeping_every_row(
         tmp_path):
     data_dir = tmp_path / "gateway"

@@ -22,7 +22,7 @@ from ledger_files import edit_record, stored_leaves
 
 from service_base.testing import tracepay_command
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the whole demo as processes
 
 
 def run_demo(tmp_path: Path, sales: int, *, timeout_s: int = 240, solo: bool = False,

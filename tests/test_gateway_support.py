@@ -106,7 +106,8 @@ class ServedGateway:
         self.gateway: Gateway = build_gateway(self.settings)
         self.app = create_app(gateway=self.gateway)
         self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       kwargs={"poll_interval": 0.05})  # quick shutdown
         self.http = requests.Session()
         self.http.trust_env = False
 

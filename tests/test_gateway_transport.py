@@ -170,6 +170,7 @@ def test_a_dropped_kept_alive_connection_is_retried_once(raw_server) -> None:
     assert server.received[-1].endswith(b"\r\n\r\n2")
 
 
+@pytest.mark.slow  # each case waits out the transport's read timeout
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
     b"SMTP ready\r\n\r\n",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from ledger_files import drop_block
@@ -11,14 +10,8 @@ from ledger_files import drop_block
 from market_protocol import merkle
 from market_protocol.bloom import BloomFilter
 from market_protocol.signing import unb64u
+from service_base.testing import wait_until
 from trace_ledger import Ledger, LedgerEntry, LedgerEntryError
-
-
-def wait_until(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def entry(i: int, *, visible_to=None, keys=None) -> LedgerEntry:
@@ -260,6 +253,7 @@ def test_a_node_that_cannot_store_a_block_stops_the_ledger_until_reopened(tmp_pa
         assert again.verify().ok and again.head()["trades"] == 4
 
 
+@pytest.mark.slow  # node processes
 def test_nodes_in_processes_of_their_own_store_the_same_ledger(tmp_path):
     import sqlite3
 

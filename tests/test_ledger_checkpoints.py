@@ -32,6 +32,8 @@ from trace_ledger.node.chain import NodeChain
 from trace_ledger.node_store import STORE_NAME
 from trace_ledger.verify_jobs import verify_node_dirs
 
+pytestmark = pytest.mark.slow  # ledger node and witness processes
+
 ENV = {**os.environ, "PYTHONPATH": os.getcwd()}
 
 

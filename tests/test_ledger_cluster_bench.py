@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the cluster bench: NATS and node processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

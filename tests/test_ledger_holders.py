@@ -79,6 +79,7 @@ def test_a_private_record_put_on_a_node_it_is_kept_from_is_named(ledger_dir):
          "keeps from this organisation")]
 
 
+@pytest.mark.slow  # runs tracepay as a process
 def test_the_cli_names_a_deleted_record(ledger_dir, tmp_path):
     trust = write_trust_file(ledger_dir, tmp_path / "trust.json")
     edit_record(node_file(ledger_dir, "retail_market"), "t10", lambda _: b"")

@@ -24,6 +24,8 @@ from trace_ledger.blocks import verify_signature
 from trace_ledger.rules.entry_rules import PRIVATE_SCHEMA, PUBLIC_SCHEMA
 from trace_ledger.stream import StreamPublisher
 
+pytestmark = pytest.mark.slow  # ledger node processes
+
 GATEWAY = Ed25519PrivateKey.generate()
 SELLER = Seller("m-retail-1", "Stall 1", "retail_market", "dev-node-1")
 

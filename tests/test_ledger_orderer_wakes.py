@@ -4,16 +4,10 @@ entries at a time) end up in one block cut by the timeout, and in the next one a
 
 from __future__ import annotations
 
-import time
+import pytest
 
+from service_base.testing import wait_until
 from trace_ledger import Ledger, LedgerEntry
-
-
-def wait_until(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def entry(i: int) -> LedgerEntry:
@@ -21,6 +15,7 @@ def entry(i: int) -> LedgerEntry:
     return LedgerEntry("trade", f"t{i}", record, [f"code-{i}", "stall-7"])
 
 
+@pytest.mark.slow  # waits out two block timeouts
 def test_single_submits_wake_the_orderer_once_per_block_and_blocks_are_still_cut(tmp_path):
     with Ledger.open(tmp_path, block_max=1000, block_timeout_s=2.0) as ledger:
         wakes = []

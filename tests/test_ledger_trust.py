@@ -22,6 +22,8 @@ from trace_ledger import Ledger, LedgerEntry, verify_data_dir
 from trace_ledger.node_store import STORE_NAME, NodeStore
 from trace_ledger.signers import ORDERER, load_public_key
 
+pytestmark = pytest.mark.slow  # tracepay CLI processes
+
 
 def entry(i: int, amount_fen: int | None = None) -> LedgerEntry:
     record = {"trade_id": f"t{i}", "amount_fen": 1000 + i if amount_fen is None else amount_fen,

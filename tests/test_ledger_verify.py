@@ -176,6 +176,7 @@ def test_a_tampered_stored_merkle_tree_is_named(data_dir):
     assert problem.what == "stored Merkle tree does not match the leaves"
 
 
+@pytest.mark.slow  # worker processes
 def test_verifying_in_worker_processes_finds_the_same_first_problem(data_dir):
     clean = verify_data_dir(data_dir, pinned_keys(data_dir), workers=2,
                             parallel_from_blocks=1)

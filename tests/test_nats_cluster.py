@@ -22,6 +22,8 @@ from trace_ledger import LedgerEntry
 from trace_ledger.stream import STREAM, StreamPublisher, StreamUnavailableError, batch_body
 from trace_ledger.stream_audit import count_stream, read_stream
 
+pytestmark = pytest.mark.slow  # nats-server processes
+
 
 def _entries(prefix: str, count: int) -> list[LedgerEntry]:
     return [LedgerEntry("trade", f"{prefix}-{i}", {"n": i}, [f"key-{i}"], None)

@@ -14,10 +14,10 @@ from bridge_jetstream_support import (
     publish_mqtt,
     stream_records,
     trades,
-    wait_until,
 )
 
 from service_base.nats_cluster import BRIDGE_USER
+from service_base.testing import wait_until
 from trace_ledger import LedgerEntry
 from trace_ledger.stream import StreamPublisher, StreamUnavailableError
 from trace_ledger.stream_ledger import StreamLedger
@@ -68,7 +68,7 @@ def test_kill_9_of_the_stream_leader_during_publishing_loses_and_doubles_nothing
         nats_cluster, tmp_path):
     publisher = SustainedPublisher(nats_cluster, tmp_path / "journal.json")
     publisher.start()
-    wait_until(lambda: publisher.batches >= 20, message="publishing under way")
+    wait_until(lambda: publisher.batches >= 20, message="publishing under way", timeout=60)
     leader = _index_of(nats_cluster.stream_state(0)["cluster"]["leader"])
     nats_cluster.kill(leader)
     at_kill = publisher.batches
@@ -77,7 +77,7 @@ def test_kill_9_of_the_stream_leader_during_publishing_loses_and_doubles_nothing
     assert publisher.error is None
     nats_cluster.start_server(leader)               # the same store, config and ports
     at_restart = publisher.batches
-    wait_until(lambda: publisher.batches >= at_restart + 20, message="publishing with three")
+    wait_until(lambda: publisher.batches >= at_restart + 20, message="publishing with three", timeout=60)
     publisher.finish()
 
     count, found = stream_records(nats_cluster)
@@ -129,16 +129,16 @@ def test_bridge_holds_trades_unacknowledged_without_quorum_and_lands_all_after(
     service = jetstream_bridge(nats_cluster, tmp_path / "bridge")
     try:
         service.start_mqtt("127.0.0.1", fresh_broker.port)
-        wait_until(lambda: service.mqtt.connected, message="bridge on MQTT")
+        wait_until(lambda: service.mqtt.connected, message="bridge on MQTT", timeout=60)
         before = trades(50, first=2000)
         publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in before])
-        wait_until(lambda: service.mqtt.acked == 50, message="first 50 acknowledged")
+        wait_until(lambda: service.mqtt.acked == 50, message="first 50 acknowledged", timeout=60)
 
         nats_cluster.stop_server(0)
         nats_cluster.stop_server(2)
         during = trades(100, first=3000)
         publish_mqtt(fresh_broker.port, [json.dumps(t).encode() for t in during])
-        wait_until(lambda: service.ledger.failed_attempts >= 2, message="publishes failing")
+        wait_until(lambda: service.ledger.failed_attempts >= 2, message="publishes failing", timeout=60)
         status = service.health()["ordering"]
         assert service.mqtt.acked == 50                 # nothing acknowledged without quorum
         assert status["pending"] > 0 and status["unavailable_s"] is not None

@@ -16,6 +16,8 @@ from service_base.testing import make_test_tls, running_nats_cluster
 from trace_ledger import LedgerEntry
 from trace_ledger.stream import StreamPublisher, StreamUnavailableError
 
+pytestmark = pytest.mark.slow  # nats-server processes
+
 
 @pytest.fixture
 def tls_cluster(tmp_path):

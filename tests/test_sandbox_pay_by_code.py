@@ -15,12 +15,12 @@ from test_sandbox_platform import (  # noqa: F401 - fixtures
     NotifyReceiver,
     merchant,
     platform_url,
-    wait_until,
 )
 
 from sandbox_platform import payer_code_store
 from sandbox_platform.payer_code_store import PayerCodes
 from sandbox_platform.store import Store, StoreConflict
+from service_base.testing import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,9 @@ from flask import Flask, request
 from werkzeug.serving import make_server
 
 from market_protocol import canonical_json, signing
-from service_base.testing import ServiceProcess, free_port, tracepay_command
+from service_base.testing import ServiceProcess, free_port, tracepay_command, wait_until
+
+pytestmark = pytest.mark.slow  # a sandbox platform process
 
 SCHEDULE = "0,0.2,0.2,0.2,0.2"
 
@@ -120,17 +122,6 @@ class Merchant:
         return {"out_trade_no": f"T{uuid.uuid4().hex[:12]}", "amount_fen": amount_fen,
                 "currency": "CNY", "subject": "Bok choy 1.25 kg", "notify_url": notify_url,
                 "return_url": "http://127.0.0.1:9/receipt/p1", **extra}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)
 
 
 def start_platform(data_dir: Path, port: int, *extra: str) -> ServiceProcess:

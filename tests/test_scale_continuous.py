@@ -12,6 +12,8 @@ import os
 import threading
 import time
 import tty
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,7 @@ from pos_terminal.scales import (
 from pos_terminal.scales.aclas import encode_aclas, parse_aclas
 from pos_terminal.scales.continuous import ContinuousScale
 from pos_terminal.scales.dahua import encode_dahua, parse_dahua, split_dahua
+from service_base.testing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,18 +72,14 @@ def open_streaming(pty_pair, spec: str):
     return stand_in, scale
 
 
-def wait_until(condition, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
+def settled(condition: Callable[[], Any]) -> Callable[[], Any]:
+    """``condition``, read as not yet met while the scale has no reading to give."""
+    def reading() -> Any:
         try:
-            value = condition()
+            return condition()
         except ScaleError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+            return None
+    return reading
 
 
 def frames_seen(scale: ContinuousScale, more_than: int) -> bool:
@@ -117,33 +116,33 @@ def test_dahua_over_a_pty_stability_noise_partial_frames_and_silence(pty_pair):
         # a load that keeps moving never reads as stable
         weights = iter(range(1000, 100000, 7))
         stand_in.frame = lambda: encode_dahua(next(weights))
-        wait_until(lambda: scale.frames > 3, "frames")
+        wait_until(settled(lambda: scale.frames > 3), message="frames")
         for _ in range(5):
             seen = scale.frames
-            wait_until(lambda s=seen: scale.frames > s, "a changed frame")
+            wait_until(settled(lambda s=seen: scale.frames > s), message="a changed frame")
             with pytest.raises(Unstable):
                 take_weight(scale)
         # settled: equal frames in a row; partial frames and noise between them are skipped
         stand_in.frame = encode_dahua(1500)
-        assert wait_until(lambda: take_weight(scale) == 1500, "a stable 1500 g")
+        assert wait_until(settled(lambda: take_weight(scale) == 1500), message="a stable 1500 g")
         before = scale.malformed
         stand_in.frame = b"=005.1" + b"\x00\xffnoise" + encode_dahua(1500)
-        wait_until(lambda: scale.malformed > before + 2, "the partial frames counted")
+        wait_until(settled(lambda: scale.malformed > before + 2), message="the partial frames counted")
         assert take_weight(scale) == 1500
         assert "Dahua frame" in scale.last_fault
         stand_in.frame = encode_dahua(-250)
-        wait_until(lambda: scale.read().weight_g == -250, "below zero")
+        wait_until(settled(lambda: scale.read().weight_g == -250), message="below zero")
         with pytest.raises(UnderZero):
             take_weight(scale)
         stand_in.frame = encode_dahua(12)
-        wait_until(lambda: scale.read().weight_g == 12 and scale.read().stable, "12 g")
+        wait_until(settled(lambda: scale.read().weight_g == 12 and scale.read().stable), message="12 g")
         with pytest.raises(BelowMinimum):
             take_weight(scale)
         with pytest.raises(ScaleError) as refused:
             scale.tare()
         assert refused.value.code == "scale_use_keys"
         stand_in.frame = b""  # the scale stops sending: its last weight must not be used
-        assert wait_until(lambda: _no_answer(scale), "the no-answer refusal")
+        assert wait_until(settled(lambda: _no_answer(scale)), message="the no-answer refusal")
     finally:
         stand_in.running = False
         scale.close()
@@ -162,20 +161,20 @@ def test_aclas_over_a_pty_at_4800_even_motion_overload_and_split_lines(pty_pair)
     try:
         assert (scale._port.baudrate, scale._port.parity) == (4800, "E")
         stand_in.frame = encode_aclas(900, stable=False)
-        wait_until(lambda: scale.frames > 2, "frames")
+        wait_until(settled(lambda: scale.frames > 2), message="frames")
         with pytest.raises(Unstable):
             take_weight(scale)
         stand_in.frame = encode_aclas(0, overload=True)
-        wait_until(lambda: scale.read().over_capacity, "overload")
+        wait_until(settled(lambda: scale.read().over_capacity), message="overload")
         with pytest.raises(OverCapacity):
             take_weight(scale)
         # one reading arriving in two writes is put back together; a garbled line is skipped
         line = encode_aclas(1234, net=True)
         before = scale.malformed
         stand_in.frame = line + b"ST,GS,+0a1.2kg\r\n"
-        wait_until(lambda: scale.malformed > before, "the garbled line counted")
-        reading = wait_until(lambda: scale.read() if scale.read().weight_g == 1234 else None,
-                             "1234 g net")
+        wait_until(settled(lambda: scale.malformed > before), message="the garbled line counted")
+        reading = wait_until(settled(lambda: scale.read() if scale.read().weight_g == 1234 else None),
+                             message="1234 g net")
         assert reading.net and reading.stable
         assert take_weight(scale) == 1234
     finally:
@@ -192,7 +191,7 @@ def test_a_reading_split_across_writes_is_reassembled(pty_pair):
             os.write(master, line[:5])
             time.sleep(0.05)  # the second half comes later, as a slow line does
             os.write(master, line[5:])
-        wait_until(lambda: scale.frames >= 3, "three readings")
+        wait_until(settled(lambda: scale.frames >= 3), message="three readings")
         assert scale.malformed == 0 and take_weight(scale) == 2500
     finally:
         scale.close()

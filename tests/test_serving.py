@@ -20,6 +20,8 @@ import requests
 
 from service_base.testing import free_port, wait_for_http
 
+pytestmark = pytest.mark.slow  # a pre-fork server process and its workers
+
 SERVER = """
 import os, sys
 from flask import Flask

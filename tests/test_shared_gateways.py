@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 import requests
-from gateway_tier_support import BRIDGE_USER, GatewayTier, http_session, wait_until
+from gateway_tier_support import BRIDGE_USER, GatewayTier, http_session
 from test_gateway_mqtt import Listener
 from test_gateway_refund_lost_answers import _payouts, faulty_platform  # noqa: F401
 from test_gateway_support import MANAGER, Platform, form_token, pay_at_checkout
 
 from market_protocol import canonical_json, check_trade
 from market_protocol.topics import TRADES_TOPIC
-from service_base.testing import free_port, tracepay_command
+from service_base.testing import free_port, tracepay_command, wait_until
 
 
 @pytest.fixture
@@ -56,20 +56,20 @@ def test_each_sale_is_stored_once_and_a_killed_instances_share_waits_for_it(
     first = [_charge(tier, terminal)[1] for _ in range(20)]
     tier.publish_sales(terminal, first)
     tier.publish_sales(terminal, first[:5])  # redelivered copies change nothing
-    wait_until(lambda: tier.count("SELECT COUNT(*) FROM sales") == 20, message="20 sales")
+    wait_until(lambda: tier.count("SELECT COUNT(*) FROM sales") == 20, message="20 sales", timeout=60)
 
     b.kill()
     later = [_charge(tier, terminal)[1] for _ in range(20)]
     tier.publish_sales(terminal, later)
     wait_until(lambda: tier.count("SELECT COUNT(*) FROM sales") > 20,
-               message="instance a storing its share")
+               message="instance a storing its share", timeout=60)
     _settled(tier)
     # b's share waits in b's session at the broker: nothing handles it twice, nothing
     # drops it.
     assert tier.count("SELECT COUNT(*) FROM sales") < 40
     b.process.start()
     wait_until(lambda: tier.count("SELECT COUNT(*) FROM sales") == 40,
-               message="b's share after its restart")
+               message="b's share after its restart", timeout=60)
     ids = {sale["sale_id"] for sale in first + later}
     assert tier.count("SELECT COUNT(DISTINCT sale_id) FROM sales WHERE sale_id = ANY(%s)",
                       list(ids)) == 40
@@ -110,7 +110,7 @@ def test_fifty_copies_of_one_notification_over_both_instances_make_one_payment(
     tier.publish_sales(terminal, [sale])
     wait_until(lambda: tier.count("SELECT COUNT(*) FROM outbox WHERE kind = 'trade' AND "
                                   "record_id = %s", sale["sale_id"]) == 1,
-               message="one trade for the paid sale")
+               message="one trade for the paid sale", timeout=60)
 
 
 def test_a_killed_instance_leaves_its_orders_to_the_other_and_nothing_is_lost(
@@ -133,7 +133,7 @@ def test_a_killed_instance_leaves_its_orders_to_the_other_and_nothing_is_lost(
         assert trade["payment"]["amount_fen"] == sale["total_fen"]
         a.process.start()
         wait_until(lambda: a.http.get(f"{a.url}/healthz", timeout=5).json()["mqtt"]
-                   == "subscribed", message="a back on the broker")
+                   == "subscribed", message="a back on the broker", timeout=60)
         assert a.payment(payment["payment_id"])["status"] == "paid"
         assert tier.count("SELECT COUNT(*) FROM outbox WHERE kind = 'trade' AND "
                           "record_id = %s", sale["sale_id"]) == 1

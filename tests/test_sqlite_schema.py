@@ -72,6 +72,7 @@ def test_a_connection_with_implicit_transactions_is_refused(tmp_path):
         migrate(sqlite3.connect(tmp_path / "x.sqlite"), STEPS)
 
 
+@pytest.mark.slow  # runs tracepay as a process
 def test_two_processes_opening_one_new_file_apply_each_step_once(tmp_path):
     path = tmp_path / "race.sqlite"
     here = str(Path(__file__).parent)

@@ -44,7 +44,8 @@ def claim_server():
 
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True,
+                              kwargs={"poll_interval": 0.05})  # quick shutdown
     thread.start()
     yield f"http://127.0.0.1:{port}"
     server.shutdown()

@@ -19,6 +19,7 @@ from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
 from pos_terminal.outbox import Outbox
 from pos_terminal.sale_record import build_sale
 from pos_terminal.testing import enrol_offline
+from service_base.testing import wait_until
 
 #: Every statement the charge and drain paths run, with example parameters.
 HOT_QUERIES = [
@@ -91,13 +92,6 @@ class Gateway:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_until(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {message}"
-        time.sleep(0.02)
 
 
 def test_broker_stopped_mid_drain_loses_and_duplicates_nothing(fresh_broker, tmp_path):

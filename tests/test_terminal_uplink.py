@@ -25,15 +25,7 @@ from market_protocol import (
 from market_protocol.topics import results_topic, sales_topic
 from pos_terminal import DEFAULT_PRODUCTS, Cart, Terminal
 from pos_terminal.testing import TEST_MASTER_KEY, enrol_offline
-from service_base.testing import tracepay_command
-
-
-def wait_until(predicate, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.02)
+from service_base.testing import tracepay_command, wait_until
 
 
 class Subscriber:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,8 +100,11 @@ class Follower:
                     self.connected, self.error = True, None
                     log.info("node %s follows stream %s from sequence %d", self.chain.org,
                              STREAM, self.chain.stream_seq + 1)
+                fetch_started = time.perf_counter()
                 messages = await subscription.fetch(FETCH, timeout=1.0)
+                self.chain.timings.add("fetch", time.perf_counter() - fetch_started)
             except nats.errors.TimeoutError:
+                self.chain.timings.add("fetch", time.perf_counter() - fetch_started)
                 continue
             except Exception as exc:  # stream not created yet, no quorum, reconnecting
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -116,7 +120,9 @@ class Follower:
                 if applied is not None and applied.height is not None:
                     log.debug("node %s: stream_seq %d -> block %d (%d entries)",
                               self.chain.org, seq, applied.height, applied.admitted)
+                ack_started = time.perf_counter()
                 await message.ack_sync()
+                self.chain.timings.add("ack", time.perf_counter() - ack_started)
 
     async def _reset_consumer(self, js: Any, durable: str) -> js_api.ConsumerConfig:
         """The node's store, not the consumer, says where it stands: the consumer is made

@@ -99,7 +99,7 @@ class NodeFleet:
     def heads(self) -> dict[str, dict[str, Any] | None]:
         return {org: self.get(org, "/v1/head") for org in self.orgs}
 
-    def wait_seq(self, seq: int, timeout: float = 600.0, orgs: Sequence[str] | None = None
+    def wait_seq(self, seq: int, timeout: float = 180.0, orgs: Sequence[str] | None = None
                  ) -> float:
         """Wait until every node (of ``orgs``) committed stream sequence ``seq``; returns
         the perf_counter time it was first seen."""

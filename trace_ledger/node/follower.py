@@ -5,6 +5,9 @@ A kill -9 between commit and ack makes JetStream deliver the message again; the 
 its sequence already committed and acks it without applying it twice. The consumer
 (``node-<org>``, deliver-all, explicit ack, one message in flight) is the node's own, so
 a restarted node, or one rebuilding an empty store, resumes from wherever it stands.
+When the acknowledgement itself fails (the server holding the consumer was killed), the
+consumer is made afresh from the store's position the same way; no error ends the loop
+before the node is stopped.
 """
 
 from __future__ import annotations
@@ -83,9 +86,14 @@ class Follower:
                 continue
             try:
                 await self._consume(nc)
+            except Exception as exc:  # whatever it was, the loop must outlive it
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("node %s: following stopped; connecting again", self.chain.org)
+                await asyncio.sleep(1.0)
             finally:
                 self.connected = False
-                await nc.close()
+                with contextlib.suppress(Exception):
+                    await nc.close()
 
     async def _consume(self, nc: Any) -> None:
         js = nc.jetstream(timeout=10)
@@ -121,8 +129,20 @@ class Follower:
                     log.debug("node %s: stream_seq %d -> block %d (%d entries)",
                               self.chain.org, seq, applied.height, applied.admitted)
                 ack_started = time.perf_counter()
-                await message.ack_sync()
-                self.chain.timings.add("ack", time.perf_counter() - ack_started)
+                try:
+                    await message.ack_sync()
+                except Exception as exc:  # the consumer's server died mid-ack (kill -9)
+                    # The commit stands; the consumer is made afresh from the store's
+                    # position, so the rest of this fetch comes again and nothing twice.
+                    self.error = f"ack of stream_seq {seq}: {type(exc).__name__}: {exc}"
+                    log.warning("node %s: %s; following again from %d", self.chain.org,
+                                self.error, self.chain.stream_seq + 1)
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+                    subscription = None
+                    break
+                finally:
+                    self.chain.timings.add("ack", time.perf_counter() - ack_started)
 
     async def _reset_consumer(self, js: Any, durable: str) -> js_api.ConsumerConfig:
         """The node's store, not the consumer, says where it stands: the consumer is made

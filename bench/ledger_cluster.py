@@ -17,8 +17,8 @@ history. Two phases, one JSON line:
   batches of ``--paced-batch``. ``p50_ms``/``p99_ms``: per batch, from its hand-over to the
   moment all three nodes were first seen at or past the stream sequence of its last message
   (each node signs its block with its own key before it records the sequence). The nodes
-  are sampled through their read API (``/healthz``'s ``stream_seq``) every 10 ms by a
-  polling thread, so a figure is late by up to one poll (10 ms plus the three requests).
+  are sampled through their read API (``/healthz``'s ``stream_seq``) every 20 ms by a
+  polling thread, so a figure is late by up to one poll (20 ms plus the three requests).
   With ``--faults`` this phase runs the drill: at 20 % the stream leader's nats-server is
   killed -9, at 35 % the wholesale market's node process is killed -9, at 55 % the server is
   restarted, at 70 % the node; ``trades_per_s_during_faults`` is the trades acknowledged by
@@ -124,8 +124,14 @@ class _Meter:
             if timings and old:
                 stages[org] = {stage: us(value - old["seconds"][stage])
                                for stage, value in timings["seconds"].items()}
+        busiest = {stage: statistics.mean(node[stage] for node in stages.values())
+                   for stage in next(iter(stages.values()), {}) if stage != "fetch"}
         return {"cpu_us_per_trade": {"bridge_side_this_process": bench, "nodes": nodes,
                                      "nats_servers": nats, "total": round(total, 1)},
+                "cpu_share": {"nodes": round(sum(nodes.values()) / total, 2),
+                              "bridge_side": round(bench / total, 2),
+                              "nats_servers": round(nats / total, 2)} if total else None,
+                "node_busiest_stage": max(busiest, key=busiest.get) if busiest else None,
                 "cpu_bound_trades_per_s": round(2e6 / total) if total else None,
                 "node_stage_wall_us_per_trade": stages,
                 "bridge_side_wall_us_per_trade": {
@@ -248,6 +254,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "entries": len(expected), "servers": 3, "replicas": 3, "node_processes": 3,
         "batch_trades": args.batch, "block_max_entries": args.block_max,
         "trades_per_s": round(rate), "goal_trades_per_s": GOAL_TRADES_PER_S,
+        "goal_met": round(rate) >= GOAL_TRADES_PER_S,
         "seconds": round(seconds, 3),
         "publish_trades_per_s": round(args.trades / publish_s),
         "publish_ack_ms": {"p50": round(statistics.median(publish_ack), 2),
@@ -274,6 +281,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         result["trades_per_s_during_faults"] = round(
             acked / (at["node_restarted"] - at["server_killed"]))
         result["catch_up_s"] = _catch_up(poller, VICTIM, at["node_restarted"])
+        result["latency_before_faults"] = _latency(
+            [b for b in paced_batches if b.handed_at < at["server_killed"]], poller)
         result["faults"] = {"nats_server_killed": f"nats-{drill.server + 1}",
                             "node_killed": VICTIM,
                             "times_s": {k: round(v - paced_batches[0].handed_at, 2)

@@ -32,5 +32,5 @@ def test_cluster_bench_counts_every_entry_once_on_every_node(tmp_path):
     where = result["where_the_time_goes"]
     assert set(where["node_stage_wall_us_per_trade"]) == set(result["per_node"])
     assert set(where["node_stage_wall_us_per_trade"]["retail_market"]) == {
-        "fetch", "parse", "validate", "block", "store", "ack"}
+        "fetch", "parse", "validate", "contract", "block", "store", "ack"}
     assert where["cpu_us_per_trade"]["total"] > 0

@@ -137,7 +137,7 @@ def test_same_stream_same_blocks_each_signed_by_its_own_key(setup):  # noqa: ANN
     # each node says where its time went, stage by stage
     timings = requests.get(nodes.url(ORGS[0]) + "/healthz", timeout=5).json()["timings"]
     assert timings["messages"] >= 5 and timings["entries"] >= 10
-    assert set(timings["seconds"]) == {"fetch", "parse", "validate", "block", "store", "ack"}
+    assert set(timings["seconds"]) == {"fetch", "parse", "validate", "contract", "block", "store", "ack"}
     # only the parties' nodes keep the private record
     tid = "dev-node-1.1.s000001"
     held = {org: requests.get(nodes.url(org) + f"/v1/records/{tid}/private", timeout=5).json()

@@ -158,7 +158,7 @@ class HeightPoller:
     remembers, per node, when each stream sequence was first seen committed: the commit
     time of a batch is then the latest of the three (a block signed by every node)."""
 
-    def __init__(self, fleet: NodeFleet, interval_s: float = 0.01) -> None:
+    def __init__(self, fleet: NodeFleet, interval_s: float = 0.02) -> None:
         self.fleet, self.interval_s = fleet, interval_s
         self.samples: dict[str, list[tuple[float, int]]] = {org: [] for org in fleet.orgs}
         self.health: dict[str, dict[str, Any]] = {}

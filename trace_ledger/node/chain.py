@@ -145,8 +145,9 @@ class NodeChain:
     def _contract(self, trade: Any, device: Any) -> Any:
         if self.gateway_key is None:
             raise RuntimeError("the node has no gateway key (--gateway-key) to check trades by")
-        return check_trade_contract(trade, self.gateway_key,
-                                    device or self.history.device_for_trade(trade))
+        with self.timings.stage("contract"):
+            return check_trade_contract(trade, self.gateway_key,
+                                        device or self.history.device_for_trade(trade))
 
     def _commit_block(self, batch: list[Queued], stream_seq: int, time_ms: int,
                       statements: list[tuple[str, Any]]) -> int:

@@ -39,8 +39,8 @@ head names the same height, block hash, root and size. ``ratio_vs_solo``: agains
 (no validation there, no network, one process).
 
 Where the time goes (``where_the_time_goes``), measured, not estimated: CPU µs per trade of
-every process from ``/proc`` (this process, which is the bridge's side; each node; the
-nats-servers), and ``cpu_bound_trades_per_s``, the rate two idle cores could sustain at that
+every process from ``/proc`` (this process, which is the bridge's side and the polling
+thread; each node; the nats-servers), and ``cpu_bound_trades_per_s``, the rate two idle cores could sustain at that
 CPU cost; each node's own stage timings from its ``/healthz`` (fetch wait, parse, validate,
 block build + sign, store commit, ack round trip, µs per trade); the bridge side's submit,
 encode and publish-ack wait per trade. The machine is shared: ``load_avg_1m`` says how busy.
@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trades", type=int, default=20_000, help="throughput phase")
     parser.add_argument("--batch", type=int, default=500, help="trades per writer batch")
     parser.add_argument("--block-max", type=int, default=500, help="entries per message")
-    parser.add_argument("--paced-s", type=float, default=10.0,
-                        help="seconds of the sustained phase (20 with --faults)")
+    parser.add_argument("--paced-s", type=float,
+                        help="seconds of the sustained phase (default 10, 20 with --faults)")
     parser.add_argument("--paced-batch", type=int, default=50,
                         help="trades per writer batch in the sustained phase")
     parser.add_argument("--rate", type=float, help="offered trades/s in the sustained phase")
@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="kill -9 a nats-server and a node mid-run, restart both")
     parser.add_argument("--data-dir", type=Path, help="default: a temporary directory")
     args = parser.parse_args(argv)
-    if args.faults and "--paced-s" not in " ".join(argv or sys.argv):
-        args.paced_s = 20.0
+    if args.paced_s is None:
+        args.paced_s = 20.0 if args.faults else 10.0
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         result = run(args, args.data_dir)

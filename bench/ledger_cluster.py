@@ -20,9 +20,9 @@ history. Two phases, one JSON line:
   (each node signs its block with its own key before it records the sequence). The nodes
   are sampled through their read API (``/healthz``'s ``stream_seq``) every 20 ms by a
   polling thread, so a figure is late by up to one poll (20 ms plus the three requests).
-  With ``--faults`` this phase runs the drill: at 20 % the stream leader's nats-server is
-  killed -9, at 35 % the wholesale market's node process is killed -9, at 55 % the server is
-  restarted, at 70 % the node; ``trades_per_s_during_faults`` is the trades acknowledged by
+  With ``--faults`` this phase runs the drill, by the clock: at 20 % of its time the stream
+  leader's nats-server is killed -9, at 35 % the wholesale market's node process is killed
+  -9, at 55 % the server is restarted, at 70 % the node; ``trades_per_s_during_faults`` is the trades acknowledged by
   the stream from the first kill until the node's restart over that time, and ``catch_up_s``
   runs from the node's restart (process start-up included) until its committed sequence
   reaches the other nodes' (``node_start_up_s`` of it until its ``/healthz`` answers);
@@ -45,11 +45,12 @@ CPU cost; each node's own stage timings from its ``/healthz`` (fetch wait, parse
 block build + sign, store commit, ack round trip, µs per trade); the bridge side's submit,
 encode and publish-ack wait per trade. The machine is shared: ``load_avg_1m`` says how busy.
 
-Measured on the development machine (2 cores shared with other work, load average 8-11;
-medians of three default runs): about 560 trades/s end to end against the goal of 5,000,
-p99 about 370 ms at half that rate. The time goes to the nodes: 1.6 ms CPU per trade over
-all processes, 82 % of it in the three nodes (about 430 µs each), 11 % on the bridge's side,
-7 % in the nats-servers, so two idle cores could not pass about 1,250 trades/s at that cost.
+Measured on the development machine (2 cores shared with other work; medians of three
+default runs at load average 6-7): about 950 trades/s end to end against the goal of 5,000
+(450-610 in three earlier runs at load 8-10), p99 about 340 ms at half that rate. The time
+goes to the nodes: 1.5 ms CPU per trade over all processes, 84 % of it in the three nodes
+(about 420 µs each), 9 % on the bridge's side, 7 % in the nats-servers, so two idle cores
+could not pass about 1,330 trades/s at that cost.
 Inside a node, validation is two thirds of its time and the trade contract most of that:
 one node's ``apply`` alone on the same messages (one process) costs 362 µs CPU per trade,
 of which the contract 171 µs (the gateway's Ed25519 signature over the canonical trade:

@@ -198,39 +198,51 @@ def _leader(cluster: NatsCluster) -> int:
     return int(name.rsplit("-", 1)[1]) - 1
 
 
-class _Drill:
-    """The faults of the sustained phase, by how far through it the intake is."""
+class _Drill(threading.Thread):
+    """The faults of the sustained phase, on a thread of their own by the clock (a flush
+    stalled on the stream does not hold them back)."""
 
-    def __init__(self, cluster: NatsCluster, fleet: NodeFleet, meter: _Meter) -> None:
-        self.cluster, self.fleet, self.meter = cluster, fleet, meter
-        self.server: int | None = None
+    SCHEDULE = ((0.2, "server_killed"), (0.35, "node_killed"), (0.55, "server_restarted"),
+                (0.7, "node_restarted"))
+
+    def __init__(self, cluster: NatsCluster, fleet: NodeFleet, meter: _Meter,
+                 seconds: float) -> None:
+        super().__init__(daemon=True, name="drill")
+        self.cluster, self.fleet, self.meter, self.seconds = cluster, fleet, meter, seconds
+        self.server = 0
         self.at: dict[str, float] = {}
-        self._restart: threading.Thread | None = None
+        self.error: BaseException | None = None
 
-    def __call__(self, done: float) -> None:
-        now = time.perf_counter()
-        if done >= 0.2 and "server_killed" not in self.at:
-            self.server = _leader(self.cluster)
-            self.meter.kill_server(self.server)
-            self.at["server_killed"] = now
-        if done >= 0.35 and "node_killed" not in self.at:
-            self.fleet.kill(VICTIM)
-            self.at["node_killed"] = now
-        if done >= 0.55 and "server_restarted" not in self.at and self.server is not None:
-            self.cluster.start_server(self.server, wait=False)
-            self.at["server_restarted"] = now
-        if done >= 0.7 and "node_restarted" not in self.at:
-            self.at["node_restarted"] = now  # the node's own start-up counts as catching up
-            self._restart = threading.Thread(target=self._start_victim)
-            self._restart.start()
+    def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            for share, what in self.SCHEDULE:
+                delay = started + share * self.seconds - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                self.at[what] = time.perf_counter()
+                getattr(self, what)()
+        except BaseException as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
 
-    def _start_victim(self) -> None:
+    def server_killed(self) -> None:
+        self.server = _leader(self.cluster)
+        self.meter.kill_server(self.server)
+
+    def node_killed(self) -> None:
+        self.fleet.kill(VICTIM)
+
+    def server_restarted(self) -> None:
+        self.cluster.start_server(self.server, wait=False)
+
+    def node_restarted(self) -> None:
         self.fleet.start(VICTIM)  # returns once its /healthz answers
         self.at["node_answering"] = time.perf_counter()
 
-    def join(self) -> None:
-        if self._restart is not None:
-            self._restart.join()
+    def finish(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"the drill failed: {self.error!r}") from self.error
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
@@ -272,10 +284,13 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             paced_rate = args.rate or min(GOAL_TRADES_PER_S, 0.5 * rate)
             paced = market.entries(max(1, int(paced_rate * args.paced_s)))
             expected |= {entry.record_id for group in paced for entry in group}
-            drill = _Drill(cluster, fleet, meter) if args.faults else None
-            paced_batches = intake.run(paced, args.paced_batch, paced_rate, drill)
+            drill = None
+            if args.faults:
+                drill = _Drill(cluster, fleet, meter, len(paced) / paced_rate)
+                drill.start()
+            paced_batches = intake.run(paced, args.paced_batch, paced_rate)
             if drill is not None:
-                drill.join()
+                drill.finish()
             fleet.wait_seq(paced_batches[-1].last_seq)
             time.sleep(0.1)  # one more poll of every node
             sustained = _latency(paced_batches, poller)
@@ -317,11 +332,12 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
     if drill is not None:
         at = drill.at
-        window = [b for b in paced_batches
-                  if at["server_killed"] <= b.acked_at <= at["node_restarted"]]
-        acked = window[-1].trades - window[0].trades if len(window) > 1 else 0
+        def acked_by(moment: float) -> int:
+            return max((b.trades for b in batches + paced_batches if b.acked_at <= moment),
+                       default=0)
         result["trades_per_s_during_faults"] = round(
-            acked / (at["node_restarted"] - at["server_killed"]))
+            (acked_by(at["node_restarted"]) - acked_by(at["server_killed"]))
+            / (at["node_restarted"] - at["server_killed"]))
         result["catch_up_s"] = _catch_up(poller, VICTIM, at["node_restarted"])
         result["node_start_up_s"] = round(at["node_answering"] - at["node_restarted"], 2)
         result["bridge_longest_flush_s"] = round(max(b.acked_at - b.handed_at

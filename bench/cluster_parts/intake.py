@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,19 +74,13 @@ class Intake:
         self.batches.append(batch)
         return batch
 
-    def run(self, groups: Sequence[list[LedgerEntry]], batch: int, rate: float | None = None,
-            at_fraction: Callable[[float], None] | None = None) -> list[Batch]:
+    def run(self, groups: Sequence[list[LedgerEntry]], batch: int,
+            rate: float | None = None) -> list[Batch]:
         """Hand ``groups`` over ``batch`` at a time: as fast as the stream takes them, or
         paced at ``rate`` trades/s (a batch's slot is fixed by the clock, so a stall is
-        followed by catching up, as trades waiting at a bridge would be).
-        ``at_fraction(done)`` is called before each batch (fault injection): ``done`` is
-        the share of the run's planned time gone when paced (a stalled flush does not
-        hold the schedule back), else the share of the trades handed over."""
+        followed by catching up, as trades waiting at a bridge would be)."""
         started, out = time.perf_counter(), []
         for start in range(0, len(groups), batch):
-            if at_fraction is not None:
-                at_fraction((time.perf_counter() - started) * rate / len(groups) if rate
-                            else start / len(groups))
             if rate:
                 delay = started + start / rate - time.perf_counter()
                 if delay > 0:

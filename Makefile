@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo demo-headless test lint bench setup clean
 
-## make demo: install what is missing, then run every service on free loopback ports.
+## make demo: install what is missing, then run every service on free loopback ports
+## (the ledger on a three-server NATS JetStream cluster, one node process per organisation).
 demo: setup
 	$(BIN)/tracepay demo
 
@@ -21,6 +22,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request
@@ -14,7 +15,9 @@ from market_protocol.signing import public_key_pem, public_key_raw_b64
 
 from . import outbox
 from .device_status import payment_results
+from .instances import link_name
 from .openapi import openapi_document
+from .payer_codes import PAYER_CODE_FIELDS
 from .requests_in import gateway, json_object, rate_limit, require_manager
 
 __all__ = ["blueprint", "REFUND_REQUEST_SCHEMA"]
@@ -50,10 +53,13 @@ def _device_id(device_id: str) -> str:
 def healthz() -> Any:
     gw = gateway()
     pending = outbox.pending_count(gw.db.conn)
-    link = gw.db.conn.execute("SELECT state FROM link_status WHERE name = 'mqtt'").fetchone()
+    link = gw.db.conn.execute("SELECT state FROM link_status WHERE name = ?",
+                              (link_name(gw.settings),)).fetchone()
     mqtt = (link["state"] if link else "starting") if gw.settings.get("mqtt_host") else "off"
     return jsonify(status="ok", service="gateway", channels=sorted(gw.channels),
-                   outbox_pending=pending, mqtt=mqtt)
+                   outbox_pending=pending, mqtt=mqtt,
+                   instance=gw.settings.get("instance_name") or None,
+                   time_ms=int(time.time() * 1000))
 
 
 @blueprint.get("/openapi.json")
@@ -138,6 +144,8 @@ def payment_query(payment_id: str) -> Any:
     rate_limit("notify_limit_per_address")
     payments = gateway().payments
     payment = gateway().sweeps.query(_payment(payment_id)["payment_id"], "query:api")
+    if payment is None:
+        raise ApiError(404, "unknown_payment", "no such payment")
     return jsonify(payments.view(payment, detail=True))
 
 
@@ -194,6 +202,31 @@ def device_refund(device_id: str) -> Any:
     result = gw.refunds.refund(payment, body["amount_fen"], body["reason"],
                                body["refund_no"], f"device:{device_id}")
     return jsonify(result), 202 if result["status"] == "processing" else 201
+
+
+@blueprint.post("/v1/devices/<device_id>/payer-code-charges")
+def device_payer_code_charge(device_id: str) -> Any:
+    """Charge the payment code the vendor scanned from the shopper's phone (付款码)."""
+    rate_limit("notify_limit_per_address")
+    gw = gateway()
+    device = gw.registry.get(_device_id(device_id))
+    if device is None:
+        raise ApiError(404, "unknown_device", "no such device")
+    body = json_object()
+    try:
+        check(PAYER_CODE_FIELDS, body)
+    except SchemaError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    if body["device_id"] != device_id:
+        raise ApiError(403, "device_mismatch", "the request is for another device")
+    if device["status"] == "revoked":
+        raise ApiError(403, "device_revoked", "this terminal has been revoked")
+    if body["key_version"] != device["key_version"] or not verify_record_mac(
+            body, gw.registry.device_key(device_id, device["key_version"])):
+        raise ApiError(403, "bad_mac", "the charge request's MAC does not verify")
+    payment, outcome = gw.payer_codes.charge(device, body)
+    view = gw.payments.view(payment)
+    return jsonify(view), 202 if view["status"] in ("created", "pending") else 200
 
 
 @blueprint.post("/v1/devices/<device_id>/payment-status")

@@ -8,18 +8,20 @@ granian serves several workers, or in the server's process when there is one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from datetime import UTC, date, datetime, timedelta
 
 from .channels.base import ChannelError
+from .instances import registered_gateway_users
 from .mqtt_link import MqttLink
 from .order_sweeps import OrderSweeps
 from .refunds import Refunds
 from .settlement_store import reconciled, run_reconciliation
 from .wiring import Gateway
 
-__all__ = ["Background", "Sweeper", "DailyReconciler"]
+__all__ = ["Background", "Sweeper", "DailyReconciler", "AuthFileSync"]
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +116,46 @@ class DailyReconciler(_PeriodicThread):
         self.run_once()
 
 
+class AuthFileSync(_PeriodicThread):
+    """Several instances on one database: a device enrolled or revoked through another
+    instance, or a new instance, reaches this one's broker files within ``interval``
+    (the instance that made the change wrote its own files at once)."""
+
+    name = "broker-files"
+
+    def __init__(self, gateway: Gateway, interval: float = 2.0) -> None:
+        super().__init__(interval)
+        self.gateway = gateway
+        self._last: str | None = None
+
+    def tick(self) -> None:
+        users = self.gateway.registry.mqtt_users()
+        instances = registered_gateway_users(self.gateway.db)
+        digest = hashlib.sha256(repr((sorted(users), instances)).encode()).hexdigest()
+        if digest != self._last:
+            self.gateway.write_mqtt_auth()
+            self._last = digest
+
+
 class Background:
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.settings
         self.sweeper = Sweeper(gateway.sweeps, settings["sweep_interval_s"], gateway.refunds)
         self.reconciler = DailyReconciler(gateway)
         self.link = MqttLink(gateway.payments, settings) if settings.get("mqtt_host") else None
+        shared = gateway.db.dialect == "postgresql"
+        files = settings.get("mosquitto_password_file") or settings.get("mosquitto_acl_file")
+        self.auth_sync = AuthFileSync(gateway) if shared and files else None
+
+    def _threads(self) -> list[_PeriodicThread | MqttLink]:
+        return [part for part in (self.sweeper, self.reconciler, self.auth_sync, self.link)
+                if part is not None]
 
     def start(self) -> Background:
-        self.sweeper.start()
-        self.reconciler.start()
-        if self.link:
-            self.link.start()
+        for part in self._threads():
+            part.start()
         return self
 
     def stop(self) -> None:
-        self.sweeper.stop()
-        self.reconciler.stop()
-        if self.link:
-            self.link.stop()
+        for part in self._threads():
+            part.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -68,18 +69,30 @@ class _Supervisor:
             self.process.join(timeout=10)
 
 
-def _wait_for_subscription(parts: Any, timeout: float) -> None:
+def _wait_for_subscription(parts: Any, name: str, timeout: float) -> None:
     """Serve only once the sales subscription exists: on a fresh broker there is no
     session yet, and a sale published before it would have nowhere to wait."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = parts.db.conn.execute("SELECT state FROM link_status WHERE name = 'mqtt'"
-                                    ).fetchone()
+        row = parts.db.conn.execute("SELECT state FROM link_status WHERE name = ?",
+                                    (name,)).fetchone()
         if row is not None and row["state"] == "subscribed":
             return
         time.sleep(0.1)
     log.warning("MQTT link not subscribed after %.0f s; serving anyway (sales wait for it "
                 "only once its session exists at the broker)", timeout)
+
+
+def _stop_when_lost(lease: Any) -> None:
+    """An instance whose name the database no longer holds for it stops (SIGTERM to
+    itself, the normal shutdown): another process may take the name, and two under one
+    name would share a broker session."""
+    def run() -> None:
+        lease.lost.wait()
+        log.critical("instance %r lost its database lock; stopping", lease.name)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=run, name="instance-guard", daemon=True).start()
 
 
 @click.group("gateway", invoke_without_command=True)
@@ -88,6 +101,8 @@ def _wait_for_subscription(parts: Any, timeout: float) -> None:
               help="TOML file with a [gateway] table.")
 @click.option("--database-url", help="postgresql://... (default: SQLite in the data "
               "directory; also TRACEPAY_DATABASE_URL).")
+@click.option("--instance-name", help="This gateway's name among several on one "
+              "PostgreSQL database (MQTT user tracepay-gateway-<name>).")
 @click.option("--host", help="Address to listen on. [default: 127.0.0.1]")
 @click.option("--port", type=int, help="TCP port. [default: 8200]")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="State directory.")
@@ -115,6 +130,11 @@ def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
     Example:
         tracepay gateway --port 8200 --data-dir var/gateway \\
             --platform-url http://127.0.0.1:8510 --mqtt-host 127.0.0.1 --mqtt-port 1883
+
+    \b
+    Two instances on one PostgreSQL database (the same key files in both data dirs):
+        tracepay gateway --instance-name a --port 8201 --database-url postgresql://...
+        tracepay gateway --instance-name b --port 8202 --database-url postgresql://...
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -131,6 +151,14 @@ def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
         settings["manager_password"] = initial_password(settings["data_dir"])
         log.info("manager password is in %s/manager.password", settings["data_dir"])
     parts = build_gateway(settings)
+    from .instances import InstanceRefused, acquire_instance, link_name
+
+    try:
+        lease = acquire_instance(parts.db, settings, parts.registry.master_key)
+    except InstanceRefused as exc:
+        parts.db.close()
+        raise click.ClickException(str(exc)) from None
+    lease.watch()
     if settings["platform_url"] and settings["platform_auto_register"]:
         path = register_at_platform(settings, parts.signing_key)
         log.info("registered at %s; platform key in %s", settings["platform_url"], path)
@@ -146,7 +174,7 @@ def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
     workers = max(1, settings["workers"])
     supervisor: _Supervisor | None = None
     background = None
-    parts.db.conn.execute("DELETE FROM link_status")
+    parts.db.conn.execute("DELETE FROM link_status WHERE name = ?", (link_name(settings),))
     if workers > 1:
         supervisor = _Supervisor(settings)
         supervisor.start()
@@ -155,8 +183,9 @@ def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
 
         background = Background(build_gateway(settings)).start()  # with the platform key
     if settings["mqtt_host"]:
-        _wait_for_subscription(parts, settings["mqtt_subscribe_wait_s"])
+        _wait_for_subscription(parts, link_name(settings), settings["mqtt_subscribe_wait_s"])
     parts.db.close()  # no SQLite connection may cross the server's fork
+    _stop_when_lost(lease)
     try:
         serve_wsgi(lambda: create_app(settings), settings["host"], settings["port"],
                    workers=workers, threads=settings["threads"])
@@ -165,6 +194,7 @@ def gateway(ctx: click.Context, config: str | None, **flags: Any) -> None:
             supervisor.stop()
         if background:
             background.stop()
+        lease.release()
 
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,11 @@ from service_base.sqlite_writes import WriteLock, connect
 
 from .pg_connection import PgConnection, open_pool
 
-__all__ = ["Database", "DatabaseError", "transaction", "now_ms", "is_postgres_url"]
+__all__ = ["Database", "DatabaseError", "transaction", "now_ms", "is_postgres_url", "Record"]
+
+#: A row as the gateway's code reads it: by column name (``sqlite3.Row``, the PostgreSQL
+#: ``pg_connection.Row`` that behaves like it, or a plain dict built from one).
+Record = Mapping[str, Any] | sqlite3.Row
 
 #: What a failed statement raises, on either backend.
 DatabaseError = (sqlite3.Error, psycopg.Error)

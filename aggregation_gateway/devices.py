@@ -61,7 +61,7 @@ class DeviceRegistry:
     """Reads and changes devices; ``on_change`` runs after any change that affects MQTT users."""
 
     def __init__(self, db: Database, master_key: bytes, settings: dict[str, Any],
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], object] | None = None) -> None:
         self.db = db
         self.master_key = master_key
         self.settings = settings

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 
 from market_protocol import ApiError, format_fen
 
+from .alerts import open_alerts
 from .channels.base import ChannelError
 from .payment_states import FINAL_PAID
 from .requests_in import check_manager_login, gateway
@@ -90,7 +91,7 @@ def logout() -> Any:
 def dashboard() -> Any:
     gw = gateway()
     return _render("manager_dashboard.html", devices=gw.registry.all(),
-                   alerts=gw.payments.alerts(), notice=request.args.get("notice"))
+                   alerts=open_alerts(gw.db), notice=request.args.get("notice"))
 
 
 @blueprint.post("/devices")
@@ -188,8 +189,8 @@ def reconciliation_run() -> Any:
     except ChannelError as exc:
         result, error = None, f"The statement could not be fetched: {exc.code}"
     if request.args.get("format") == "json":
-        if error:
-            raise ApiError(502, "statement_unavailable", error)
+        if result is None:
+            raise ApiError(502, "statement_unavailable", error or "no statement")
         return jsonify(matched=result.matched, resolved=result.resolved,
                        carried=result.carried, mismatches=[m.__dict__ for m in
                                                            result.mismatches])

@@ -13,13 +13,29 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from .pg_connection import PgConnection, translate
 from .schema import HEAD_REVISION, create_statements
 
-if TYPE_CHECKING:
-    from .database import Database
+
+class Database(Protocol):
+    """What migrating needs of ``database.Database`` (which calls this module on open,
+    so this module does not import it)."""
+
+    dialect: str
+    url: str
+    path: Path | None
+    write_lock: Any
+
+    @property
+    def conn(self) -> Any: ...
+
+    @property
+    def pool(self) -> Any: ...
+
+    def _connect(self) -> Any: ...
 
 __all__ = ["ensure_current", "current_revision", "upgrade", "sqlalchemy_url"]
 

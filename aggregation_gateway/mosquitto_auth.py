@@ -41,19 +41,32 @@ def mosquitto_hash(password: str, iterations: int = PBKDF2_ITERATIONS,
             f"{base64.b64encode(digest).decode()}")
 
 
-def render_password_file(users: Iterable[tuple[str, str]]) -> str:
-    lines = []
-    for username, password in users:
+def render_password_file(users: Iterable[tuple[str, str]],
+                         hashed: Iterable[tuple[str, str]] = ()) -> str:
+    """``users`` are (name, password); ``hashed`` are (name, ``$7$`` hash) as recorded by
+    other gateway instances. A name appears once: the first entry wins."""
+    lines, seen = [], set()
+    entries = [(name, mosquitto_hash(password)) for name, password in users]
+    for username, digest in [*entries, *hashed]:
         if ":" in username or "\n" in username:
             raise ValueError(f"user name {username!r} cannot go in a password file")
-        lines.append(f"{username}:{mosquitto_hash(password)}")
+        if username in seen:
+            continue
+        seen.add(username)
+        lines.append(f"{username}:{digest}")
     return "\n".join(lines) + "\n"
 
 
-def render_acl_file(gateway_user: str | None, bridge_user: str | None) -> str:
-    """ACL: named service users first, then the per-device pattern (``%u`` = device id)."""
+def render_acl_file(gateway_users: str | Iterable[str] | None, bridge_user: str | None
+                    ) -> str:
+    """ACL: named service users first (every gateway instance reads the sales and writes
+    results and trades), then the per-device pattern (``%u`` = device id)."""
+    if gateway_users is None:
+        gateway_users = []
+    elif isinstance(gateway_users, str):
+        gateway_users = [gateway_users]
     parts = []
-    if gateway_user:
+    for gateway_user in dict.fromkeys(gateway_users):
         parts.append(f"user {gateway_user}\n"
                      f"topic read {SALES_WILDCARD}\n"
                      f"topic write {PREFIX}/terminals/+/results\n"
@@ -83,9 +96,12 @@ def _signal_broker(pid_file: str) -> None:
         log.warning("could not tell the broker to reload (%s): %s", pid_file, exc)
 
 
-def write_auth_files(settings: Mapping[str, Any], device_users: Iterable[tuple[str, str]]
-                     ) -> bool:
-    """Write both files (when configured) under a lock and signal the broker."""
+def write_auth_files(settings: Mapping[str, Any], device_users: Iterable[tuple[str, str]],
+                     gateway_users: Iterable[tuple[str, str]] = ()) -> bool:
+    """Write both files (when configured) under a lock and signal the broker.
+
+    ``gateway_users`` are the (user, ``$7$`` hash) every gateway instance on a shared
+    database recorded: each of them keeps its login and its ACL entry."""
     password_file = settings.get("mosquitto_password_file")
     acl_file = settings.get("mosquitto_acl_file")
     if not password_file and not acl_file:
@@ -97,14 +113,18 @@ def write_auth_files(settings: Mapping[str, Any], device_users: Iterable[tuple[s
         users.insert(0, (gateway_user, settings["mqtt_password"]))
     if bridge_user and settings.get("mqtt_bridge_password"):
         users.insert(0, (bridge_user, settings["mqtt_bridge_password"]))
+    instances = [(name, digest) for name, digest in gateway_users
+                 if name not in {gateway_user, bridge_user}]
     lock_path = Path(settings["data_dir"]) / "mosquitto-files.lock"
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if password_file:
-                _write_atomically(Path(password_file), render_password_file(users))
+                _write_atomically(Path(password_file), render_password_file(users, instances))
             if acl_file:
-                _write_atomically(Path(acl_file), render_acl_file(gateway_user, bridge_user))
+                _write_atomically(Path(acl_file), render_acl_file(
+                    [*([gateway_user] if gateway_user else []),
+                     *(name for name, _ in instances)], bridge_user))
         finally:
             with contextlib.suppress(OSError):
                 fcntl.flock(lock, fcntl.LOCK_UN)

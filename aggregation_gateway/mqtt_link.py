@@ -1,12 +1,16 @@
 """The gateway's one MQTT connection: sales in, payment results and trades out.
 
-Client id ``tracepay-gateway`` on a persistent session (clean_session=False, QoS 1), so
-sales published while the gateway was down are delivered when it returns. Outgoing
+Client id ``tracepay-gateway`` (or the instance's broker user, see ``instances``) on a
+persistent session (clean_session=False, QoS 1), so sales published while the gateway
+was down are delivered when it returns. Named instances on one database read the sales
+through one shared subscription (``$share/tracepay-gateway/...``): the broker hands
+each sale to one of them, and the share of an instance that is down waits in its
+session until it is back. Outgoing
 messages come from the SQLite outbox and are marked published only on PUBACK; rows left
 unacknowledged by a crash are published again on start (consumers are idempotent).
 
-Exactly one link may run per gateway: it is started by the CLI parent, never by an HTTP
-worker.
+Exactly one link may run per gateway instance: it is started by the CLI parent (or its
+background process), never by an HTTP worker.
 """
 
 from __future__ import annotations
@@ -22,23 +26,33 @@ from market_protocol.topics import SALES_WILDCARD
 
 from . import outbox
 from .database import DatabaseError, now_ms
+from .instances import link_name, mqtt_client_id, shared_group
 from .payments import PaymentService
 from .sales_intake import SaleRejected, accept_sale
 
-__all__ = ["MqttLink", "CLIENT_ID"]
+__all__ = ["MqttLink", "CLIENT_ID", "sales_filter"]
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID = "tracepay-gateway"
 
 
+def sales_filter(settings: Mapping[str, Any]) -> str:
+    """The subscription the link reads sales through."""
+    group = shared_group(settings)
+    return f"$share/{group}/{SALES_WILDCARD}" if group else SALES_WILDCARD
+
+
 class MqttLink:
     def __init__(self, service: PaymentService, settings: Mapping[str, Any],
-                 client_id: str = CLIENT_ID, poll_interval: float = 0.1) -> None:
+                 client_id: str | None = None, poll_interval: float = 0.1) -> None:
         self.service = service
         self.settings = settings
         self.poll_interval = poll_interval
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.subscription = sales_filter(settings)
+        self.link_name = link_name(settings)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or mqtt_client_id(settings),
                                   clean_session=False, protocol=mqtt.MQTTv311)
         if settings.get("mqtt_username"):
             self.client.username_pw_set(settings["mqtt_username"],
@@ -46,7 +60,8 @@ class MqttLink:
         self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.2, 5)
+        # paho computes the delay in float seconds; its annotation says int
+        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -69,13 +84,13 @@ class MqttLink:
         if reason.is_failure:
             log.error("MQTT connection refused: %s", reason)
             return
-        client.subscribe(SALES_WILDCARD, qos=1)
+        client.subscribe(self.subscription, qos=1)
         log.info("MQTT link connected (session present: %s)", flags.session_present)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any) -> None:
         if any(reason.is_failure for reason in reasons):
-            log.error("subscription to %s refused: %s", SALES_WILDCARD, reasons)
+            log.error("subscription to %s refused: %s", self.subscription, reasons)
             return
         self.connected.set()
         self._set_state("subscribed")
@@ -89,9 +104,9 @@ class MqttLink:
         """Tell the HTTP workers (``/healthz``) how the link is, through the database."""
         try:
             self.service.db.conn.execute(
-                "INSERT INTO link_status (name, state, at_ms) VALUES ('mqtt', ?, ?) ON "
+                "INSERT INTO link_status (name, state, at_ms) VALUES (?, ?, ?) ON "
                 "CONFLICT (name) DO UPDATE SET state = excluded.state, at_ms = excluded.at_ms",
-                (state, now_ms()))
+                (self.link_name, state, now_ms()))
         except DatabaseError:
             log.exception("could not record the MQTT link state")
 

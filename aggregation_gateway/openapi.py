@@ -116,8 +116,8 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def _paths() -> dict[str, Any]:
-    basic = [{"managerBasic": []}]
-    session = [{"managerSession": []}]
+    basic: list[dict[str, list[str]]] = [{"managerBasic": []}]
+    session: list[dict[str, list[str]]] = [{"managerSession": []}]
     payment_id = _path("payment_id")
     device_id = _path("device_id", "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     login_redirect = {"302": _redirect("not logged in: to the login page")}
@@ -127,7 +127,9 @@ def _paths() -> dict[str, Any]:
                                "channels": {"type": "array", "items": _STR},
                                "outbox_pending": _INT,
                                "mqtt": {"enum": ["off", "starting", "subscribed",
-                                                 "disconnected", "stopped"]}}))}}},
+                                                 "disconnected", "stopped"]},
+                               "instance": {"type": ["string", "null"]},
+                               "time_ms": _INT}))}}},
         "/openapi.json": {"get": {"summary": "This document",
                                   "responses": {"200": _json({"type": "object"})}}},
         "/v1/keys": {"get": {"summary": "The gateway's Ed25519 public key (trade signatures)",
@@ -195,6 +197,24 @@ def _paths() -> dict[str, Any]:
             "responses": {"201": _json({"$ref": "#/components/schemas/Refund"}),
                           "202": _json({"$ref": "#/components/schemas/Refund"}),
                           **_errors(400, 403, 404, 409, 413, 415, 429, 502)}}},
+        "/v1/devices/{device_id}/payer-code-charges": {"post": {
+            "summary": "Charge a shopper's payment code (付款码) scanned by the terminal "
+                       "(MACed); 202 while the shopper confirms on their phone",
+            "parameters": [device_id],
+            "requestBody": _body(_obj({
+                "schema": {"const": "tracepay.payer_code_charge/1"},
+                "device_id": {"type": "string", "pattern": _DEVICE_PATTERN},
+                "key_version": {"type": "integer", "minimum": 1, "maximum": 255},
+                "order_no": {"type": "integer", "minimum": 1, "maximum": 2**53},
+                "amount_fen": {"type": "integer", "minimum": 1, "maximum": 2**32 - 1},
+                "currency": {"const": "CNY"},
+                "issued_at": {"type": "integer", "minimum": 0, "maximum": 2**40},
+                "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,64}$"},
+                "auth_code": {"type": "string", "pattern": "^[0-9]{16,24}$"},
+                "mac": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}, closed=True)),
+            "responses": {"200": _json({"$ref": "#/components/schemas/Payment"}),
+                          "202": _json({"$ref": "#/components/schemas/Payment"}),
+                          **_errors(400, 402, 403, 404, 409, 410, 413, 415, 422, 429)}}},
         "/v1/devices/{device_id}/payment-status": {"post": {
             "summary": "Payment results for a terminal whose MQTT link is down (MACed)",
             "parameters": [device_id],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+from typing import Any
 
 from market_protocol import ApiError
 
@@ -69,7 +70,7 @@ class OrderSweeps:
         settings = self.payments.settings
         query_before = now - settings["query_after_s"] * 1000
         rows = self.db.conn.execute(
-            "SELECT payment_id, status, created_at_ms, qr_issued_at, last_query_at_ms "
+            "SELECT payment_id, status, created_at_ms, qr_issued_at, last_query_at_ms, method "
             "FROM payments WHERE status IN ('created', 'pending') AND created_at_ms <= ? "
             "ORDER BY created_at_ms LIMIT 500", (query_before,)).fetchall()
         # Voided sales and revoked terminals: their open orders are closed now (a revoke
@@ -91,8 +92,18 @@ class OrderSweeps:
         for row in rows:
             if row["payment_id"] in handled:
                 continue
+            if row["method"] == "payer_code":
+                # Charged by the gateway itself: reversed once the shopper had long
+                # enough to confirm (a 'created' row is one whose call was cut short).
+                if row["created_at_ms"] + settings["payer_code_wait_s"] * 1000 <= now:
+                    counts["expired"] += self._expire_claimed(row["payment_id"], close=True)
+                    continue
+                if row["status"] == "created":
+                    continue
             qr_dead = (row["qr_issued_at"] + settings["qr_lifetime_s"]) * 1000 <= now
             window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
+            if row["method"] == "payer_code":
+                qr_dead = window_over = False
             if row["status"] == "created":
                 if qr_dead:
                     counts["expired"] += self._expire_claimed(row["payment_id"], close=False)
@@ -131,6 +142,8 @@ class OrderSweeps:
         if payment is None:
             return 0
         channel = self.payments.channels.get(payment["channel"])
+        if close and channel is not None and payment["method"] == "payer_code":
+            return self._reverse(payment_id, channel)
         if close and channel is not None:
             try:
                 channel.close_order(payment_id)
@@ -152,3 +165,27 @@ class OrderSweeps:
         conn = self.db.conn
         with transaction(conn):
             return int(self.payments.apply_in(conn, payment_id, "expired", "sweeper"))
+
+    def _reverse(self, payment_id: str, channel: Any) -> int:
+        """A payer-code charge that never completed: ask first (a payment that arrived is
+        recorded as paid and kept), else reverse it, which closes the order or, if the
+        shopper confirmed in between, gives the money back in full."""
+        try:
+            status = channel.query_order(payment_id)
+            if status.status == "paid":
+                with contextlib.suppress(ApiError):
+                    self.payments.apply_channel_status(payment_id, status, "sweeper")
+                return 0
+            status = channel.reverse_order(payment_id)
+        except ChannelError as exc:
+            if not exc.definite:
+                return 0  # unknown: try again next sweep
+            log.warning("reversal of %s at %s refused: %s", payment_id, exc.code, exc.message)
+        else:
+            if status.status == "refunded":
+                log.warning("payer-code order %s was paid while it was reversed: the "
+                            "platform refunded it in full", payment_id)
+        conn = self.db.conn
+        with transaction(conn):
+            return int(self.payments.apply_in(conn, payment_id, "expired", "sweeper:reversed"))
+

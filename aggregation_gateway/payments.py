@@ -1,4 +1,5 @@
-"""Payments: the scan landing's order creation and the channel's results.
+"""Payments: the orders the scan landing creates (checks in ``order_creation``) and the
+channel's results.
 
 The I/O shell around ``payment_states``: every change is one guarded
 ``UPDATE ... WHERE status = <expected>`` inside a transaction that also writes the event
@@ -9,8 +10,6 @@ other (in different processes) apply each change exactly once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import sqlite3
 import time
@@ -30,17 +29,24 @@ from market_protocol import (
 from market_protocol.topics import TRADES_TOPIC, results_topic
 
 from . import outbox
+from .alerts import record_amount_mismatch
 from .audit_log import AuditLog
 from .channels.audit import redact_body, redact_headers
 from .channels.base import (
     ChannelError,
-    ChannelOrder,
     ChannelOrderStatus,
     ChannelSignatureError,
     PaymentChannel,
 )
-from .database import Database, now_ms, transaction
+from .database import Database, Record, now_ms, transaction
 from .devices import DeviceRegistry
+from .order_creation import (
+    check_age,
+    check_existing,
+    close_orphan,
+    create_at_channel,
+    payment_id_for,
+)
 from .payment_states import FINAL_PAID, decide, status_from_channel
 from .trades import TradeMismatch, build_payment_result, build_trade
 
@@ -67,14 +73,14 @@ class PaymentService:
         return self.db.conn.execute("SELECT * FROM payments WHERE payment_id = ?",
                                     (payment_id,)).fetchone()
 
-    def sale_for(self, payment: Mapping[str, Any]) -> dict[str, Any] | None:
+    def sale_for(self, payment: Record) -> dict[str, Any] | None:
         row = self.db.conn.execute(
             "SELECT record FROM sales WHERE device_id = ? AND seq = ? ORDER BY received_at_ms "
             "LIMIT 1", (payment["device_id"], payment["order_no"])).fetchone()
         return orjson.loads(row["record"]) if row else None
 
-    def view(self, payment: Mapping[str, Any], *, detail: bool = False,
-             device: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def view(self, payment: Record, *, detail: bool = False,
+             device: Record | None = None) -> dict[str, Any]:
         """The public JSON of a payment (docs/protocol.md section 4)."""
         device = device or self.registry.get(payment["device_id"])
         sale = self.sale_for(payment)
@@ -133,23 +139,19 @@ class PaymentService:
             {"d": payload.device_id, "n": payload.order_no}).fetchone()
         existing = found if found["payment_id"] is not None else None
         if existing is not None:
-            self._check_existing(existing, payload)
-        self._check_age(payload)
+            check_existing(existing, payload)
+        check_age(payload, self.clock(), self.settings)
         if found["voided"]:
             raise ApiError(410, "sale_voided", "the vendor cancelled this sale; ask for a new "
                            "code")
         return payload, device, existing
 
     def payment_id_for(self, payload: Any) -> str:
-        """Deterministic for one QR, unguessable without the master key: two phones
-        scanning the same code at once ask the channel for the same order."""
-        message = (f"tracepay-payment-id/1|{payload.device_id}|{payload.order_no}|"
-                   f"{payload.nonce_hex}|{payload.amount_fen}|{payload.currency}").encode()
-        return "p" + hmac.new(self.registry.master_key, message, hashlib.sha256).hexdigest()[:24]
+        return payment_id_for(self.registry.master_key, payload)
 
     def scan(self, token: str, channel_name: str,
              checked: tuple[Any, sqlite3.Row, sqlite3.Row | None] | None = None
-             ) -> tuple[Mapping[str, Any], sqlite3.Row]:
+             ) -> tuple[Record, sqlite3.Row]:
         """The payment for a scanned QR (and its device), its order created at the channel
         exactly once. ``checked`` is what ``verify_scan`` already returned for ``token``."""
         payload, device, existing = checked or self.verify_scan(token)
@@ -160,7 +162,8 @@ class PaymentService:
         payment_id = self.payment_id_for(payload)
         audit = self.audit.deferred() if self.audit else contextlib.nullcontext()
         with audit:
-            created = self._create_at_channel(payment_id, payload, device, channel_name)
+            created = create_at_channel(self.channels, self.settings, payment_id, payload,
+                                        device, channel_name)
             conn = self.db.conn
             with transaction(conn):
                 if self.audit:
@@ -173,8 +176,8 @@ class PaymentService:
             "SELECT * FROM payments WHERE device_id = ? AND order_no = ?",
             (payload.device_id, payload.order_no)).fetchone()
         if payment["payment_id"] != payment_id:
-            self._close_orphan(channel_name, payment_id)
-            self._check_existing(payment, payload)
+            close_orphan(self.channels, channel_name, payment_id)
+            check_existing(payment, payload)
         return payment, device
 
     def _record_order(self, conn: sqlite3.Connection, payment_id: str, payload: Any,
@@ -219,60 +222,6 @@ class PaymentService:
                      (created.channel_order_id, created.checkout_url, payment_id))
         self._apply(conn, payment_id, "pending", "create_order")
         return None
-
-    def _close_orphan(self, channel_name: str, payment_id: str) -> None:
-        """Another code with the same order number won the race: close our order."""
-        channel = self.channels.get(channel_name)
-        if channel is not None:
-            with contextlib.suppress(ChannelError):
-                channel.close_order(payment_id)
-
-    def _check_existing(self, payment: sqlite3.Row, payload: Any) -> None:
-        if (payment["nonce"] != payload.nonce_hex or payment["amount_fen"] != payload.amount_fen
-                or payment["currency"] != payload.currency):
-            raise ApiError(409, "order_conflict", "this order number was already used for "
-                           "another amount or code")
-        if payment["status"] in FINAL_PAID:
-            raise ApiError(409, "already_paid", "this order has already been paid",
-                           payment_id=payment["payment_id"])
-        if payment["status"] in ("failed", "expired"):
-            raise ApiError(410, "qr_expired", f"this order is {payment['status']}; ask the "
-                           "vendor for a new code", payment_id=payment["payment_id"])
-
-    def _check_age(self, payload: Any) -> None:
-        now_s = self.clock()
-        if payload.issued_at > now_s + self.settings["qr_clock_skew_s"]:
-            raise ApiError(400, "bad_issue_time", "the QR code was issued in the future; "
-                           "check the terminal's clock")
-        if now_s - payload.issued_at > self.settings["qr_lifetime_s"]:
-            raise ApiError(410, "qr_expired", "this QR code has expired; ask the vendor for "
-                           "a new one")
-
-    def _create_at_channel(self, payment_id: str, payload: Any, device: sqlite3.Row,
-                           channel_name: str) -> Any:
-        channel = self.channels.get(channel_name)
-        if channel is None:
-            raise ApiError(503, "channel_unavailable", f"channel {channel_name} is not "
-                           "configured")
-        base = self.settings["public_url"]
-        consumer = self.settings.get("consumer_url") or ""
-        return_url = (f"{consumer}/receipt/{payment_id}" if consumer
-                      else f"{base}/v1/payments/{payment_id}/return")
-        subject = f"{device['merchant_name']} #{payload.order_no}"
-        try:
-            return channel.create_order(ChannelOrder(
-                out_trade_no=payment_id, amount_fen=payload.amount_fen,
-                currency=payload.currency, subject=subject[:120],
-                notify_url=f"{base}/v1/notify/{channel_name}", return_url=return_url,
-                expires_at_ms=(payload.issued_at + self.settings["qr_lifetime_s"]) * 1000))
-        except ChannelSignatureError:
-            log.error("channel %s answered order creation with a bad signature", channel_name)
-            raise ApiError(502, "channel_error", "the payment platform's answer did not "
-                           "verify; try again") from None
-        except ChannelError as exc:
-            log.warning("channel %s refused order %s: %s", channel_name, payment_id, exc.code)
-            raise ApiError(502, "channel_error", "the payment platform is unavailable; "
-                           "try again in a moment") from None
 
     # -- state changes --------------------------------------------------------------------
     def _event(self, conn: sqlite3.Connection, payment_id: str, from_status: str,
@@ -395,36 +344,8 @@ class PaymentService:
                 return False
             else:
                 return self._apply(conn, payment_id, target, source)
-        self._record_mismatch(mismatch, status.amount_fen, source)
+        record_amount_mismatch(self.db, mismatch, status.amount_fen, source)
         raise ApiError(400, "amount_mismatch", "the paid amount differs from the order")
-
-    def _record_mismatch(self, payment: sqlite3.Row, paid_fen: int, source: str) -> None:
-        """A channel says a different amount was paid: nothing about the payment changes,
-        but the event and a manager alert are written in their own transaction, so the
-        refusal that follows cannot roll them back (every retry of the notification
-        bumps the alert's count)."""
-        payment_id = payment["payment_id"]
-        log.error("payment %s: channel reports %s fen paid, expected %s", payment_id,
-                  paid_fen, payment["amount_fen"])
-        detail = (f"{source}: the channel reports {paid_fen} fen paid for an order of "
-                  f"{payment['amount_fen']} fen")
-        conn, now = self.db.conn, now_ms()
-        with transaction(conn):
-            self._event(conn, payment_id, payment["status"], "paid", source, False,
-                        "amount differs from the order")
-            conn.execute("INSERT INTO alerts (kind, payment_id, detail, first_at_ms, "
-                         "last_at_ms) VALUES ('amount_mismatch', ?, ?, ?, ?) ON CONFLICT "
-                         "(kind, payment_id) DO UPDATE SET seen = alerts.seen + 1, detail = "
-                         "excluded.detail, last_at_ms = excluded.last_at_ms",
-                         (payment_id, detail, now, now))
-
-    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
-        """What the manager must look at (amount mismatches), newest first."""
-        rows = self.db.conn.execute(
-            "SELECT a.kind, a.payment_id, a.detail, a.seen, a.first_at_ms, a.last_at_ms, "
-            "p.merchant_id, p.channel FROM alerts a LEFT JOIN payments p USING (payment_id) "
-            "ORDER BY a.last_at_ms DESC LIMIT ?", (limit,)).fetchall()
-        return [dict(row) for row in rows]
 
     # -- notifications --------------------------------------------------------------------
     def handle_notification(self, channel_name: str, headers: Mapping[str, str],

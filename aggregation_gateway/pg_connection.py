@@ -113,9 +113,9 @@ class GatewayConnection(psycopg.Connection[Any]):
         return Result(cursor.execute(query, params))
 
 
-def open_pool(url: str, max_size: int) -> ConnectionPool:
+def open_pool(url: str, max_size: int) -> ConnectionPool[GatewayConnection]:
     """A pool of autocommit connections to ``url``; fails within 10 s if unreachable."""
-    pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
+    pool: ConnectionPool[GatewayConnection] = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
                           connection_class=GatewayConnection,
                           kwargs={"autocommit": True, "row_factory": _row_factory},
                           name="tracepay-gateway")
@@ -128,10 +128,10 @@ class PgConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, pool: Callable[[], ConnectionPool]) -> None:
+    def __init__(self, pool: Callable[[], ConnectionPool[GatewayConnection]]) -> None:
         self._pool_of = pool
         self._bound: GatewayConnection | None = None
-        self._blocks: list[psycopg.Transaction] = []
+        self._blocks: list[Any] = []  # psycopg transaction context managers
 
     @property
     def in_transaction(self) -> bool:

@@ -21,14 +21,13 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Mapping
 from typing import Any
 
 from market_protocol import ApiError
 
 from .cash_sales import CASH_CHANNEL
 from .channels.base import ChannelError, ChannelRefund
-from .database import now_ms, transaction
+from .database import Record, now_ms, transaction
 from .payment_states import refund_status
 from .payments import PaymentService
 
@@ -37,7 +36,7 @@ __all__ = ["Refunds", "refund_view"]
 log = logging.getLogger(__name__)
 
 
-def refund_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def refund_view(row: Record) -> dict[str, Any]:
     return {key: row[key] for key in ("refund_id", "refund_no", "payment_id", "amount_fen",
                                       "reason", "status", "created_at_ms")}
 

@@ -148,7 +148,10 @@ def accept_sale(service: PaymentService, topic: str, payload: bytes) -> str:
         if cursor.rowcount == 0:
             return "duplicate"
         if is_cash_sale(sale):
-            merchant = service.registry.get(sale["device_id"])["merchant_id"]
+            device = service.registry.get(sale["device_id"])
+            if device is None:  # checked when the MAC was verified; revoked rows stay
+                raise SaleRejected("device is not enrolled")
+            merchant = device["merchant_id"]
             record_cash_payment(conn, sale, merchant, service.registry.master_key)
         service.confirm_trade_for_sale(conn, sale["device_id"], sale["seq"])
     return "stored"

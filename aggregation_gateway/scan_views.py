@@ -6,7 +6,6 @@ API clients that ask for JSON get JSON. Refusals carry the agreed codes either w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 from market_protocol import ApiError, format_fen
 
 from .channel_choice import choose_channel
+from .database import Record
 from .rate_limits import GatewayLimits
 from .requests_in import client_key, gateway
 from .wiring import Gateway
@@ -89,7 +89,7 @@ class ScanOutcome:
 
     payload: Any
     device: Any
-    payment: Mapping[str, Any] | None
+    payment: Record | None
 
 
 def scan_outcome(gw: Gateway, token: str, user_agent: str | None,

@@ -35,7 +35,7 @@ __all__ = ["metadata", "HEAD_REVISION", "create_statements", "POSTGRES_AFTER_CRE
 
 #: The newest migration in ``migrations/versions``: a database stamped with it needs no
 #: upgrade (checked on every open without loading Alembic; a test keeps it in step).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
 
 Int = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -89,6 +89,9 @@ Table("payments", metadata,
       Column("created_at_ms", Int, nullable=False),
       Column("updated_at_ms", Int, nullable=False),
       Column("last_query_at_ms", Int),
+      # 'qr' (the shopper scanned the stall's code) or 'payer_code' (the vendor scanned
+      # the shopper's): a payer-code order that never completes is reversed, not closed.
+      Column("method", Text, nullable=False, server_default=text("'qr'")),
       UniqueConstraint("device_id", "order_no"),
       Index("payments_status", "status", "created_at_ms"),
       Index("payments_merchant", "merchant_id", "paid_at_ms"))
@@ -205,6 +208,17 @@ Table("rate_counters", metadata,
       Column("key", Text, primary_key=True),
       Column("count", Int, nullable=False),
       Column("expires_at", Float, nullable=False))
+# Every gateway instance that ever ran on this database: its broker user (the Mosquitto
+# files list them all, since a stopped instance's session still holds its share of the
+# sales) and a check value of its master key (all instances must share one).
+Table("gateway_instances", metadata,
+      Column("name", Text, primary_key=True),
+      Column("mqtt_username", Text, nullable=False),
+      Column("mqtt_password_hash", Text, nullable=False),
+      Column("key_check", Text, nullable=False),
+      Column("host", Text, nullable=False),
+      Column("pid", Int, nullable=False),
+      Column("started_at_ms", Int, nullable=False))
 
 
 #: What ``CREATE TABLE`` cannot say through the metadata, run after it on PostgreSQL (the

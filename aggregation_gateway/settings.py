@@ -8,6 +8,7 @@ so that nothing prints them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,19 @@ def parse_networks_text(text: str) -> str:
     return str(text).strip()
 
 
+#: Instance names: short, and safe in a broker user name and a client id.
+INSTANCE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")
+
+
+def parse_instance_name(text: str) -> str:
+    """Empty (the only gateway) or a lower-case name."""
+    text = str(text).strip()
+    if text and not INSTANCE_NAME.fullmatch(text):
+        raise ValueError(f"{text!r}: instance names are 1-24 lower-case letters, digits "
+                         "and inner hyphens")
+    return text
+
+
 GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on (loopback only in development)."),
     Setting("port", 8200, "TCP port to listen on.", int),
@@ -39,6 +53,11 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
             "data_dir; postgresql://user:password@host:port/db is a PostgreSQL database "
             "(several gateways may share it). Also read from TRACEPAY_DATABASE_URL.",
             secret=True),
+    Setting("instance_name", "", "This gateway's name among several on one PostgreSQL "
+            "database (e.g. a, b, market-2): its MQTT user and client id become "
+            "tracepay-gateway-<name> and it reads sales through a shared subscription, so "
+            "each sale is handled by one instance. Empty: the only gateway.",
+            parse_instance_name),
     Setting("database_pool_size", 10, "PostgreSQL: connections each gateway process keeps "
             "at most.", int),
     Setting("public_url", "", "Base URL shoppers' phones reach; QR MACs cover it. "
@@ -86,6 +105,8 @@ GATEWAY_SETTINGS: tuple[Setting, ...] = (
     Setting("query_interval_s", 5, "Then ask again this often.", int),
     Setting("pay_window_s", 60, "After this long pending (and past the QR's lifetime) the "
             "order is closed at the channel and expired.", int),
+    Setting("payer_code_wait_s", 60, "A payer-code charge waiting for the shopper's "
+            "password is reversed at the platform after this long.", int),
     Setting("sweep_interval_s", 2.0, "How often the sweeper looks at pending orders and at "
             "refunds whose answer was lost.", float),
     Setting("channel_timeout_s", 10.0, "HTTP timeout of one call to a payment platform; "
@@ -156,6 +177,8 @@ def load_gateway_settings(config_file: str | None = None,
     if not settings["database_url"]:
         env = os.environ if environ is None else environ
         settings["database_url"] = env.get("TRACEPAY_DATABASE_URL", "")
+    if settings["instance_name"] and not settings["mqtt_username"]:
+        settings["mqtt_username"] = f"tracepay-gateway-{settings['instance_name']}"
     settings["mqtt_public_host"] = settings["mqtt_public_host"] or settings["mqtt_host"]
     settings["mqtt_public_port"] = settings["mqtt_public_port"] or settings["mqtt_port"]
     return settings

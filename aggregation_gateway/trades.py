@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -19,6 +19,9 @@ from market_protocol.signing import sign_record
 
 from .cash_sales import CASH_CHANNEL
 
+if TYPE_CHECKING:
+    from .database import Record
+
 __all__ = ["build_trade", "build_payment_result", "TradeMismatch"]
 
 
@@ -26,7 +29,7 @@ class TradeMismatch(ValueError):
     """The sale and the payment do not describe the same purchase: no trade is built."""
 
 
-def build_trade(sale: Mapping[str, Any], payment: Mapping[str, Any],
+def build_trade(sale: Mapping[str, Any], payment: Record,
                 seller: Mapping[str, Any], key: Ed25519PrivateKey,
                 confirmed_at_ms: int) -> dict[str, Any]:
     """The signed ``tracepay.trade/1`` for a sale and its paid payment (trade_id = sale_id).
@@ -66,7 +69,7 @@ def build_trade(sale: Mapping[str, Any], payment: Mapping[str, Any],
         raise TradeMismatch(str(exc)) from exc
 
 
-def build_payment_result(payment: Mapping[str, Any], device_key: bytes,
+def build_payment_result(payment: Record, device_key: bytes,
                          sale_id: str | None, updated_at_ms: int) -> dict[str, Any]:
     """The ``tracepay.payment_result/1`` the terminal receives, MACed with its key."""
     record: dict[str, Any] = {

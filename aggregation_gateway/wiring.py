@@ -17,10 +17,12 @@ from .channels.http_transport import KeepAliveTransport
 from .channels.registry import build_channels
 from .database import Database
 from .devices import DeviceRegistry
+from .instances import registered_gateway_users
 from .key_files import load_or_create_master_key, load_or_create_signing_key
 from .manager_accounts import ensure_manager
 from .mosquitto_auth import write_auth_files
 from .order_sweeps import OrderSweeps
+from .payer_codes import PayerCodeCharges
 from .payments import PaymentService
 from .refunds import Refunds
 
@@ -41,8 +43,13 @@ class Gateway:
     refunds: Refunds
     sweeps: OrderSweeps
 
+    @property
+    def payer_codes(self) -> PayerCodeCharges:
+        return PayerCodeCharges(self.payments)
+
     def write_mqtt_auth(self) -> bool:
-        return write_auth_files(self.settings, self.registry.mqtt_users())
+        return write_auth_files(self.settings, self.registry.mqtt_users(),
+                                registered_gateway_users(self.db))
 
 
 def build_gateway(settings: Mapping[str, Any],

@@ -5,13 +5,14 @@ its own process, one headless terminal, N shoppers each from its own loopback ad
 paying at the sandbox platform's checkout, every paid sale followed onto the ledger, the
 ledger verified) and prints ONE JSON object: the demo's own figures (``paid_per_s``,
 ``charge_to_ledger_ms`` and ``paid_to_ledger_ms`` p50/p99), the CPU seconds each service
-process used per paid sale (what bounds the rate on this machine; ``ledger`` is the
-verification at the end, ``demo`` the shoppers and the watcher), and the ratio of
-``paid_per_s`` to the goal of 200 paid sales a second.
+process used per paid sale (what bounds the rate on this machine; ``ledger-node`` the
+three organisations' nodes, ``nats-server`` the three servers ordering them, ``ledger`` the
+verification at the end, ``demo`` the shoppers and the watcher), which ``ordering`` ran,
+and the ratio of ``paid_per_s`` to the goal of 200 paid sales a second.
 
 Example:
-    .venv/bin/python bench/demo_volume.py                 # 10,000 sales
-    .venv/bin/python bench/demo_volume.py --sales 2000
+    .venv/bin/python bench/demo_volume.py                 # 10,000 sales, JetStream ordering
+    .venv/bin/python bench/demo_volume.py --sales 2000 --solo
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from service_base.testing import tracepay_command  # noqa: E402
 
 GOAL_PAID_PER_S = 200
-SERVICES = ("gateway", "sandbox-platform", "bridge", "consumer", "terminal", "ledger", "demo")
+SERVICES = ("gateway", "sandbox-platform", "bridge", "consumer", "terminal", "ledger-node",
+            "ledger", "demo")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,6 +55,8 @@ def _cpu_by_service(root_pid: int) -> dict[str, float]:
         name = next((w for w in words if w in SERVICES), None)
         if name is None and any("mosquitto" in w for w in words[:1]):
             name = "mosquitto"
+        if name is None and words[0].endswith("nats-server"):
+            name = "nats-server"
         children.setdefault(ppid, []).append(int(entry.name))
         info[int(entry.name)] = (name or "other", cpu)
     totals: dict[str, float] = {}
@@ -71,12 +75,16 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=10_000)
     parser.add_argument("--timeout", type=int, default=None,
                         help="passed to the demo (default: the demo's own for --sales)")
+    parser.add_argument("--solo", action="store_true",
+                        help="the demo's in-process solo ledger instead of JetStream")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tracepay-bench-demo-") as tmp:
         argv = tracepay_command("demo", "--headless", "--sales", str(args.sales), "--json",
                                 "--data-dir", str(Path(tmp) / "demo"))
         if args.timeout:
             argv += ["--timeout", str(args.timeout)]
+        if args.solo:
+            argv.append("--solo")
         started = time.monotonic()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                    text=True)
@@ -101,6 +109,7 @@ def main() -> None:
     rate = summary.get("paid_per_s") or 0.0
     print(json.dumps({
         "bench": "demo_volume", "sales": args.sales, "exit_code": process.returncode,
+        "ordering": summary.get("ordering"),
         "paid": paid, "on_ledger": summary.get("on_ledger"), "failed": summary.get("failed"),
         "ledger_verified": summary.get("ledger_verified"),
         "paid_per_s": rate, "ratio_vs_goal_200": round(rate / GOAL_PAID_PER_S, 2),

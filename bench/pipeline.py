@@ -138,7 +138,9 @@ class Pipeline:
 
     def __init__(self, data_dir: Path, terminals: int) -> None:
         self.terminals = terminals
-        self.system = DemoSystem(data_dir)
+        # Its figures and its count of trades on every node read the solo ledger's files
+        # (bench/ledger_cluster.py measures the JetStream ordering and its nodes).
+        self.system = DemoSystem(data_dir, ordering="solo")
         self.fleet: Fleet | None = None
         try:
             self._start(data_dir)

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask_babel import Babel
 
 from market_protocol.money import format_fen
@@ -68,7 +68,7 @@ def _install_i18n(app: Flask, default_lang: str, timezone: ZoneInfo) -> None:
                              default_lang)
 
     @app.after_request
-    def _vary(response):  # type: ignore[no-untyped-def]
+    def _vary(response: Response) -> Response:
         response.vary.add("Accept-Language")
         response.vary.add("Accept")
         return response

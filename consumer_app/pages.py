@@ -97,7 +97,8 @@ def _status_key(status: Any) -> str:
 
 @blueprint.get("/")
 def home() -> Any:
-    return redirect(url_for("pages.scan", **request.args), code=302)
+    params: dict[str, Any] = request.args.to_dict()  # first value per key, as ** on it gave
+    return redirect(url_for("pages.scan", **params), code=302)
 
 
 @blueprint.get("/pay/<payment_id>")
@@ -146,7 +147,7 @@ def trace_form() -> Any:
         raise PageError(400, "missing_code", "give a trace code: /trace?code=<code>",
                         title_key="bad_request_title")
     _check_id(code, "trace_code")
-    args = {"lang": request.args["lang"]} if "lang" in request.args else {}
+    args: dict[str, Any] = {"lang": request.args["lang"]} if "lang" in request.args else {}
     return redirect(url_for("pages.trace", code=code, **args), code=303)
 
 
@@ -211,7 +212,10 @@ def _stall_merchant(stock: Any, merchant_id: str) -> dict[str, Any]:
 def service_worker() -> Any:
     """Served from the root so its scope covers every page; never cached by HTTP, so a new
     release's worker is picked up on the next visit."""
-    response = send_from_directory(current_app.static_folder, "sw.js",
+    folder = current_app.static_folder
+    if folder is None:
+        raise RuntimeError("the consumer app is built with its static folder (create_app)")
+    response = send_from_directory(folder, "sw.js",
                                    mimetype="text/javascript", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -129,7 +129,7 @@ def digital_link(gtin: str, lot: str) -> Any:
             else LINKSET_TYPE
         return Response(json.dumps(linkset(anchor, base, lots), ensure_ascii=False),
                         mimetype=mimetype, headers={"Link": link_header})
-    args = {"lang": request.args["lang"]} if "lang" in request.args else {}
+    args: dict[str, Any] = {"lang": request.args["lang"]} if "lang" in request.args else {}
     response = redirect(url_for("pages.trace", code=lots[0][1], **args), code=307)
     response.headers["Link"] = link_header
     return response

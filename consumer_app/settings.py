@@ -59,8 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(zh or en).", _lang),
     Setting("timezone", "Asia/Shanghai", "Market time zone in which dates are shown.", _zone),
     Setting("ledger_keys_file", "",
-            "The ledger's trust file (`tracepay ledger trust`; or JSON {signer: raw "
-            "Ed25519 key, base64url}): the only keys the trace page verifies against. "
+            "The ledger's trust file (`tracepay ledger trust`, or `tracepay ledger "
+            "node-trust` for organisation nodes; or JSON {signer: raw Ed25519 key, "
+            "base64url}): the only keys the trace page verifies against. "
             "Empty: the page checks nothing and says so (the bridge's own keys are never "
             "trusted)."),
     Setting("workers", 1, "WSGI worker processes (granian when > 1, else waitress).", int),

@@ -8,7 +8,7 @@ served by a partial trace than by an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["STAGES", "build_timeline", "collect_recalls", "collect_tests", "proof_rows",
@@ -28,7 +28,7 @@ def _first(mapping: Any, *keys: str, default: Any = None) -> Any:
     return default
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
@@ -72,14 +72,14 @@ def _measure_text(item: Mapping[str, Any], field: str = "amount") -> str:
     return format_quantity(grams=amount)
 
 
-def _tests_of(tests: list[dict[str, Any]], lot_ids: list[Any]) -> list[dict[str, Any]]:
+def _tests_of(tests: list[Mapping[str, Any]], lot_ids: list[Any]) -> list[Mapping[str, Any]]:
     wanted = {lot_id for lot_id in lot_ids if lot_id}
     return [test for test in tests if test.get("lot_id") in wanted
             or wanted & set(test.get("lot_ids") or ())]
 
 
 def _step(item: Mapping[str, Any], fallback_stage: str,
-          extra_tests: list[dict[str, Any]] = ()) -> dict[str, Any]:
+          extra_tests: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     seller = _seller(item)
     stage = _first(item, "org", "stage", default=None) or _first(seller, "org",
                                                                  default=fallback_stage)
@@ -161,7 +161,7 @@ def _values_text(values: Any) -> str:
 
 def collect_tests(items: Iterable[Any]) -> list[dict[str, Any]]:
     """Rapid-test results attached to any of ``items`` (links or the record itself)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         for key in ("rapid_tests", "tests"):
             rows.extend(_test_row(test) for test in _dicts(_first(item, key)))
@@ -172,7 +172,8 @@ def collect_recalls(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Recalls named as the shopper knows the goods: product name and the vendor's lot label
     (looked up in the chain and the record), not the bridge's internal lot id."""
     known: dict[str, Mapping[str, Any]] = {}
-    record = trace.get("record") if isinstance(trace.get("record"), Mapping) else {}
+    given = trace.get("record")
+    record: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     for item in [*_dicts(trace.get("chain")), *_dicts(record.get("lines"))]:
         if isinstance(item.get("lot_id"), str):
             known.setdefault(item["lot_id"], item)
@@ -216,12 +217,13 @@ def proof_rows(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
 def published_keys(keys: Any) -> dict[str, str]:
     """``{signer: raw Ed25519 key, base64url}`` from the bridge's ``GET /v1/keys``.
 
-    Accepts a flat ``{signer: key}`` map, nesting under ``keys``/``nodes``, or per-signer
+    Accepts a flat ``{signer: key}`` map, nesting under ``keys``/``nodes`` (or
+    ``node_keys``, as a trust file of organisation nodes has them), or per-signer
     objects carrying the raw key (``public_key_raw``, ``raw``, ``public_key``).
     """
     if not isinstance(keys, Mapping):
         return {}
-    for wrapper in ("keys", "nodes", "public_keys"):
+    for wrapper in ("keys", "node_keys", "nodes", "public_keys"):
         if isinstance(keys.get(wrapper), Mapping):
             return published_keys(keys[wrapper])
         if isinstance(keys.get(wrapper), list):
@@ -243,7 +245,7 @@ def stock_rows(stock: Any) -> list[dict[str, Any]]:
     for lot in _dicts(lots):
         origins = _dicts(lot.get("origins"))
         farms = [_first(_first(o, "seller", default={}), "name", default="") for o in origins]
-        places = [o.get("origin") for o in origins if o.get("origin")]
+        places = [o["origin"] for o in origins if o.get("origin")]
         rows.append({
             "product": _first(lot, "name", "product_name", "product", default=""),
             "quantity_text": _measure_text(lot, "remaining"),

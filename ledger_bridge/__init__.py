@@ -9,6 +9,8 @@ balance), ``catalogue``, ``public_view`` (what the world may see of a trade), ``
 ``service`` and ``cli``. The ledger itself is ``trace_ledger``.
 """
 
+from typing import Any
+
 from trace_ledger.rules.allocation import Draw, LineAllocation, Lot, allocate_line, check_allocation
 from trace_ledger.rules.contract import DeviceRecord, Verdict, check_trade_contract
 
@@ -19,7 +21,7 @@ __all__ = ["Draw", "LineAllocation", "Lot", "allocate_line", "check_allocation",
            "BridgeService", "create_app"]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
     """``BridgeService`` and ``create_app`` load Flask, paho and the ledger: only on use."""
     if name == "BridgeService":
         from .service import BridgeService

@@ -5,6 +5,7 @@ All go through the single writer and, when an admin token is set, need it."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol import ORGS
 from market_protocol.http_errors import ApiError
@@ -20,7 +21,7 @@ blueprint = Blueprint("admin", __name__)
 
 
 @blueprint.post("/v1/lots/<lot>/tests")
-def post_test(lot: str):  # type: ignore[no-untyped-def]
+def post_test(lot: str) -> ResponseReturnValue:
     ctx = bridge()
     ctx.admin()
     body = object_body()
@@ -37,7 +38,7 @@ def post_test(lot: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/private/<trade_id>")
-def private(trade_id: str):  # type: ignore[no-untyped-def]
+def private(trade_id: str) -> ResponseReturnValue:
     ctx = bridge()
     ctx.admin()
     check_id(trade_id, "trade_id")
@@ -56,7 +57,7 @@ def private(trade_id: str):  # type: ignore[no-untyped-def]
 
 # registrations -----------------------------------------------------------------------
 @blueprint.post("/v1/parties/<merchant_id>/payer-ids")
-def post_payer_ids(merchant_id: str):  # type: ignore[no-untyped-def]
+def post_payer_ids(merchant_id: str) -> ResponseReturnValue:
     ctx = bridge()
     ctx.admin()
     check_id(merchant_id, "merchant_id")
@@ -83,7 +84,7 @@ def post_payer_ids(merchant_id: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/v1/devices")
-def post_device():  # type: ignore[no-untyped-def]
+def post_device() -> ResponseReturnValue:
     ctx = bridge()
     ctx.admin()
     body = object_body()
@@ -99,7 +100,7 @@ def post_device():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/devices/<device_id>")
-def get_device(device_id: str):  # type: ignore[no-untyped-def]
+def get_device(device_id: str) -> ResponseReturnValue:
     device = bridge().store.device(check_id(device_id, "device_id"))
     if device is None:
         raise ApiError(404, "unknown_device", f"device {device_id!r} is not registered")
@@ -107,12 +108,12 @@ def get_device(device_id: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/catalogue")
-def get_catalogue():  # type: ignore[no-untyped-def]
+def get_catalogue() -> ResponseReturnValue:
     return jsonify({"products": bridge().service.catalogue().to_list()})
 
 
 @blueprint.post("/v1/catalogue")
-def post_catalogue():  # type: ignore[no-untyped-def]
+def post_catalogue() -> ResponseReturnValue:
     ctx = bridge()
     ctx.admin()
     try:

@@ -203,18 +203,27 @@ def _open_ledger(data_dir: str) -> Any:
 
 @click.group("ledger")
 def ledger() -> None:
-    """Verify and inspect the ledger of a bridge's data directory.
+    """Verify and inspect the ledger: a bridge's data directory, organisation nodes'
+    directories, and the nodes' cosigned checkpoints.
 
     \b
     Example:
         tracepay ledger trust --data-dir var/bridge --out var/ledger-trust.json
         tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json
         tracepay ledger show --data-dir var/bridge dev-1.7.abc
+        tracepay ledger checkpoint --trust var/node-trust.json --nodes URL,URL,URL
     """
 
 
 @ledger.command("verify")
-@click.option("--data-dir", required=True, help="The bridge's data directory.")
+@click.option("--data-dir", default=None, help="The bridge's data directory.")
+@click.option("--node", "nodes", multiple=True, metavar="ORG=DIR",
+              help="Instead: one organisation node's directory, checked against --checkpoint.")
+@click.option("--checkpoint", "cosigned_file", default=None, type=click.Path(dir_okay=False),
+              help="A cosigned checkpoint note (`tracepay ledger checkpoint`), with --node.")
+@click.option("--nodes", "node_urls", default=None,
+              help="Other nodes' read API URLs (comma-separated), with --checkpoint: they "
+                   "name the first block that differs, each proven against the checkpoint.")
 @click.option("--trust", "trust_file", envvar="TRACEPAY_LEDGER_TRUST", default=None,
               type=click.Path(dir_okay=False),
               help="Trust file of the pinned public keys, written at deployment by "
@@ -225,7 +234,8 @@ def ledger() -> None:
               help="This verifier's checkpoint file (created on first use): the blocks must "
                    "equal the ones verified before; a clean run adds the new ones "
                    "[env TRACEPAY_LEDGER_CHECKPOINTS].")
-def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -> None:
+def verify(data_dir: str | None, nodes: tuple[str, ...], cosigned_file: str | None,
+           node_urls: str | None, trust_file: str | None, checkpoint_file: str | None) -> None:
     """Check every node against the pinned keys: hash chain, every signature, Merkle roots,
     off-chain records present and intact where the chain says, copies, checkpoints.
 
@@ -236,18 +246,28 @@ def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -
     Example:
         tracepay ledger verify --data-dir var/bridge --trust var/ledger-trust.json \\
             --checkpoints var/ledger-checkpoints.json
+        tracepay ledger verify --node retail_market=var/nodes/retail_market \\
+            --trust var/node-trust.json --checkpoint var/checkpoint.note
     """
     from trace_ledger import verify_data_dir
     from trace_ledger.trust import TrustFileError, inside, load_checkpoints, load_trust_file
     from trace_ledger.verify_jobs import block_hashes
 
-    ledger_dir = Path(data_dir) / "ledger"
-    if not ledger_dir.is_dir():
-        raise click.UsageError(f"no ledger under {data_dir} (expected {ledger_dir})")
+    if data_dir is not None and not nodes and not (Path(data_dir) / "ledger").is_dir():
+        raise click.UsageError(f"no ledger under {data_dir} (expected {data_dir}/ledger)")
     if trust_file is None:
+        click.echo(json.dumps({"ok": False, "anchored": False, "message": "unanchored: no "
+                               "--trust file, so nothing was verified against pinned keys"}))
         raise click.UsageError("no trust anchor: give --trust FILE (the public keys pinned at "
                                "deployment with `tracepay ledger trust`); without one the "
                                "result would prove nothing")
+    if nodes:
+        from trace_ledger.checkpoint_cli import verify_node_checkpoint
+
+        return verify_node_checkpoint(nodes, trust_file, cosigned_file, node_urls)
+    if data_dir is None:
+        raise click.UsageError("give --data-dir DIR (a bridge) or --node ORG=DIR")
+    ledger_dir = Path(data_dir) / "ledger"
     for option, path in (("--trust", trust_file), ("--checkpoints", checkpoint_file)):
         if path is not None and inside(Path(path), Path(data_dir)):
             raise click.UsageError(f"{option} {path} lies inside --data-dir: whoever can "
@@ -269,6 +289,7 @@ def verify(data_dir: str, trust_file: str | None, checkpoint_file: str | None) -
         sys.exit(1)
     result = report.to_dict()
     result["trust_file"] = str(trust_file)
+    result["anchored"] = True
     result["checkpointed_blocks"] = len(checkpoints)
     if report.ok and checkpoint_file:
         from trace_ledger.node_store import STORE_NAME
@@ -309,76 +330,6 @@ def trust(data_dir: str, out_file: str) -> None:
     click.echo(json.dumps({"trust_file": str(path)}))
 
 
-def _node_dirs(pairs: tuple[str, ...]) -> dict[str, Path]:
-    dirs = {}
-    for pair in pairs:
-        org, sep, directory = pair.partition("=")
-        if not sep or not org or not directory:
-            raise click.UsageError(f"--node {pair!r}: expected ORG=DIR")
-        dirs[org] = Path(directory)
-    return dirs
-
-
-@ledger.command("node-trust")
-@click.option("--node", "nodes", multiple=True, required=True, metavar="ORG=DIR",
-              help="An organisation node's directory (repeat per node).")
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the trust file (outside every node directory).")
-def node_trust(nodes: tuple[str, ...], out_file: str) -> None:
-    """Write a trust file naming each organisation node's public key (``node_keys``).
-
-    \b
-    Example:
-        tracepay ledger node-trust --node retail_market=var/nodes/retail_market \\
-            --node wholesale_market=var/nodes/wholesale_market --out var/node-trust.json
-    """
-    from trace_ledger.trust import inside, node_trust_document
-
-    dirs = _node_dirs(nodes)
-    if any(inside(Path(out_file), d) for d in dirs.values()):
-        raise click.UsageError("--out lies inside a node directory")
-    try:
-        document = node_trust_document(dirs)
-    except FileNotFoundError as exc:
-        raise click.UsageError(str(exc)) from exc
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_file).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    click.echo(json.dumps({"trust_file": out_file}))
-
-
-@ledger.command("verify-nodes")
-@click.option("--node", "nodes", multiple=True, required=True, metavar="ORG=DIR",
-              help="An organisation node's directory (repeat per node).")
-@click.option("--trust", "trust_file", envvar="TRACEPAY_LEDGER_TRUST", required=True,
-              type=click.Path(dir_okay=False, exists=True),
-              help="Trust file naming the node keys (`tracepay ledger node-trust`).")
-def verify_nodes_command(nodes: tuple[str, ...], trust_file: str) -> None:
-    """Verify organisation nodes' directories, each against its pinned key, and compare
-    them (same blocks, same roots). Prints JSON; exits 1 naming the first problem.
-
-    \b
-    Example:
-        tracepay ledger verify-nodes --trust var/node-trust.json \\
-            --node retail_market=var/nodes/retail_market \\
-            --node wholesale_market=var/nodes/wholesale_market
-    """
-    from trace_ledger.trust import TrustFileError, inside, load_node_keys
-    from trace_ledger.verify_jobs import verify_node_dirs
-
-    dirs = _node_dirs(nodes)
-    if any(inside(Path(trust_file), d) for d in dirs.values()):
-        raise click.UsageError("--trust lies inside a node directory")
-    try:
-        keys = load_node_keys(Path(trust_file))
-        report = verify_node_dirs(dirs, keys)
-    except (TrustFileError, ValueError, FileNotFoundError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
-    if not report.ok:
-        click.echo(f"ledger verification FAILED: {report.first}", err=True)
-        sys.exit(1)
-
-
 @ledger.command("head")
 @click.option("--data-dir", required=True, help="The bridge's data directory.")
 def head(data_dir: str) -> None:
@@ -411,3 +362,15 @@ def show(data_dir: str, height: int | None, record_id: str | None) -> None:
     if found is None:
         raise click.ClickException("not on the ledger")
     click.echo(json.dumps(found, ensure_ascii=False))
+
+
+def _add_node_commands() -> None:
+    from trace_ledger.checkpoint_cli import checkpoint
+    from trace_ledger.node_trust_cli import node_trust, verify_nodes_command
+
+    ledger.add_command(checkpoint)
+    ledger.add_command(node_trust)
+    ledger.add_command(verify_nodes_command)
+
+
+_add_node_commands()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from flask import Response, request
@@ -54,8 +54,13 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+@overload
+def epoch_field(body: Mapping[str, Any], name: str, *, required: Literal[True]) -> int: ...
+@overload
+def epoch_field(body: Mapping[str, Any], name: str, *, required: bool) -> int | None: ...
 def epoch_field(body: Mapping[str, Any], name: str, *, required: bool) -> int | None:
-    """Raises ValueError (the caller picks the error code)."""
+    """``body[name]`` as epoch milliseconds; None when absent and not ``required``.
+    Raises ValueError (the caller picks the error code)."""
     value = body.get(name)
     if value is None and not required:
         return None

@@ -96,7 +96,7 @@ class Intake:
         verdict = self.contract(trade, device)
         if not verdict.ok:
             return self._reject(trade, verdict)
-        if provisional:
+        if provisional and device is not None:  # a provisional device is always given
             self._put_device(device, "first-trade")
         return self._accept(trade)
 

@@ -4,6 +4,7 @@ ledger's head, blocks, keys, proofs and consistency proofs."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import ApiError
 
@@ -18,7 +19,7 @@ blueprint = Blueprint("ledger", __name__)
 
 # health and description --------------------------------------------------------------
 @blueprint.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     ctx = bridge()
     try:
         head = ctx.ledger.head()
@@ -32,13 +33,13 @@ def healthz():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi() -> ResponseReturnValue:
     return jsonify(openapi_document())
 
 
 # trades in ---------------------------------------------------------------------------
 @blueprint.post("/v1/trades")
-def post_trade():  # type: ignore[no-untyped-def]
+def post_trade() -> ResponseReturnValue:
     ctx = bridge()
     if not ctx.service.check_trades(request.headers.get("Authorization")):
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <trades token>'")
@@ -56,7 +57,7 @@ def post_trade():  # type: ignore[no-untyped-def]
 
 # ctx.ledger ------------------------------------------------------------------------------
 @blueprint.get("/v1/head")
-def head():  # type: ignore[no-untyped-def]
+def head() -> ResponseReturnValue:
     ctx = bridge()
     value = ctx.ledger.head()
     return jsonify({"height": value["height"], "block_hash": value["block_hash"],
@@ -65,7 +66,7 @@ def head():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/blocks/<int:height>")
-def block(height: int):  # type: ignore[no-untyped-def]
+def block(height: int) -> ResponseReturnValue:
     found = bridge().ledger.block(height)
     if found is None:
         raise ApiError(404, "unknown_block", f"there is no block {height}")
@@ -73,7 +74,7 @@ def block(height: int):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/keys")
-def keys():  # type: ignore[no-untyped-def]
+def keys() -> ResponseReturnValue:
     ctx = bridge()
     from market_protocol.signing import public_key_pem, public_key_raw_b64
 
@@ -83,7 +84,7 @@ def keys():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/proofs/<path:record_id>")
-def proof(record_id: str):  # type: ignore[no-untyped-def]
+def proof(record_id: str) -> ResponseReturnValue:
     ctx = bridge()
     if len(record_id) > 128:
         raise ApiError(400, "bad_record_id", "record ids are at most 128 characters")
@@ -94,7 +95,7 @@ def proof(record_id: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/consistency")
-def consistency():  # type: ignore[no-untyped-def]
+def consistency() -> ResponseReturnValue:
     ctx = bridge()
     height = ctx.ledger.head()["height"]
     if height < 1:

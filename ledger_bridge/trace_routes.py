@@ -7,6 +7,7 @@ import time
 
 import orjson
 from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import ApiError
 
@@ -23,7 +24,7 @@ blueprint = Blueprint("trace", __name__)
 
 # trace -------------------------------------------------------------------------------
 @blueprint.get("/v1/trace/<code>")
-def trace(code: str):  # type: ignore[no-untyped-def]
+def trace(code: str) -> ResponseReturnValue:
     ctx = bridge()
     public = ctx.trade_or_404(code)
     own = [line["lot_id"] for line in public["lines"]]
@@ -41,7 +42,7 @@ def trace(code: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/lots/<lot>")
-def lot_view(lot: str):  # type: ignore[no-untyped-def]
+def lot_view(lot: str) -> ResponseReturnValue:
     ctx = bridge()
     lot_ids = ctx.lot_ids_or_404(lot)
     downstream = tracing.forward(ctx.store, lot_ids)
@@ -55,7 +56,7 @@ def lot_view(lot: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/01/<gtin>/10/<lot>")
-def digital_link(gtin: str, lot: str):  # type: ignore[no-untyped-def]
+def digital_link(gtin: str, lot: str) -> ResponseReturnValue:
     ctx = bridge()
     try:
         gtin, lot = parse_lot_path(gtin, lot)
@@ -69,7 +70,7 @@ def digital_link(gtin: str, lot: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/lots/<lot>/recall.csv")
-def recall_csv(lot: str):  # type: ignore[no-untyped-def]
+def recall_csv(lot: str) -> ResponseReturnValue:
     ctx = bridge()
     lot_ids = ctx.lot_ids_or_404(lot)
     sort_by = request.args.get("sort", "depth")
@@ -82,7 +83,7 @@ def recall_csv(lot: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/stalls/<merchant_id>/stock")
-def stock(merchant_id: str):  # type: ignore[no-untyped-def]
+def stock(merchant_id: str) -> ResponseReturnValue:
     ctx = bridge()
     check_id(merchant_id, "merchant_id")
     party = ctx.store.party(merchant_id)
@@ -116,9 +117,9 @@ def stock(merchant_id: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/epcis")
-def epcis():  # type: ignore[no-untyped-def]
+def epcis() -> ResponseReturnValue:
     ctx = bridge()
-    code, lot = request.args.get("trace_code"), request.args.get("lot")
+    code, lot = request.args.get("trace_code", ""), request.args.get("lot", "")
     if bool(code) == bool(lot):
         raise ApiError(400, "bad_parameter", "give exactly one of trace_code or lot")
     if code:
@@ -144,5 +145,5 @@ def epcis():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/findings")
-def findings():  # type: ignore[no-untyped-def]
+def findings() -> ResponseReturnValue:
     return jsonify({"findings": bridge().store.findings(int_arg("limit", 500, 1, 10_000))})

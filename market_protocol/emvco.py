@@ -13,7 +13,7 @@ payload up to and including "6304", as four upper-case hex digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .device_keys import DEVICE_ID_MAX_LENGTH
@@ -79,10 +79,10 @@ def tlv(tag: str, value: str) -> str:
 Fields = Sequence[tuple[str, "str | Fields"]]
 
 
-def _encode_fields(fields: Iterable[tuple[str, object]]) -> str:
+def _encode_fields(fields: Fields) -> str:
     parts = []
     for tag, value in fields:
-        text = value if isinstance(value, str) else _encode_fields(value)  # type: ignore[arg-type]
+        text = value if isinstance(value, str) else _encode_fields(value)
         parts.append(tlv(tag, text))
     return "".join(parts)
 
@@ -209,7 +209,7 @@ def merchant_payload(*, gateway_url: str, device_id: str, token: str, amount_fen
         raise EmvError("tag 52: merchant category code must be 4 digits")
     if not 0 < amount_fen < 10**12:
         raise EmvError("tag 54: amount must be positive")
-    fields: list[tuple[str, object]] = [
+    fields: list[tuple[str, str | Fields]] = [
         (TAG_FORMAT, "01"),
         (TAG_INITIATION, DYNAMIC if dynamic else STATIC),
         (TEMPLATE_GATEWAY, [("00", TRACEPAY_GUID), ("01", gateway_url.rstrip("/")),
@@ -228,7 +228,7 @@ def merchant_payload(*, gateway_url: str, device_id: str, token: str, amount_fen
         if city_zh:
             language.append(("02", city_zh[:15]))
         fields.append((TAG_LANGUAGE, language))
-    return encode_payload(fields)  # type: ignore[arg-type]
+    return encode_payload(fields)
 
 
 def read_merchant_payload(payload: str) -> EmvSale:

@@ -7,7 +7,10 @@ with a generic message (the traceback goes to the log, never to the client).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # flask is imported where the handlers are installed, not on import
+    from flask.typing import ResponseReturnValue
 
 __all__ = ["ApiError", "install_json_errors", "error_body"]
 
@@ -32,22 +35,22 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def install_json_errors(app: Any) -> None:
     """Register handlers on a Flask app so every error is JSON of the agreed shape."""
     from flask import jsonify
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+    def _api_error(exc: ApiError) -> ResponseReturnValue:
         return jsonify(error_body(exc.code, exc.message, **exc.extra)), exc.status
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = jsonify(error_body(code, exc.description or exc.name))
         response.status_code = exc.code or 500
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return jsonify(error_body("internal_error", "an internal error occurred")), 500

@@ -54,11 +54,12 @@ def load_or_create_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKe
 
 def load_public_key(pem_or_path: str | bytes | os.PathLike[str]) -> Ed25519PublicKey:
     """Accept PEM text/bytes or a path to a PEM file."""
-    data = pem_or_path
-    if isinstance(data, (str, os.PathLike)) and not str(data).lstrip().startswith("-----"):
-        data = Path(data).read_bytes()
-    if isinstance(data, str):
-        data = data.encode()
+    if isinstance(pem_or_path, bytes):
+        data = pem_or_path
+    elif isinstance(pem_or_path, str) and pem_or_path.lstrip().startswith("-----"):
+        data = pem_or_path.encode()
+    else:
+        data = Path(pem_or_path).read_bytes()
     key = serialization.load_pem_public_key(data)
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")

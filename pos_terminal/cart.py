@@ -7,7 +7,7 @@ recompute it with the same rule, so a cart total can never disagree with theirs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from market_protocol import line_amount_fen
 
@@ -70,7 +70,12 @@ def free_amount_product(amount_fen: int) -> Product:
                    unit_price_fen=amount_fen, colour="#9e9e9e")
 
 
+@overload
+def _whole(name: str, value: int, low: int, high: int) -> int: ...
+@overload
+def _whole(name: str, value: int | None, low: int, high: int) -> int | None: ...
 def _whole(name: str, value: int | None, low: int, high: int) -> int | None:
+    """``value`` checked to be a whole number in ``low..high``; None stays None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):

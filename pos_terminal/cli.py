@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 @click.option("--close-day", is_flag=True,
               help="Headless: afterwards, write today's Z report (PNG) and print its summary.")
 @click.option("--force", is_flag=True, help="With --close-day: close even with unsent sales.")
+@click.option("--report", type=click.Choice(["day", "week"]), default=None,
+              help="Headless: sales by product and by hour, today or the last 7 days (JSON).")
+@click.option("--csv-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --report: also write products-<period>-<date>.csv and hours-....csv.")
 @click.option("--print", "print_report", is_flag=True,
               help="With --close-day: also print the Z report on the stall's printer "
                    "(printer in stall.json).")
@@ -66,7 +70,7 @@ log = logging.getLogger(__name__)
 def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url: str | None,
              simulate_sales: int, interval_ms: int, wait_results: float, drain_timeout: float,
              seed: int | None, qr_format: str | None, close_day: bool, force: bool,
-             print_report: bool, scale: str, lang: str | None, fullscreen: bool | None,
+             print_report: bool, report: str | None, csv_dir: Path | None, scale: str, lang: str | None, fullscreen: bool | None,
              customer_display: bool | None, geometry: str | None,
              display_geometry: str | None, scanner: str | None) -> None:
     """Run a vendor terminal.
@@ -77,6 +81,7 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         tracepay terminal --headless --data-dir var/t1 --simulate-sales 20 --wait-results 60
         tracepay terminal --headless --data-dir var/t1 --close-day
         tracepay terminal --headless --data-dir var/t1 --close-day --print
+        tracepay terminal --headless --data-dir var/t1 --report week --csv-dir reports
         tracepay terminal --data-dir var/t1 --scale simulated
     """
     try:
@@ -100,6 +105,8 @@ def terminal(data_dir: Path, headless: bool, enrol_code: str | None, gateway_url
         _simulate(data_dir, simulate_sales, interval_ms, wait_results, drain_timeout, seed)
         if close_day:
             _close_day(data_dir, force, print_report)
+        if report:
+            _report(data_dir, report, csv_dir)
     except ProvisioningError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -155,3 +162,23 @@ def _close_day(data_dir: Path, force: bool, print_report: bool = False) -> None:
                                        f"printed: {exc}") from exc
     click.echo(json.dumps({"event": "z_report", "path": str(report.path), **report.summary,
                            "printed": print_report}, ensure_ascii=False))
+
+
+def _report(data_dir: Path, period: str, csv_dir: Path | None) -> None:
+    from datetime import date
+
+    from .sales_report import hours_csv, products_csv
+    from .terminal import Terminal
+
+    with Terminal.open(data_dir) as term:
+        report = term.sales_report(period)
+    written = []
+    if csv_dir is not None:
+        csv_dir.mkdir(parents=True, exist_ok=True)
+        stamp = date.today().isoformat()
+        for name, render in (("products", products_csv), ("hours", hours_csv)):
+            path = csv_dir / f"{name}-{period}-{stamp}.csv"
+            path.write_text(render(report), encoding="utf-8")
+            written.append(str(path))
+    click.echo(json.dumps({"event": "sales_report", **report, "csv": written},
+                          ensure_ascii=False))

@@ -23,14 +23,17 @@ from market_protocol.emvco import EmvError
 
 from .cart import Cart
 from .catalogue import Product, load_catalogue, save_catalogue
+from .clock_check import ClockCheck
 from .day_report import day_start_ms, day_summary, render_z_report
 from .emv_qr import EMV_MAX_QR_VERSION, emv_payload_for_sale
 from .errors import TerminalError, UnsentSales
 from .outbox import OUTBOX_FILE, Outbox, OutboxError, StoredSale
+from .payer_codes import PayerCodeOutcome, charge_payer_code
 from .provisioning import TerminalConfig, load_config
 from .qr_image import MAX_VERSION, QRTooLargeError, qr_png
 from .refunds import request_refund, send_queued_requests
 from .sale_record import build_sale, new_sale_id, sale_qr_url, with_status
+from .sales_report import period_bounds, sales_report
 from .status_poll import poll_payment_status
 from .tender import CASH_CHANNEL, Tender
 from .uplink import ResultCallback, Uplink
@@ -41,6 +44,8 @@ __all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
 REQUEST_RETRY_S = 15.0
 #: While the MQTT link is down, ask the gateway over HTTP for payment results this often.
 STATUS_POLL_S = 2.0
+#: How often the terminal's clock is compared with the gateway's.
+CLOCK_CHECK_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,7 @@ class Terminal:
         self._callbacks_lock = threading.Lock()
         self.uplink = Uplink(self.outbox, config, device_key, on_result=self._dispatch)
         self._clock: Callable[[], int] = _now_ms
+        self.clock_check = ClockCheck(config.gateway_url)
         self._stopping = threading.Event()
         self._requests_thread: threading.Thread | None = None
 
@@ -122,6 +128,10 @@ class Terminal:
             raise TerminalError("the cart is empty")
         if tender is not None and tender.lines_fen != cart.total_fen:
             raise TerminalError("the cart changed after the money was counted: settle again")
+        clock = self.clock_check.status()
+        if clock.state == "refuse" and not (tender is not None and tender.kind == "cash"):
+            raise TerminalError(f"{clock.message} before charging: the gateway would "
+                                "refuse this QR code (cash sales still work)")
         lines = cart.to_records()
         now = self._clock()
         nonce = new_nonce()
@@ -153,6 +163,9 @@ class Terminal:
         """A cash sale is stored paid with the sale itself; the screen and the speaker hear
         of it at once, and the gateway's own cash payment result confirms it later."""
         stored = self.outbox.by_seq(sale["seq"])
+        if stored is None:  # stored by this same call, and the outbox never drops a sale
+            raise RuntimeError(f"sale #{sale['seq']} is missing from the outbox just after "
+                               "it was stored")
         self._dispatch(stored, {
             "schema": PAYMENT_RESULT_SCHEMA, "payment_id": None, "device_id": self.device_id,
             "seq": sale["seq"], "status": "paid", "amount_fen": sale["total_fen"],
@@ -219,13 +232,35 @@ class Terminal:
         except OutboxError as exc:
             raise TerminalError(str(exc)) from exc
         self.uplink.resend_from(stored.seq)
-        return self.outbox.by_sale_id(sale_id)  # type: ignore[return-value]
+        voided = self.outbox.by_sale_id(sale_id)
+        if voided is None:  # requeued just above, and the outbox never drops a sale
+            raise TerminalError(f"sale {sale_id} is missing from the outbox after voiding it")
+        return voided
 
     def request_refund(self, sale_id: str, amount_fen: int, reason: str) -> dict[str, Any]:
         """Refund (part of) a paid sale through the gateway; queued while it is away.
 
         Returns ``{"refund_no", "state": "sent"|"queued"|"refused", "answer"}``."""
         return request_refund(self, sale_id, amount_fen, reason)
+
+    def charge_payer_code(self, sale_id: str, auth_code: str) -> PayerCodeOutcome:
+        """Charge the shopper's scanned payment code (付款码) for an unpaid sale."""
+        return charge_payer_code(self, sale_id, auth_code)
+
+    def refresh_results(self) -> None:
+        """Fetch the payment results of waiting sales over HTTP now (MACed, applied as
+        MQTT results are); a failure only means the next poll or MQTT brings them."""
+        try:
+            poll_payment_status(self.outbox, self.config, self._key, self._dispatch)
+        except Exception:  # noqa: BLE001 - MQTT and the periodic poll still deliver them
+            log.exception("payment status over HTTP failed")
+
+    def sales_report(self, period: str = "day", now_ms: int | None = None) -> dict[str, Any]:
+        """Paid sales by product and by hour, today or over the last seven days."""
+        start, end = period_bounds(period, self._clock() if now_ms is None else now_ms)
+        names = {product.code: product.name_zh for product in self.catalogue()}
+        return sales_report(self.outbox.since(start, end), period=period, start_ms=start,
+                            end_ms=end, names_zh=names)
 
     def today_sales(self, now_ms: int | None = None) -> list[StoredSale]:
         return self.outbox.since(day_start_ms(self._clock() if now_ms is None else now_ms))
@@ -277,7 +312,14 @@ class Terminal:
         """Queued gateway requests every REQUEST_RETRY_S; payment results over HTTP every
         STATUS_POLL_S while the MQTT link is down (the display must still turn to paid)."""
         next_retry = time.monotonic() + REQUEST_RETRY_S
+        next_clock_check = time.monotonic()
         while not self._stopping.wait(STATUS_POLL_S):
+            if time.monotonic() >= next_clock_check:
+                next_clock_check = time.monotonic() + CLOCK_CHECK_S
+                try:
+                    self.clock_check.measure()
+                except Exception:  # never stop the loop for it
+                    log.exception("clock check failed")
             if not self.uplink.connected:
                 try:
                     poll_payment_status(self.outbox, self.config, self._key, self._dispatch)

@@ -76,7 +76,8 @@ class Uplink:
         # paho walk all outstanding messages (O(window) per ack), which caps the drain rate.
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=0.2, max_delay=3)
+        # paho annotates the delays as int, yet waits any number of seconds it is given
+        client.reconnect_delay_set(min_delay=0.2, max_delay=3)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

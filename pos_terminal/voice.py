@@ -186,7 +186,11 @@ class Announcer:
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once everything queued was spoken (for tests and a clean shutdown)."""
         done = threading.Event()
-        threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True).start()
+
+        def drain() -> None:
+            self._queue.join()
+            done.set()
+        threading.Thread(target=drain, daemon=True).start()
         return done.wait(timeout)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol import canonical_json, signing
 from market_protocol.http_errors import ApiError
@@ -54,7 +55,7 @@ def conflict_error(exc: StoreConflict) -> ApiError:
     return ApiError(_CONFLICT_STATUS.get(exc.code, 409), exc.code, exc.message)
 
 
-def signed_json(value: dict[str, Any], status: int = 200):  # type: ignore[no-untyped-def]
+def signed_json(value: dict[str, Any], status: int = 200) -> ResponseReturnValue:
     return signed_response(platform_state().key, canonical_json.dumps(value), status)
 
 
@@ -68,7 +69,7 @@ def checkout_url_at(base: str, order_id: str) -> str:
 
 
 @blueprint.post("/sandbox/apps")
-def register_app():  # type: ignore[no-untyped-def]
+def register_app() -> ResponseReturnValue:
     body = _checked(validation.check_app_request, read_json())
     try:
         signing.load_public_key(body["public_key_pem"])
@@ -84,14 +85,14 @@ def register_app():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/keys")
-def keys():  # type: ignore[no-untyped-def]
+def keys() -> ResponseReturnValue:
     key = platform_state().key
     return jsonify({"platform_public_key_pem": signing.public_key_pem(key),
                     "platform_public_key_raw": signing.public_key_raw_b64(key)})
 
 
 @blueprint.post("/v1/orders")
-def create_order():  # type: ignore[no-untyped-def]
+def create_order() -> ResponseReturnValue:
     """Also served by ``order_lane`` without Flask (the hot path): same checks, same bytes."""
     app = authenticate_app(defer_nonce=True)  # recorded with the order, in one commit
     state = platform_state()
@@ -124,13 +125,13 @@ def _order_or_404(app_id: str, out_trade_no: str) -> dict[str, Any]:
 
 
 @blueprint.get("/v1/orders/<out_trade_no>")
-def query_order(out_trade_no: str):  # type: ignore[no-untyped-def]
+def query_order(out_trade_no: str) -> ResponseReturnValue:
     app = authenticate_app()
     return signed_json(order_view(_order_or_404(app["app_id"], out_trade_no)))
 
 
 @blueprint.post("/v1/orders/<out_trade_no>/close")
-def close_order(out_trade_no: str):  # type: ignore[no-untyped-def]
+def close_order(out_trade_no: str) -> ResponseReturnValue:
     app = authenticate_app()
     order = _order_or_404(app["app_id"], out_trade_no)
     try:
@@ -141,7 +142,7 @@ def close_order(out_trade_no: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/v1/refunds")
-def refund():  # type: ignore[no-untyped-def]
+def refund() -> ResponseReturnValue:
     app = authenticate_app()
     state = platform_state()
     body = _checked(validation.check_refund_request, read_json())
@@ -164,7 +165,7 @@ def refund():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/refunds/<out_refund_no>")
-def query_refund(out_refund_no: str):  # type: ignore[no-untyped-def]
+def query_refund(out_refund_no: str) -> ResponseReturnValue:
     """The refund query: what became of ``out_refund_no`` (404 when never received)."""
     app = authenticate_app()
     store = platform_state().store
@@ -178,7 +179,7 @@ def query_refund(out_refund_no: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/sandbox/faults")
-def stage_fault():  # type: ignore[no-untyped-def]
+def stage_fault() -> ResponseReturnValue:
     """Stage a failure for a test (only with ``allow_faults``)."""
     faults = platform_state().faults
     if faults is None:
@@ -187,7 +188,7 @@ def stage_fault():  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/v1/statements/<day>")
-def daily_statement(day: str):  # type: ignore[no-untyped-def]
+def daily_statement(day: str) -> ResponseReturnValue:
     app = authenticate_app()
     state = platform_state()
     try:
@@ -210,7 +211,7 @@ def daily_statement(day: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.get("/sandbox/notifications")
-def notifications():  # type: ignore[no-untyped-def]
+def notifications() -> ResponseReturnValue:
     out_trade_no = request.args.get("out_trade_no")
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:

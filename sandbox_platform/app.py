@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 
 from market_protocol import signing
 from market_protocol.http_errors import install_json_errors
@@ -56,12 +57,12 @@ def create_app(settings: Mapping[str, Any] | None = None) -> Flask:
     app.after_request(lambda response: sign_v1_answers(state.key, response))
 
     @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> ResponseReturnValue:
         return jsonify({"status": "ok", "service": "sandbox-platform",
                         "platform_public_key_raw": signing.public_key_raw_b64(state.key)})
 
     @app.get("/openapi.json")
-    def openapi():  # type: ignore[no-untyped-def]
+    def openapi() -> ResponseReturnValue:
         return jsonify(openapi_document())
 
     return app

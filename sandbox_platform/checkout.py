@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import ApiError
 from market_protocol.money import format_fen
@@ -41,7 +42,7 @@ def _order(order_id: str) -> dict[str, Any]:
     return order
 
 
-def _page(order: dict[str, Any], status: int = 200, message: str | None = None):  # type: ignore[no-untyped-def]
+def _page(order: dict[str, Any], status: int = 200, message: str | None = None) -> ResponseReturnValue:
     app = platform_state().store.app(order["app_id"])
     html = render_template(
         "checkout.html", order=order, amount=format_fen(order["amount_fen"]),
@@ -53,7 +54,7 @@ def _page(order: dict[str, Any], status: int = 200, message: str | None = None):
 
 
 @blueprint.get("/checkout/<order_id>")
-def show(order_id: str):  # type: ignore[no-untyped-def]
+def show(order_id: str) -> ResponseReturnValue:
     order = _order(order_id)
     if _wants_json():
         return jsonify(order_view(order))
@@ -77,7 +78,7 @@ def _payer_id() -> str:
 
 
 @blueprint.post("/checkout/<order_id>/pay")
-def pay(order_id: str):  # type: ignore[no-untyped-def]
+def pay(order_id: str) -> ResponseReturnValue:
     state = platform_state()
     order = _order(order_id)
     payer_id = _payer_id()
@@ -100,7 +101,7 @@ def pay(order_id: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/checkout/<order_id>/cancel")
-def cancel(order_id: str):  # type: ignore[no-untyped-def]
+def cancel(order_id: str) -> ResponseReturnValue:
     order = _order(order_id)
     try:
         closed = platform_state().store.close(order["order_id"])

@@ -16,7 +16,7 @@ __all__ = ["openapi_document"]
 
 _ERROR = {"description": "JSON error", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
-_SIGNED = [{"appSignature": []}]
+_SIGNED: list[dict[str, list[str]]] = [{"appSignature": []}]
 
 
 def _schema_of(fields: dict[str, Any]) -> dict[str, Any]:

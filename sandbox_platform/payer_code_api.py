@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import ApiError
 from market_protocol.schema import SchemaError, check
@@ -50,7 +51,7 @@ def _pay_now(order_id: str, payer_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/v1/orders/pay-by-code")
-def pay_by_code():  # type: ignore[no-untyped-def]
+def pay_by_code() -> ResponseReturnValue:
     """200 with the order: PAID, WAIT_PAY + trade_state USERPAYING (poll, then reverse if
     it never completes), or CLOSED with fail_reason (declined, not enough money)."""
     app = authenticate_app(defer_nonce=True)
@@ -69,7 +70,7 @@ def pay_by_code():  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/v1/orders/<out_trade_no>/reverse")
-def reverse(out_trade_no: str):  # type: ignore[no-untyped-def]
+def reverse(out_trade_no: str) -> ResponseReturnValue:
     """Undo a charge whose outcome the merchant gave up waiting for: a waiting order is
     closed, a paid one refunded in full. Safe to repeat."""
     app = authenticate_app()
@@ -90,7 +91,7 @@ def reverse(out_trade_no: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/sandbox/payer-codes")
-def issue_code():  # type: ignore[no-untyped-def]
+def issue_code() -> ResponseReturnValue:
     """A code as a shopper's wallet would show it; ``behaviour`` says what it will do."""
     try:
         body = check(validation.PAYER_CODE_REQUEST, read_json())
@@ -100,7 +101,7 @@ def issue_code():  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/sandbox/payer-codes/<auth_code>/confirm")
-def confirm(auth_code: str):  # type: ignore[no-untyped-def]
+def confirm(auth_code: str) -> ResponseReturnValue:
     """The shopper enters the password on their phone: the waiting order is paid."""
     codes = _codes()
     try:
@@ -113,7 +114,7 @@ def confirm(auth_code: str):  # type: ignore[no-untyped-def]
 
 
 @blueprint.post("/sandbox/payer-codes/<auth_code>/cancel")
-def cancel(auth_code: str):  # type: ignore[no-untyped-def]
+def cancel(auth_code: str) -> ResponseReturnValue:
     """The shopper cancels on their phone: the waiting order closes unpaid."""
     try:
         return jsonify(order_view(_codes().cancel(auth_code)))

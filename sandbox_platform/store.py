@@ -144,7 +144,7 @@ class Store:
             returned = cursor.fetchall()  # step to the end before COMMIT
             inserted = returned[0] if returned else None
             is_new = inserted is not None
-            row = dict(inserted if is_new else db.execute(
+            row = dict(inserted) if inserted is not None else dict(db.execute(
                 "SELECT * FROM orders WHERE app_id = ? AND out_trade_no = ?",
                 (app_id, fields["out_trade_no"])).fetchone())
         if not is_new and (row["amount_fen"] != fields["amount_fen"]

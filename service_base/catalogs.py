@@ -28,10 +28,12 @@ def load_catalog(directory: Path, lang: str) -> dict[str, str]:
 
 
 def po_messages(directory: Path, lang: str) -> dict[str, str]:
-    """The source catalog of ``lang`` (the .po file) as key -> text."""
+    """The source catalog of ``lang`` (the .po file) as key -> text: its singular messages
+    (the catalogs have no plural forms)."""
     with (directory / lang / "LC_MESSAGES" / "messages.po").open("rb") as file:
         return {message.id: message.string for message in read_po(file)
-                if message.id and isinstance(message.id, str)}
+                if message.id and isinstance(message.id, str)
+                and isinstance(message.string, str)}
 
 
 def stale_catalogs(directory: Path, langs: tuple[str, ...]) -> list[str]:

@@ -88,6 +88,19 @@ def phone():
         chromium.close()
 
 
+def _signed_by_every_node(bridge_url: str, code: str) -> bool:
+    """The trace carries its trade's proof, in a block every organisation signed."""
+    from market_protocol import ORGS
+
+    answer = requests.get(f"{bridge_url}/v1/trace/{code}", timeout=5)
+    if answer.status_code != 200:
+        return False
+    trace = answer.json()
+    return any(proof["leaf"]["record_id"] == trace["record"]["trade_id"] and
+               {s["signer"] for s in proof["block"]["signatures"]} >= set(ORGS)
+               for proof in trace["proofs"])
+
+
 def _reload_until(page, predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -156,9 +169,10 @@ def test_shopper_scans_pays_and_gets_a_verified_trace(demo, charged, phone):
         return found && found.data; }""")
     assert decoded == f"{consumer}/trace/{code}"
 
-    # The sale reaches the ledger; the receipt's trace link opens a Verified trace.
+    # The sale reaches the ledger (a block signed by every organisation's node); the
+    # receipt's trace link opens a Verified trace.
     deadline = time.monotonic() + 60
-    while requests.get(f"{system.urls['bridge']}/v1/trace/{code}", timeout=5).status_code != 200:
+    while not _signed_by_every_node(system.urls["bridge"], code):
         assert time.monotonic() < deadline, "sale never reached the ledger"
         time.sleep(0.3)
     phone.reload(wait_until="load")

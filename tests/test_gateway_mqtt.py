@@ -26,11 +26,14 @@ from market_protocol.topics import TRADES_TOPIC, results_topic, sales_topic
 class Listener:
     """A plain MQTT client collecting what arrives on some topics."""
 
-    def __init__(self, broker: Any, *topics: str, persistent: bool = False) -> None:
+    def __init__(self, broker: Any, *topics: str, persistent: bool = False,
+                 user: tuple[str, str] | None = None) -> None:
         self.messages: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"test-{secrets.token_hex(4)}",
                                   clean_session=not persistent, protocol=mqtt.MQTTv311)
+        if user is not None:
+            self.client.username_pw_set(*user)
         self.client.reconnect_delay_set(0.1, 1)
         subscribed = queue.Queue()
         self.client.on_message = lambda c, u, m: self.messages.put(

@@ -250,6 +250,29 @@ def test_node_reader_fails_over(setup):  # noqa: ANN001
     assert set(NodeReader([nodes.url(org) for org in ORGS]).public_keys()) == set(ORGS)
 
 
+def test_node_reader_proof_is_signed_by_every_node_holding_the_block(setup):  # noqa: ANN001
+    """One node serves the proof; its block carries each node's own signature, each valid
+    under that node's key, so a verifier can require every organisation's. A node that
+    does not answer adds none."""
+    from trace_ledger.node_client import NodeReader
+
+    nodes, publisher = setup
+    nodes.wait_seq(publisher.publish(trade_entries(700)))
+    tid = "dev-node-1.700.s000700"
+    keys = {org: load_or_create_private_key(nodes.data(org) / "node_key.pem").public_key()
+            for org in ORGS}
+    proof = NodeReader([nodes.url(org) for org in ORGS]).proof(tid)
+    assert proof is not None
+    signatures = proof["block"]["signatures"]
+    assert sorted(s["signer"] for s in signatures) == sorted(ORGS)
+    for signature in signatures:
+        assert verify_signature(keys[signature["signer"]], proof["block"]["header"],
+                                signature["sig"])
+    dead = f"http://127.0.0.1:{free_port()}"
+    partial = NodeReader([nodes.url("retail_market"), dead]).proof(tid)
+    assert [s["signer"] for s in partial["block"]["signatures"]] == ["retail_market"]
+
+
 def test_verify_node_dirs_checks_each_nodes_own_key_and_agreement(setup):  # noqa: ANN001
     from trace_ledger.verify_jobs import verify_node_dirs
 

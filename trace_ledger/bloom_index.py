@@ -26,12 +26,13 @@ class _Shape:
     columns: list[int] | None = None
     ones: int = 0
 
-    def build(self) -> None:
-        """Transpose the filters in bulk: a strided slice per byte column."""
+    def build(self) -> list[int]:
+        """Transpose the filters in bulk: a strided slice per byte column; the columns."""
         width = self.m_bits // 8
         joined = b"".join(self.raw)
         self.columns = [int.from_bytes(joined[q::width], "little") for q in range(width)]
         self.ones = int.from_bytes(b"\x01" * len(self.raw), "little")
+        return self.columns
 
     def append(self, height: int, bits: bytes) -> None:
         j = len(self.heights)
@@ -47,9 +48,8 @@ class _Shape:
         self.ones |= 1 << shift
 
     def candidates(self, digest: bytes) -> list[int]:
-        if self.columns is None:
-            self.build()
-        columns, ones, hit = self.columns, self.ones, -1
+        columns = self.columns if self.columns is not None else self.build()
+        ones, hit = self.ones, -1
         for p in positions(digest, self.m_bits, self.k):
             hit &= columns[p >> 3] >> (p & 7) & ones
             if not hit:

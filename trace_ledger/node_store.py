@@ -29,20 +29,27 @@ reaches an offset inside a larger value by walking its chain of overflow pages.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
-from array import array
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, groupby
+from itertools import groupby
 from pathlib import Path
-from typing import NamedTuple
-
-import orjson
 
 from market_protocol import merkle
 
 from .blocks import StoredTree
 from .key_index import lookup
+from .store_chunks import (
+    LEAF_CHUNK,
+    RECORD_CHUNK,
+    LeafBatch,
+    LeafRow,
+    RecordBatch,
+    end_offsets,
+    pack_leaves,
+    pack_records,
+    parse_leaves,
+    span,
+)
 
 __all__ = ["NodeStore", "LeafRow", "LeafBatch", "RecordBatch", "pack_leaves", "pack_records",
            "BlockRow", "STORE_NAME"]
@@ -60,11 +67,6 @@ PAGE_BYTES = 32_768
 #: never stalls on one (a checkpoint inside a write took 185-270 ms where a write takes
 #: 60, and the orderer waited). Each checkpoint syncs, so they should be rare.
 WAL_CHECKPOINT_BYTES = 64 << 20
-#: Leaves per stored chunk of leaf rows (about 10 KB for trades) and of records (about
-#: 9 KB of trade records): well inside a page, so a page holds several chunks (16-record
-#: chunks left pages half empty: 2,370 bytes per trade per node against 1,690 at 8).
-LEAF_CHUNK = 64
-RECORD_CHUNK = 8
 #: The file name of a node's store inside ``<data-dir>/<org>/``.
 STORE_NAME = "ledger.sqlite"
 
@@ -101,84 +103,6 @@ CREATE TABLE IF NOT EXISTS leaf_ids (
 ) WITHOUT ROWID;
 """
 
-#: (seq, record_id, kind, height, idx, record_hash, trace_keys JSON)
-LeafRow = tuple[int, str, str, int, int, bytes, str]
-
-
-class LeafBatch(NamedTuple):
-    """A block's leaves in their stored form (see the module docstring): built once per
-    block, shared by every node."""
-
-    first_seq: int
-    height: int
-    #: every leaf's record hash (32 bytes), in leaf order
-    record_hashes: bytes
-    #: the chunks' ``leaf_rows`` JSON arrays, concatenated
-    rows: bytes
-    #: JSON array with one ``[chunk, 1-based start in rows, length]`` per chunk
-    chunks_json: bytes
-    #: JSON array of the leaves' rids, in leaf order (SQLite walks it for ``leaf_ids``)
-    rids_json: bytes
-
-
-class RecordBatch(NamedTuple):
-    """The off-chain records one node keeps from a block."""
-
-    #: the kept canonical records, concatenated in leaf order
-    bodies: bytes
-    #: per leaf, the end offset of its record within its chunk's bodies (u32
-    #: little-endian; a record not kept ends where the previous one did)
-    body_ends: bytes
-    #: JSON array with one ``[chunk, 1-based start in bodies, length]`` per chunk
-    chunks_json: bytes
-
-
-def _u32(values: Iterable[int]) -> bytes:
-    packed = array("I", values)
-    if sys.byteorder != "little":  # pragma: no cover - the stored form is little-endian
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _ends(data: bytes) -> array:
-    ends = array("I")
-    ends.frombytes(data)
-    if sys.byteorder != "little":  # pragma: no cover
-        ends.byteswap()
-    return ends
-
-
-def _chunk_spans(parts: Sequence[bytes]) -> bytes:
-    """``[[chunk, 1-based start, length], ...]`` of ``parts`` laid end to end (SQLite's
-    ``substr`` counts from 1)."""
-    starts = accumulate(map(len, parts), initial=1)
-    return orjson.dumps([[chunk, start, len(part)]
-                         for chunk, (start, part) in enumerate(zip(starts, parts, strict=False))])
-
-
-def pack_leaves(first_seq: int, height: int, record_hashes: Sequence[bytes],
-                rows: Sequence[tuple[str, str, str, int]]) -> LeafBatch:
-    """A :class:`LeafBatch` from each leaf's record hash and ``(record_id, kind, trace_keys
-    JSON, rid)``, in leaf order: a C-level join and encoding per chunk."""
-    parts = [orjson.dumps(rows[start:start + LEAF_CHUNK])
-             for start in range(0, len(rows), LEAF_CHUNK)]
-    return LeafBatch(first_seq, height, b"".join(record_hashes), b"".join(parts),
-                     _chunk_spans(parts), orjson.dumps([row[3] for row in rows]))
-
-
-def pack_records(bodies: Sequence[bytes]) -> RecordBatch:
-    """A :class:`RecordBatch` from each leaf's canonical record, or ``b""`` where this node
-    keeps only the hash. Runs once per node per block on the commit path: the lengths are
-    summed once, and only the per-chunk steps are Python loops."""
-    lengths = list(map(len, bodies))
-    ends: list[int] = []
-    for start in range(0, len(lengths), RECORD_CHUNK):
-        ends += accumulate(lengths[start:start + RECORD_CHUNK])
-    bases = [0, *accumulate(ends[RECORD_CHUNK - 1::RECORD_CHUNK])]
-    if len(ends) % RECORD_CHUNK:
-        bases.append(bases[-1] + ends[-1])
-    return RecordBatch(b"".join(bodies), _u32(ends), orjson.dumps(
-        [[chunk, base + 1, bases[chunk + 1] - base] for chunk, base in enumerate(bases[:-1])]))
 
 
 #: (height, block_hash, header JSON, signatures JSON, first_seq, leaf_hashes)
@@ -200,12 +124,6 @@ _INSERT_RECORD_CHUNKS = (
     # ifnull: SQLite's substr of an empty blob is NULL (a node keeping no record of a block)
     f"SELECT ?1, value ->> 0, ifnull(substr(?2, value ->> 1, value ->> 2), x''), "
     f"substr(?3, {4 * RECORD_CHUNK} * (value ->> 0) + 1, {4 * RECORD_CHUNK}) FROM json_each(?4)")
-
-
-def _span(ends: bytes, index: int) -> tuple[int, int]:
-    """``(start, end)`` of item ``index`` from its u32 little-endian end offsets."""
-    end = int.from_bytes(ends[4 * index:4 * index + 4], "little")
-    return (int.from_bytes(ends[4 * index - 4:4 * index], "little") if index else 0), end
 
 
 class NodeStore:
@@ -362,11 +280,15 @@ class NodeStore:
         return self._reader().execute("SELECT key_index, inner_nodes FROM blocks "
                                       "WHERE height = ?", (height,)).fetchone()
 
-    def block_head(self, height: int) -> tuple[str, str, str] | None:
-        """``(block_hash, header, signatures)``: a block without its large columns."""
-        return self._reader().execute(
+    def block_head(self, height: int) -> tuple[str, str, str]:
+        """``(block_hash, header, signatures)``: a block without its large columns. For a
+        block known to exist (a leaf was read from it); LookupError when it does not."""
+        row = self._reader().execute(
             "SELECT block_hash, header, signatures FROM blocks WHERE height = ?",
             (height,)).fetchone()
+        if row is None:
+            raise LookupError(f"block {height} is not in the node store at {self.path}")
+        return row
 
     def audit_path(self, height: int, index: int) -> tuple[list[bytes], int]:
         """The audit path of leaf ``index`` of an existing block, and the tree size, read
@@ -374,13 +296,14 @@ class NodeStore:
         conn = self._reader()
         with conn.blobopen("blocks", "leaf_hashes", height, readonly=True) as leaves, \
                 conn.blobopen("blocks", "inner_nodes", height, readonly=True) as inner:
-            tree = StoredTree(leaves, inner)
+            # typeshed types a Blob's slice as int; it is bytes (as StoredTree reads it)
+            tree = StoredTree(leaves, inner)  # type: ignore[arg-type]
             return merkle.inclusion_proof_from_levels(tree, index), len(tree[0])
 
     def key_lookup(self, height: int, key_id: int) -> list[int]:
         """Leaf indexes in block ``height`` whose trace keys have ``key_id``."""
         with self._reader().blobopen("blocks", "key_index", height, readonly=True) as blob:
-            return lookup(blob, key_id)
+            return lookup(blob, key_id)  # type: ignore[arg-type]  # Blob slices are bytes
 
     # -- reading leaves and records -------------------------------------------------------
 
@@ -398,7 +321,7 @@ class NodeStore:
         """
         leaves: list[LeafRow] = []
         for chunk, hashes, rows in self.leaf_set(height):
-            leaves += _parse_leaves(height, first_seq, chunk * LEAF_CHUNK, hashes, rows)
+            leaves += parse_leaves(height, first_seq, chunk * LEAF_CHUNK, hashes, rows)
         return leaves
 
     def has_leaves(self, height: int) -> bool:
@@ -417,7 +340,7 @@ class NodeStore:
                 "WHERE c.height = ? AND c.chunk = ?", (height, chunk)).fetchone()
             if row is None:
                 continue
-            stored = {leaf[4]: leaf for leaf in _parse_leaves(height, row[0], chunk * LEAF_CHUNK,
+            stored = {leaf[4]: leaf for leaf in parse_leaves(height, row[0], chunk * LEAF_CHUNK,
                                                               row[1], row[2])}
             found += [stored[index] for _, index in group if index in stored]
         return found
@@ -447,7 +370,7 @@ class NodeStore:
                 "SELECT chunk, CAST(bodies AS BLOB), CAST(body_ends AS BLOB) FROM record_chunks "
                 "WHERE height = ? ORDER BY chunk", (height,)):
             start = 0
-            for offset, end in enumerate(_ends(ends[:len(ends) // 4 * 4])):
+            for offset, end in enumerate(end_offsets(ends[:len(ends) // 4 * 4])):
                 if end > start:
                     found.append((chunk * RECORD_CHUNK + offset, bodies[start:end]))
                 start = max(start, end)
@@ -462,25 +385,5 @@ class NodeStore:
         offset = index % RECORD_CHUNK
         if row is None or len(row[1]) < 4 * offset + 4:
             return None
-        start, end = _span(row[1], offset)
+        start, end = span(row[1], offset)
         return row[0][start:end] if end > start else None
-
-
-def _parse_leaves(height: int, first_seq: int, first_index: int, record_hashes: bytes,
-                  rows: bytes) -> list[LeafRow]:
-    """The leaves of one stored chunk; a chunk or row that does not parse yields nothing
-    for the leaves it held, so a damaged chunk shows as missing leaves."""
-    try:
-        parsed = orjson.loads(rows)
-    except ValueError:
-        return []
-    leaves = []
-    for offset, row in enumerate(parsed if isinstance(parsed, list) else ()):
-        try:
-            record_id, kind, keys_json, _ = row
-        except (ValueError, TypeError):
-            continue
-        index = first_index + offset
-        leaves.append((first_seq + index, record_id, kind, height, index,
-                       record_hashes[32 * offset:32 * offset + 32], keys_json))
-    return leaves

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import nats
 import nats.js.errors
+from nats.js.api import RawStreamMsg
 
 from .stream import STREAM, BatchFormatError, parse_batch
 
@@ -69,19 +70,23 @@ async def _read(servers: Sequence[str], user: str | None, password: str | None,
         for start in range(0, len(sequences), _PARALLEL_GETS):
             chunk = sequences[start:start + _PARALLEL_GETS]
             messages = await asyncio.gather(*(js.get_msg(STREAM, seq) for seq in chunk))
-            batches.extend(_batch(message) for message in messages)
+            batches.extend(_batch(message, seq) for message, seq in zip(messages, chunk,
+                                                                          strict=True))
         return batches
     finally:
         await connection.close()
 
 
-def _batch(message) -> StreamBatch:  # noqa: ANN001 - nats.js.api.RawStreamMsg
+def _batch(message: RawStreamMsg, asked_seq: int) -> StreamBatch:
+    """One message as read; its sequence is the one asked for, should the server's answer
+    leave it out (nats-py types it as optional)."""
+    seq = message.seq if message.seq is not None else asked_seq
     msg_id = (message.headers or {}).get("Nats-Msg-Id")
     try:
         batch_id, entries = parse_batch(message.data or b"")
     except BatchFormatError as exc:
-        return StreamBatch(message.seq, msg_id, None, (), str(exc))
-    return StreamBatch(message.seq, msg_id, batch_id, tuple(e.record_id for e in entries))
+        return StreamBatch(seq, msg_id, None, (), str(exc))
+    return StreamBatch(seq, msg_id, batch_id, tuple(e.record_id for e in entries))
 
 
 def read_stream(servers: Sequence[str], *, user: str | None = None, password: str | None = None,

@@ -22,13 +22,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from market_protocol import ORGS
+from market_protocol.signed_note import VerifierKey, parse_vkey
 from market_protocol.signing import public_key_raw_b64, unb64u
 
+from .cosigned import DEFAULT_ORIGIN, CheckpointTrust, node_key_name
 from .signers import ORDERER, load_public_key
 
 __all__ = ["TRUST_SCHEMA", "CHECKPOINT_SCHEMA", "TrustFileError", "trust_document",
            "write_trust_file", "load_trust_file", "load_checkpoints", "save_checkpoints",
-           "inside", "node_trust_document", "load_node_keys"]
+           "inside", "node_trust_document", "load_node_keys", "load_checkpoint_trust"]
 
 TRUST_SCHEMA = "tracepay.ledger-trust/1"
 CHECKPOINT_SCHEMA = "tracepay.ledger-checkpoints/1"
@@ -78,18 +80,30 @@ def load_trust_file(path: Path) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def node_trust_document(node_dirs: dict[str, Path]) -> dict[str, Any]:
+def node_trust_document(node_dirs: dict[str, Path], *, quorum: int | None = None,
+                        origin: str = DEFAULT_ORIGIN, witnesses: Sequence[str] = (),
+                        witness_quorum: int = 0) -> dict[str, Any]:
     """The trust file of organisation nodes (``tracepay ledger-node`` directories): each
-    node's public key under ``node_keys``, read once at deployment from its key file."""
+    node's public key under ``node_keys`` (raw, base64url) and ``vkeys`` (C2SP verifier
+    keys), read once at deployment from its key file; the checkpoint ``origin``, the
+    ``quorum`` of organisations that makes a checkpoint final (default: all) and the
+    witnesses' verifier keys of which ``witness_quorum`` must cosign."""
     from market_protocol.signing import load_or_create_private_key
 
-    keys = {}
+    keys, vkeys = {}, {}
     for org, directory in node_dirs.items():
         path = Path(directory) / "node_key.pem"
         if not path.exists():
             raise FileNotFoundError(f"no node key for {org} at {path}")
-        keys[org] = public_key_raw_b64(load_or_create_private_key(path))
-    return {"schema": TRUST_SCHEMA, "orgs": list(node_dirs), "node_keys": keys}
+        public = load_or_create_private_key(path).public_key()
+        keys[org] = public_key_raw_b64(public)
+        vkeys[org] = VerifierKey.from_public_key(node_key_name(org), public).vkey()
+    document = {"schema": TRUST_SCHEMA, "orgs": list(node_dirs), "node_keys": keys,
+                "vkeys": vkeys, "origin": origin,
+                "quorum": len(node_dirs) if quorum is None else quorum,
+                "witnesses": list(witnesses), "witness_quorum": witness_quorum}
+    _checkpoint_trust(document, "the new trust file")  # refuse to write a bad one
+    return document
 
 
 def load_node_keys(path: Path) -> dict[str, Ed25519PublicKey]:
@@ -106,6 +120,47 @@ def load_node_keys(path: Path) -> dict[str, Ed25519PublicKey]:
                 for org, raw in raw_keys.items()}
     except (ValueError, TypeError) as exc:
         raise TrustFileError(f"trust file {path}: unusable node key: {exc}") from exc
+
+
+def load_checkpoint_trust(path: Path) -> CheckpointTrust:
+    """The checkpoint trust of a node trust file: pinned node keys, origin, quorum and
+    witnesses. A file written before checkpoints existed (``node_keys`` only) still loads:
+    its keys get the node key names, the default origin and a quorum of every
+    organisation."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrustFileError(f"trust file {path}: {exc}") from exc
+    if not isinstance(document, dict) or document.get("schema") != TRUST_SCHEMA:
+        raise TrustFileError(f"trust file {path}: not a {TRUST_SCHEMA} document")
+    return _checkpoint_trust(document, f"trust file {path}")
+
+
+def _checkpoint_trust(document: dict[str, Any], where: str) -> CheckpointTrust:
+    raw_keys = document.get("node_keys")
+    if not isinstance(raw_keys, dict) or not raw_keys:
+        raise TrustFileError(f"{where}: names no node keys ('node_keys')")
+    vkeys = document.get("vkeys") or {}
+    try:
+        node_keys = {}
+        for org, raw in raw_keys.items():
+            public = Ed25519PublicKey.from_public_bytes(unb64u(str(raw)))
+            key = VerifierKey.from_public_key(node_key_name(org), public)
+            if org in vkeys and parse_vkey(str(vkeys[org])) != key:
+                raise TrustFileError(f"{where}: the vkey of {org} is not its node key "
+                                     f"({key.vkey()})")
+            node_keys[org] = key
+        witnesses = tuple(parse_vkey(str(v)) for v in document.get("witnesses") or [])
+        quorum = document.get("quorum", len(node_keys))
+        witness_quorum = document.get("witness_quorum", 0)
+        if not isinstance(quorum, int) or not isinstance(witness_quorum, int):
+            raise TrustFileError(f"{where}: quorum and witness_quorum must be integers")
+        return CheckpointTrust(str(document.get("origin") or DEFAULT_ORIGIN), node_keys,
+                               quorum, witnesses, witness_quorum)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, TrustFileError):
+            raise
+        raise TrustFileError(f"{where}: {exc}") from exc
 
 
 def load_checkpoints(path: Path) -> list[str]:

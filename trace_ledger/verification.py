@@ -82,7 +82,7 @@ class _Copy:
     header: dict[str, Any] | None = None
     leaves: list[LeafRow] = field(default_factory=list)
     derived: tuple[bytes, bytes] | None = None
-    stored_leaves: tuple[bytes, bytes, bytes] | None = None
+    stored_leaves: list[tuple[int, bytes, bytes]] | None = None
 
     def same_as(self, other: _Copy, own_signatures: bool = False) -> bool:
         """Equal copies; with ``own_signatures`` (organisation nodes, each signing its own
@@ -177,9 +177,9 @@ def _check_leaves(org: str, height: int, copy: _Copy) -> list[Problem]:
             found.append(Problem(org, height, None, "Bloom filter does not match the trace keys"))
     except BloomError as exc:
         found.append(Problem(org, height, None, f"Bloom filter is unusable: {exc}"))
-    index = build_key_index((key_id(digests[key]), i) for i, entry_keys in per_leaf
-                            for key in entry_keys)
-    if index != key_index:
+    rebuilt_index = build_key_index((key_id(digests[key]), i) for i, entry_keys in per_leaf
+                                    for key in entry_keys)
+    if rebuilt_index != key_index:
         found.append(Problem(org, height, None, "trace-key index does not match the leaves"))
     return found
 

@@ -176,7 +176,13 @@ def block_hashes(stores: Mapping[str, Path]) -> list[str]:
     nodes = _open(dict(list(stores.items())[:1]))
     try:
         node = next(iter(nodes.values()))
-        return [node.block(height)[1] for height in range(1, top_height(nodes) + 1)]
+        hashes = []
+        for height in range(1, top_height(nodes) + 1):
+            row = node.block(height)
+            if row is None:
+                raise LookupError(f"block {height} is missing from {node.path}: verify first")
+            hashes.append(row[1])
+        return hashes
     finally:
         for node in nodes.values():
             node.close()

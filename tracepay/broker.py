@@ -200,10 +200,12 @@ def broker_command(data_dir: str, host: str, port: int, password_file: str | Non
                         insecure_demo=insecure_demo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    broker.start()
+    process = broker.start().process
+    if process is None:  # start() returns only once its process listens
+        raise click.ClickException(f"{broker.implementation} has no process after starting")
     click.echo(f"{broker.implementation} listening on {broker.url} (config {broker.config_path})")
     try:
-        broker.process.wait()  # type: ignore[union-attr]
+        process.wait()
     except KeyboardInterrupt:
         pass
     finally:

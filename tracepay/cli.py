@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ledger": ("ledger_bridge.cli", "ledger", "Verify and inspect the ledger."),
     "ledger-node": ("trace_ledger.node.cli", "ledger_node",
                     "Run one organisation's ledger node (follows the JetStream stream)."),
+    "witness": ("trace_ledger.witness.cli", "witness",
+                "Run an outside witness that cosigns the ledger's checkpoints."),
     "consumer": ("consumer_app.cli", "consumer", "Run the shopper-facing pages."),
     "terminal": ("pos_terminal.cli", "terminal", "Run a vendor terminal (window or headless)."),
     "nats": ("tracepay.nats_cluster", "nats_command", "Run the ledger's NATS JetStream cluster."),

@@ -1,9 +1,11 @@
 """``tracepay demo``: the whole system on one machine, on free loopback ports.
 
-Starts the broker, the sandbox payment platform, the gateway, the ledger bridge and the
-consumer app as separate processes (the same processes a market would run), enrols a demo
-stall, and either waits for Ctrl-C (interactive) or drives N simulated sales end to end and
-reports one JSON object (``--headless``). Every process it starts, it stops.
+Starts the broker, the sandbox payment platform, the gateway, the ledger (three
+``nats-server`` processes ordering the LEDGER stream and one ``tracepay ledger-node`` per
+organisation; or, with ``--solo``, the solo ledger inside the bridge), the ledger bridge
+and the consumer app as separate processes (the same processes a market would run), enrols
+a demo stall, and either waits for Ctrl-C (interactive) or drives N simulated sales end to
+end and reports one JSON object (``--headless``). Every process it starts, it stops.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import click
 
 from service_base.testing import ServiceProcess, tracepay_command
 
-from .demo_ledger import verify_ledger
+from .demo_cluster import describe_ledger
+from .demo_ledger import verify_at_rest
 from .demo_market import STALL, seed_supply_chain
 from .demo_progress import wants_progress
 from .demo_run import run_headless
@@ -48,13 +51,22 @@ __all__ = ["demo"]
 @click.option("--insecure-demo", is_flag=True,
               help="Without Mosquitto: run on the amqtt broker, which admits anyone (every "
                    "page says so).")
+@click.option("--solo", is_flag=True,
+              help="Keep the ledger inside the bridge's process (no nats-server, no node "
+                   "processes) instead of the JetStream cluster and the three "
+                   "organisations' nodes.")
 def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None,
-         timeout_s: int | None,
-         keep: bool, no_terminal: bool, insecure_demo: bool) -> None:
+         timeout_s: int | None, keep: bool, no_terminal: bool, insecure_demo: bool,
+         solo: bool) -> None:
     """Run the whole system on free loopback ports.
 
     Interactive (default): starts every service, enrols a demo stall, opens the vendor
     terminal when a display is available, prints every URL, and runs until Ctrl-C.
+
+    The ledger runs as deployed: a three-server NATS JetStream cluster orders it and each
+    organisation (production_base, wholesale_market, retail_market) runs its own node
+    process; the bridge publishes with --ordering jetstream and reads from the nodes.
+    Without nats-server the demo stops and says so; --solo runs the in-process ledger.
 
     Headless: drives N simulated sales, each paid by its own shopper (its own loopback
     address) at the sandbox platform's checkout, follows every paid sale onto the ledger,
@@ -67,6 +79,7 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None,
     Example:
         tracepay demo
         tracepay demo --headless --sales 20 --json
+        tracepay demo --solo --headless --sales 20
     """
     temporary = data_dir is None and headless
     if data_dir is None:
@@ -81,7 +94,8 @@ def demo(headless: bool, sales: int, as_json: bool, data_dir: Path | None,
         if not quiet:
             click.echo(text, err=headless)
 
-    system = DemoSystem(data_dir, insecure_demo=insecure_demo)
+    system = DemoSystem(data_dir, insecure_demo=insecure_demo,
+                        ordering="solo" if solo else "jetstream")
     exit_code = 0
     # SIGTERM (a supervisor, `timeout`, a closed terminal) must unwind through `finally`
     # like Ctrl-C does, or the services this command started outlive it.
@@ -116,12 +130,7 @@ def _headless(system: DemoSystem, sales: int, timeout_s: int, as_json: bool, say
                            show_progress=wants_progress(as_json))
     system.stop_service("bridge")  # the ledger is verified at rest, as an auditor would
     say("verifying the ledger")
-    verification = verify_ledger(system.data_dir / "bridge", system.trust_file,
-                                 system.data_dir / "ledger-checkpoints.json")
-    summary["ledger_verified"] = verification["ok"]
-    summary["ledger_trust_file"] = str(system.trust_file)
-    if not verification["ok"]:
-        summary["ledger_problems"] = verification["report"]
+    summary.update(verify_at_rest(system))
     summary["elapsed_s"] = round(time.monotonic() - started, 2)
     summary["data_dir"] = str(system.data_dir)
     problems = _problems(summary)
@@ -130,8 +139,10 @@ def _headless(system: DemoSystem, sales: int, timeout_s: int, as_json: bool, say
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:
         for key, value in summary.items():
-            if key not in ("failures", "trace_urls"):
+            if key not in ("failures", "trace_urls", "ledger_nodes", "nats_servers"):
                 click.echo(f"{key}: {value}")
+        for line in describe_ledger(summary):
+            click.echo(line)
         for url in summary["trace_urls"][:3]:
             click.echo(f"trace: {url}")
     for problem in problems:
@@ -155,6 +166,8 @@ def _problems(summary: dict[str, Any]) -> list[str]:
                    f"was settled")
     if not summary["ledger_verified"]:
         out.append("the ledger does not verify: see ledger_problems")
+    if summary.get("ledger_roots_equal") is False:
+        out.append("the organisations' nodes do not hold the same ledger: see ledger_nodes")
     return out
 
 
@@ -170,6 +183,9 @@ def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
     say(f"  sandbox payment platform               {system.urls['platform']}")
     say(f"  ledger bridge (trace API)              {system.urls['bridge']}/v1/head")
     say(f"  shopper pages                          {system.urls['consumer']}")
+    for line in describe_ledger({"ordering": system.ordering,
+                                 **(system.cluster.describe() if system.cluster else {})}):
+        say(f"  {line}")
     say(f"  pinned ledger keys (trust file)        {system.trust_file}")
     say(f"  MQTT broker                            {system.urls['mqtt']}")
     say(f"  demo stall enrolment code              {enrolment['enrolment_code']}")
@@ -185,7 +201,10 @@ def _interactive(system: DemoSystem, no_terminal: bool, say: Any) -> None:
         say("    " + " ".join(terminal_argv))
     say("Press Ctrl-C to stop.")
     while True:
-        for name, process in system.services.items():
+        running = {**system.services, **(
+            {f"ledger node {org}": node for org, node in system.cluster.nodes.items()}
+            if system.cluster else {})}
+        for name, process in running.items():
             if process.process and process.process.poll() is not None and name != "terminal":
                 raise RuntimeError(f"{name} stopped: see {process.log_path}")
         time.sleep(1)

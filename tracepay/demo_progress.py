@@ -11,7 +11,7 @@ import threading
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
 __all__ = ["Progress", "wants_progress"]
@@ -31,7 +31,7 @@ class Progress:
         self._lock = threading.Lock()
         self.counts = {"charged": 0, "paid": 0, "failed": 0, "on_ledger": 0}
         self._bars: RichProgress | None = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -54,7 +54,7 @@ class Progress:
             self.counts[name] = self.counts[name] + 1 if to is None else to
             value = self.counts[name]
         if self._bars is not None:
-            self._bars.update(self._tasks[name], completed=value)  # type: ignore[arg-type]
+            self._bars.update(self._tasks[name], completed=value)
 
     def charged(self) -> None:
         self._bump("charged")

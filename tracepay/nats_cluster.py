@@ -83,7 +83,8 @@ def nats_command(data_dir: str, size: str, host: str, ports: str | None,
     given = [tls_ca, tls_cert, tls_key]
     if any(given) and not all(given):
         raise click.UsageError("TLS needs all of --tls-ca, --tls-cert and --tls-key")
-    tls = TlsFiles(Path(tls_ca), Path(tls_cert), Path(tls_key)) if all(given) else None
+    tls = (TlsFiles(Path(tls_ca), Path(tls_cert), Path(tls_key))
+           if tls_ca and tls_cert and tls_key else None)
     try:
         cluster = NatsCluster(data_dir, size=int(size), host=host, ports=_ports(ports),
                               tls=tls)

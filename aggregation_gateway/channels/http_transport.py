@@ -13,11 +13,14 @@ unknown outcome by querying (a refund stays ``processing``). Every network failu
 
 from __future__ import annotations
 
-from typing import Any
+from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
 
 from .base import ChannelError, HttpRequest, HttpResponse
 
@@ -30,11 +33,13 @@ POOL_SIZE = 16
 class _RetryStaleOnly(urllib3.Retry):
     """urllib3's retry, except after a read timeout: that one is raised at once."""
 
-    def increment(self, *args: Any, **kwargs: Any) -> urllib3.Retry:
-        error = kwargs.get("error")
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None,
+                  _stacktrace: TracebackType | None = None) -> Self:
         if isinstance(error, ReadTimeoutError):
             raise error
-        return super().increment(*args, **kwargs)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class KeepAliveTransport:

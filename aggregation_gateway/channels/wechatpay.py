@@ -128,6 +128,11 @@ def _rfc3339_ms(text: Any) -> int | None:
         return None
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A nested JSON object of an answer, or an empty one where it is missing or not one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
@@ -186,8 +191,8 @@ class WeChatPayChannel:
         signed = _header(response.headers, "Wechatpay-Signature")
         if signed is None and response.status >= 400:
             # an unsigned refusal is only ever treated as a failure, never acted upon
-            data = _error_of(response.body)
-            raise ChannelError(data[0] or f"http_{response.status}", data[1])
+            code, message = _error_of(response.body)
+            raise ChannelError(code or f"http_{response.status}", message)
         self.verify_signed(response.headers, response.body)
         data = _json_object(response.body, f"{method} {path} answer") if response.body else {}
         if response.status >= 400:
@@ -331,13 +336,13 @@ class WeChatPayChannel:
         if state not in WECHATPAY_STATUSES:
             raise ChannelError("bad_response", f"unknown trade_state {state!r}")
         status = WECHATPAY_STATUSES[state]
-        amount = data.get("amount") if isinstance(data.get("amount"), dict) else {}
+        amount = _object(data.get("amount"))
         total = amount.get("total")
         if not isinstance(total, int) or isinstance(total, bool):
             if status in ("paid", "refunded"):
                 raise ChannelError("bad_response", "amount.total must be an integer")
             total = 0
-        payer = data.get("payer") if isinstance(data.get("payer"), dict) else {}
+        payer = _object(data.get("payer"))
         return ChannelOrderStatus(
             out_trade_no=str(data.get("out_trade_no") or out_trade_no), status=status,
             amount_fen=total, channel_txn_id=str(data.get("transaction_id") or "") or None,
@@ -347,7 +352,7 @@ class WeChatPayChannel:
 
     @staticmethod
     def _refund_status_of(data: Mapping[str, Any]) -> ChannelOrderStatus:
-        amount = data.get("amount") if isinstance(data.get("amount"), dict) else {}
+        amount = _object(data.get("amount"))
         total, refund = amount.get("total"), amount.get("refund")
         if not isinstance(total, int) or not isinstance(refund, int):
             raise ChannelError("bad_response", "refund amount.total/refund must be integers")

@@ -7,6 +7,8 @@ and 顶尖/ACLAS in continuous output (``continuous.py``), a simulated scale (te
 manual entry when no scale is attached.
 """
 
+from typing import TYPE_CHECKING
+
 from .base import (
     BelowMinimum,
     OverCapacity,
@@ -20,6 +22,9 @@ from .base import (
 )
 from .manual import ManualScale, parse_weight_text
 from .simulated import SimulatedScale
+
+if TYPE_CHECKING:  # serial is imported only for a serial scale
+    from .continuous import ContinuousProtocol
 
 __all__ = [
     "BelowMinimum", "OverCapacity", "Reading", "Scale", "ScaleError", "ScaleFault",
@@ -60,7 +65,7 @@ def open_scale(spec: str) -> Scale:
                      "dahua|aclas:/dev/ttyX[:BAUD[:PARITY]]")
 
 
-def _continuous_protocol(kind: str):  # noqa: ANN202 - a ContinuousProtocol
+def _continuous_protocol(kind: str) -> "ContinuousProtocol":
     if kind == "dahua":
         from .dahua import DAHUA
 

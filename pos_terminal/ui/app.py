@@ -73,8 +73,8 @@ def run(config_or_data_dir: Any) -> None:
     try:
         app.run()
     finally:
-        if app.terminal is not None:
-            app.terminal.close()
+        if app.bound_terminal is not None:
+            app.bound_terminal.close()
         if scale is not None:
             scale.close()
 

@@ -17,7 +17,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # Kivy is imported once the window is configured
+    from kivy.app import App
 
 __all__ = ["main"]
 
@@ -30,7 +33,7 @@ _BACKGROUNDS = {"paid": (0.88, 1.0, 0.9, 1), "failed": (1.0, 0.9, 0.88, 1),
                 "expired": (1.0, 0.95, 0.85, 1)}
 
 
-def _build_app(address: str, merchant: str, has_cjk_font: bool = True):  # noqa: C901 - Kivy classes need the window
+def _build_app(address: str, merchant: str, has_cjk_font: bool = True) -> App:  # noqa: C901 - Kivy classes need the window
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.window import Window

@@ -43,7 +43,8 @@ def add_from_label(model: Any, code: str) -> bool:
             model.cart.add(product, weight_g=parsed.weight_g, weight_entry="label")
         elif not product.weighed:
             model.cart.add(product, quantity=1, unit_price_fen=parsed.price_fen)
-        else:
+        else:  # a price label: parse_ean13 gives it a price and no weight
+            assert parsed.price_fen is not None, "an in-store label carries a price or a weight"
             if not product.unit_price_fen:
                 model.tell("barcode_no_unit_price", name=product_name(product, model.lang),
                           error=True)

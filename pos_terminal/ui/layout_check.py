@@ -8,6 +8,7 @@ checks a 800x480 panel fails when a key is pushed off the edge or onto its neigh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["control_geometry", "layout_problems"]
@@ -61,7 +62,7 @@ def control_geometry(root: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _inside(rect: list[float], box: list[float]) -> bool:
+def _inside(rect: Sequence[float], box: Sequence[float]) -> bool:
     x, y, w, h = rect
     bx, by, bw, bh = box
     return (x >= bx - _SLACK and y >= by - _SLACK and x + w <= bx + bw + _SLACK

@@ -15,7 +15,7 @@ from market_protocol import format_fen
 
 from .strings import STRINGS, text
 
-__all__ = ["Notice", "scale_notice", "service_notice"]
+__all__ = ["Notice", "scale_notice", "service_notice", "clock_notice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,17 @@ _KNOWN: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"label carries a zero weight"), "barcode_zero_weight"),
     (re.compile(r"prefix (?P<prefix>\d+) is in-store but not configured"),
      "barcode_prefix_unset"),
+    (re.compile(r"clock is (?P<seconds>\d+) s \w+"), "clock_refuse"),
 )
+
+
+def clock_notice(status: object) -> Notice | None:
+    """The standing warning of a terminal clock that is off from the gateway's."""
+    state = getattr(status, "state", "ok")
+    offset = getattr(status, "offset_s", None)
+    if state not in ("warn", "refuse") or offset is None:
+        return None
+    return Notice(f"clock_{state}", (("seconds", f"{abs(offset):.0f}"),), state == "refuse")
 
 
 def _fits(key: str, values: dict[str, object]) -> bool:

@@ -7,8 +7,13 @@ keeps every edge sharp at any size, and needs no PNG decode on the charge path.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..emv_qr import EMV_MAX_QR_VERSION
 from ..qr_image import MAX_VERSION, qr_matrix
+
+if TYPE_CHECKING:  # Kivy is imported only where a window exists
+    from kivy.graphics.texture import Texture
 
 __all__ = ["qr_pixels", "qr_texture", "texture_from_pixels"]
 
@@ -28,12 +33,12 @@ def qr_pixels(data: str) -> tuple[int, bytes]:
     return len(matrix), b"".join(reversed(rows))
 
 
-def qr_texture(data: str):  # -> kivy.graphics.texture.Texture
+def qr_texture(data: str) -> Texture:
     """A Kivy texture of the QR; needs a running Kivy window (a GL context)."""
     return texture_from_pixels(*qr_pixels(data))
 
 
-def texture_from_pixels(side: int, pixels: bytes):  # -> kivy.graphics.texture.Texture
+def texture_from_pixels(side: int, pixels: bytes) -> Texture:
     """Upload ``qr_pixels`` output; main (GL) thread only.
 
     Computing the pixels on a reader thread was tried and measured slower: that thread

@@ -2,8 +2,8 @@
 
 A wedge scanner "types" its code and presses Enter, so the window sees characters then an
 Enter; ``WedgeBuffer`` gathers them into one line. A serial reader sends CR/LF-terminated
-lines; ``SerialLineReader`` reuses ``SerialBarcodeScanner``'s framing but hands over the raw
-text, because a scan may be an enrolment claim URL as well as an EAN-13.
+lines; ``SerialLineReader`` shares ``SerialBarcodeScanner``'s framing (``SerialLines``) but
+hands over the raw text, because a scan may be an enrolment claim URL as well as an EAN-13.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import serial
 
-from ..barcode_scanner import SerialBarcodeScanner
+from ..barcode_scanner import SerialLines
 
 __all__ = ["WedgeBuffer", "SerialLineReader", "start_serial_reader"]
 
@@ -52,10 +52,10 @@ class WedgeBuffer:
         return "".join(self._chars)
 
 
-class SerialLineReader(SerialBarcodeScanner):
+class SerialLineReader(SerialLines[str]):
     """A serial barcode reader whose ``read`` returns the line's text, undecoded."""
 
-    def _parse(self, line: bytes) -> str:  # type: ignore[override]
+    def _parse(self, line: bytes) -> str:
         return line.decode("ascii", errors="replace").strip()
 
 

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from typing import Any
@@ -82,7 +82,7 @@ class InjectedTouchProvider(MotionEventProvider):
             dispatch_fn("begin", touch)
 
 
-def _walk(widget: Widget):
+def _walk(widget: Widget) -> Iterator[Widget]:
     yield widget
     for child in widget.children:
         yield from _walk(child)

@@ -38,12 +38,14 @@ from .display_process import DisplayProcess
 from .enrol_model import EnrolmentModel
 from .keypad import KeypadMode
 from .line_text import line_detail, product_name
+from .messages import clock_notice
 from .plu import load_plu_table
 from .refund_model import RefundModel
 from .scan_input import WedgeBuffer, start_serial_reader
 from .status_look import status_colour, status_icon
 from .strings import STRINGS, text
 from .ui_control import UIControl
+from .vendor_binding import TerminalBinding
 from .vendor_day import DayActions
 from .vendor_enrol import EnrolActions
 from .vendor_keyboard import KeyboardInput
@@ -71,8 +73,8 @@ log = logging.getLogger(__name__)
 KV_DIR = Path(__file__).with_name("kv")
 
 
-class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundActions, ScreenFit,
-                App):
+class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundActions,
+                TerminalBinding, ScreenFit, App):
     """The vendor's window: ring-up, with keyboard input and the enrolment, scale, day and
     refund screens mixed in from their own modules."""
 
@@ -114,8 +116,6 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
                  data_dir: str | os.PathLike[str] | None = None, gateway_url: str = "",
                  scanner: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.terminal: Terminal | None = None
-        self.model: VendorScreenModel | None = None
         self.has_cjk_font = has_cjk_font
         self.title = "tracepay"
         self.link = VendorLink(on_reply=self._display_reply)
@@ -147,7 +147,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     def _attach(self, terminal: Terminal) -> None:
         """Bind the enrolled terminal: from start-up, or once the enrolment screen is done."""
-        self.terminal = terminal
+        self._terminal = terminal
         self.merchant_name = terminal.config.merchant_name
         products = terminal.catalogue()
         try:
@@ -155,12 +155,13 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         except ValueError as exc:
             log.error("%s; scale labels will not be recognised", exc)
             plu_table = {}
-        lang = self.model.lang if self.model else (self.enrol.lang if self.enrol else self._lang)
-        self.model = VendorScreenModel(products, terminal,
-                                       send_to_display=self.link.send,
-                                       save_products=terminal.save_catalogue,
-                                       scale_weight_g=self._scale_weight, lang=lang,
-                                       plu_table=plu_table)
+        lang = (self._model.lang if self._model else
+                (self.enrol.lang if self.enrol else self._lang))
+        self._model = VendorScreenModel(products, terminal,
+                                        send_to_display=self.link.send,
+                                        save_products=terminal.save_catalogue,
+                                        scale_weight_g=self._scale_weight, lang=lang,
+                                        plu_table=plu_table)
 
     # -- life cycle ----------------------------------------------------------------------
     def build(self) -> ScreenManager:
@@ -168,7 +169,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         for name in ("theme", "ring_up", "sales", "z_report", "enrol", "refund"):
             Builder.load_file(str(KV_DIR / f"{name}.kv"))
         self.manager = ScreenManager(transition=NoTransition())
-        if self.terminal is None:
+        if self._terminal is None:
             screen = EnrolScreen()
             self.manager.add_widget(screen)
             self._draw_enrol_keys(screen.ids.enrol_keys)
@@ -183,7 +184,7 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
 
     def on_start(self) -> None:
         Window.bind(on_textinput=self._on_textinput, on_key_down=self._on_key_down)
-        if self.terminal is not None:
+        if self._terminal is not None:
             self._start_services()
         if self._scanner_device:
             self._stop_scanner = start_serial_reader(
@@ -194,7 +195,6 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
                                       "type": self._type_op})
 
     def _start_services(self) -> None:
-        assert self.terminal is not None
         self._unsubscribe = self.terminal.on_result(self._result_from_network)
         self.counter = Counter(self.terminal)  # announces (and may print) each payment
         self.terminal.start()
@@ -209,8 +209,8 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         self._unsubscribe()
         if self.counter is not None:
             self.counter.close()
-        if self.terminal is not None:
-            self.terminal.stop()
+        if self._terminal is not None:
+            self._terminal.stop()
         if self.customer_display is not None:
             self.customer_display.stop()
         self.link.close()
@@ -242,9 +242,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
     def refresh(self) -> None:
         if self.enrol is not None:
             self._refresh_enrol(self.enrol)
-        if self.model is None:
+        if self._model is None:
             return
-        model = self.model
+        model = self._model
         lang = model.lang
         self.t = {key: table[lang] for key, table in STRINGS.items()}
         screen = self.manager.get_screen("ring_up")
@@ -261,8 +261,9 @@ class VendorApp(KeyboardInput, EnrolActions, ScaleActions, DayActions, RefundAct
         self.locked = model.locked
         self.pending_text = self._pending_text()
         self.pending_rgba = status_colour(model.display.state.phase, (1.0, 0.76, 0.03, 1))
-        self.notice_text = model.notice_text()
-        self.notice_error = bool(model.notice and model.notice.error)
+        notice = model.notice or clock_notice(self.terminal.clock_check.status())
+        self.notice_text = notice.render(lang) if notice else ""
+        self.notice_error = bool(notice and notice.error)
         counts = self.terminal.outbox_counts()
         self.outbox_queued = counts["queued"]
         self.outbox_text = text("outbox", lang, **counts)

@@ -22,6 +22,7 @@ from .messages import Notice, service_notice
 from .print_jobs import print_in_background
 from .status_look import status_colour, status_icon
 from .strings import text
+from .vendor_binding import TerminalBinding
 from .vendor_widgets import SaleRow
 
 __all__ = ["DayActions"]
@@ -35,12 +36,10 @@ def _sale_amount(total_fen: int, refunded_fen: int) -> str:
 
 
 
-class DayActions:
+class DayActions(TerminalBinding):
     """Sales-list and Z-report actions; expects the attributes ``VendorApp`` defines."""
 
     manager: Any
-    model: Any
-    terminal: Any
     counter: Any
     selected_sale: str | None
     merchant_name: str
@@ -104,7 +103,10 @@ class DayActions:
         print_in_background(lambda: self.counter.print_z_report(force=True), self._printed)
 
     def _printed(self, notice: Notice) -> None:
-        Clock.schedule_once(lambda dt: (setattr(self.model, "notice", notice), self.refresh()))
+        def show(dt: float) -> None:
+            self.model.notice = notice
+            self.refresh()
+        Clock.schedule_once(show)
 
     def _day_summary(self) -> dict[str, Any]:
         day_ms = day_start_ms(int(time.time() * 1000))

@@ -17,6 +17,7 @@ from ..terminal import Terminal
 from .enrol_model import KEYBOARD_ROWS, EnrolmentModel
 from .messages import Notice
 from .strings import STRINGS, next_language
+from .vendor_binding import TerminalBinding
 
 __all__ = ["EnrolActions"]
 
@@ -28,16 +29,18 @@ def _enrol_key(key: str) -> Any:
 
 
 
-class EnrolActions:
+class EnrolActions(TerminalBinding):
     """Enrolment-screen actions; expects the attributes ``VendorApp`` defines."""
 
     enrol: EnrolmentModel | None
     manager: Any
-    model: Any
     t: Any
 
     if TYPE_CHECKING:
         def refresh(self) -> None: ...
+        def _attach(self, terminal: Terminal) -> None: ...
+        def _add_day_screens(self) -> None: ...
+        def _start_services(self) -> None: ...
 
     def _draw_enrol_keys(self, grid: Any) -> None:
         for row in KEYBOARD_ROWS:

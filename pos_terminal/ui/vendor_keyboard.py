@@ -2,27 +2,30 @@
 
 A mixin of ``VendorApp``. A wedge scanner types its code and ends it with Enter; on the
 enrolment screen the same keys type the code; on the refund screen the reason field has
-the keyboard. ``scanned`` is where every whole code lands, on the UI thread.
+the keyboard. ``scanned`` is where every whole code lands, on the UI thread: a product or
+scale label adds a line, a shopper's payment code (付款码) pays the sale on screen.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kivy.clock import Clock
 from kivy.core.window import Window
 
 from .enrol_model import EnrolmentModel
+from .payer_code_scan import is_payer_code_scan, scan_payer_code
 from .scan_input import WedgeBuffer
+from .vendor_binding import TerminalBinding
 
 __all__ = ["KeyboardInput"]
 
 
-class KeyboardInput:
+class KeyboardInput(TerminalBinding):
     """Keyboard and scanner input; expects the attributes ``VendorApp`` defines."""
 
     enrol: EnrolmentModel | None
     manager: Any
-    model: Any
     wedge: WedgeBuffer
 
     if TYPE_CHECKING:
@@ -73,9 +76,19 @@ class KeyboardInput:
             self.enrol.scanned(line)
             self.enrol_submit()
             return
-        if self.model is None:
+        if not self.attached:
             return
         if self.manager.current != "ring_up":
             self.manager.current = "ring_up"
-        self.model.scan_barcode(line)
+        if is_payer_code_scan(self.model, line):
+            # The shopper shows their wallet's code instead of scanning the stall's QR.
+            scan_payer_code(self.model, self.terminal, line, on_ui=self._on_ui)
+        else:
+            self.model.scan_barcode(line)
         self.refresh()
+
+    def _on_ui(self, work: Any) -> None:
+        def run(_dt: float) -> None:
+            work()
+            self.refresh()
+        Clock.schedule_once(run, 0)

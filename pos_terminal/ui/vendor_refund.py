@@ -15,16 +15,15 @@ from market_protocol import format_fen
 
 from .refund_model import RefundModel
 from .strings import text
+from .vendor_binding import TerminalBinding
 
 __all__ = ["RefundActions"]
 
 
-class RefundActions:
+class RefundActions(TerminalBinding):
     """Refund-screen actions; expects the attributes ``VendorApp`` defines."""
 
     manager: Any
-    model: Any
-    terminal: Any
     refund: RefundModel | None
     selected_sale: str | None
     refund_busy: bool

@@ -16,16 +16,16 @@ from kivy.clock import Clock
 from ..scales import Scale, ScaleError, SimulatedScale, take_weight
 from .messages import scale_notice
 from .strings import text
+from .vendor_binding import TerminalBinding
 
 __all__ = ["ScaleActions"]
 
 
-class ScaleActions:
+class ScaleActions(TerminalBinding):
     """Scale actions; expects the attributes ``VendorApp`` defines."""
 
     scale: Scale | None
     scale_text: str
-    model: Any
     _scale_lock: threading.Lock
 
     if TYPE_CHECKING:

@@ -11,7 +11,7 @@ __all__ = ["vendor_snapshot"]
 
 def vendor_snapshot(app: Any) -> dict[str, Any]:
     """What a test asserts on: the model, the screen, the outbox and today's sales rows."""
-    if app.model is None or app.terminal is None:
+    if not app.attached:
         enrol = app.enrol
         return {"screen": app.manager.current, "lang": enrol.lang if enrol else None,
                 "enrol": None if enrol is None else {

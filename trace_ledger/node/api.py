@@ -7,12 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from market_protocol.http_errors import ApiError, install_json_errors
 from market_protocol.signing import public_key_raw_b64
 
+from ..cosigned import DEFAULT_ORIGIN
 from . import reads
 from .chain import NodeChain
+from .checkpoints import install_checkpoint_routes
 
 __all__ = ["create_app"]
 
@@ -26,10 +29,13 @@ def _int_arg(name: str) -> int:
     return int(value)
 
 
-def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = None) -> Flask:
-    """``status`` adds the follower's state to ``/healthz``."""
+def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = None,
+               origin: str = DEFAULT_ORIGIN) -> Flask:
+    """``status`` adds the follower's state to ``/healthz``; ``origin`` names the log in
+    the node's checkpoints (:mod:`.checkpoints`)."""
     app = Flask(__name__)
     app.config.update(JSON_SORT_KEYS=False)
+    # Flask types app.json as the JSONProvider base; its DefaultJSONProvider has the flag
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     install_json_errors(app)
 
@@ -39,35 +45,35 @@ def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = N
         return jsonify(value)
 
     @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> ResponseReturnValue:
         return jsonify({"ok": True, "org": chain.org, "stream_seq": chain.stream_seq,
                         **(status() if status else {})})
 
     @app.get("/v1/head")
-    def head():  # type: ignore[no-untyped-def]
+    def head() -> ResponseReturnValue:
         return jsonify(chain.head())
 
     @app.get("/v1/blocks/<int:height>")
-    def block(height: int):  # type: ignore[no-untyped-def]
+    def block(height: int) -> ResponseReturnValue:
         return found(reads.block(chain, height), f"block {height}")
 
     @app.get("/v1/locate")
-    def locate():  # type: ignore[no-untyped-def]
+    def locate() -> ResponseReturnValue:
         key = request.args.get("key", "")
         if not 0 < len(key) <= _MAX_KEY:
             raise ApiError(400, "bad_request", f"key must be 1-{_MAX_KEY} characters")
         return jsonify({"key": key, "locations": reads.locate(chain, key)})
 
     @app.get("/v1/records/<path:record_id>")
-    def record(record_id: str):  # type: ignore[no-untyped-def]
+    def record(record_id: str) -> ResponseReturnValue:
         return found(reads.get(chain, record_id), f"record {record_id}")
 
     @app.get("/v1/proofs/<path:record_id>")
-    def proof(record_id: str):  # type: ignore[no-untyped-def]
+    def proof(record_id: str) -> ResponseReturnValue:
         return found(reads.proof(chain, record_id), f"record {record_id}")
 
     @app.get("/v1/consistency")
-    def consistency():  # type: ignore[no-untyped-def]
+    def consistency() -> ResponseReturnValue:
         old, new = _int_arg("old"), _int_arg("new")
         try:
             path = reads.consistency(chain, old, new)
@@ -78,12 +84,13 @@ def create_app(chain: NodeChain, status: Callable[[], dict[str, Any]] | None = N
                         "new_root": reads.ledger_root(chain, new)})
 
     @app.get("/v1/refused")
-    def refused():  # type: ignore[no-untyped-def]
+    def refused() -> ResponseReturnValue:
         after = _int_arg("after") if "after" in request.args else 0
         return jsonify({"org": chain.org, "refused": chain.history.refused(after, 1000)})
 
     @app.get("/v1/keys")
-    def keys():  # type: ignore[no-untyped-def]
+    def keys() -> ResponseReturnValue:
         return jsonify({chain.org: public_key_raw_b64(chain.key)})
 
+    install_checkpoint_routes(app, chain, origin)
     return app

@@ -8,10 +8,12 @@ import threading
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from market_protocol import ORGS
 from market_protocol.signing import load_or_create_private_key, load_public_key, public_key_raw_b64
 
+from ..cosigned import DEFAULT_ORIGIN
 from .chain import NodeChain
 
 __all__ = ["ledger_node", "KEY_NAME", "LOG_NAME"]
@@ -22,7 +24,7 @@ KEY_NAME = "node_key.pem"
 LOG_NAME = "node.log"
 
 
-def _node_key(data_dir: Path):  # type: ignore[no-untyped-def]
+def _node_key(data_dir: Path) -> Ed25519PrivateKey:
     path = data_dir / KEY_NAME
     created = not path.exists()
     key = load_or_create_private_key(path)
@@ -46,9 +48,11 @@ def _node_key(data_dir: Path):  # type: ignore[no-untyped-def]
               help="The gateway's public key (PEM): every trade's signature is checked by it.")
 @click.option("--http-host", default="127.0.0.1", show_default=True)
 @click.option("--http-port", default=0, type=int, help="Read API port (0: no API).")
+@click.option("--origin", default=DEFAULT_ORIGIN, show_default=True,
+              help="Origin line of the checkpoints this node signs (the same on every node).")
 def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
                 password_file: str | None, gateway_key_file: str, http_host: str,
-                http_port: int) -> None:
+                http_port: int, origin: str = DEFAULT_ORIGIN) -> None:
     """Run one organisation's ledger node: follow the transaction stream, validate every
     entry, cut and sign blocks with this node's own key, serve the read API.
 
@@ -59,11 +63,16 @@ def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
             --password-file var/nats/secrets/node-wholesale_market.password \\
             --gateway-key var/gateway/gateway_public.pem --http-port 8701
     """
+    from market_protocol.checkpoint import Checkpoint, CheckpointError
     from service_base.serving import serve_wsgi
 
     from .api import create_app
     from .follower import Follower
 
+    try:
+        Checkpoint(origin, 0, bytes(32))
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--origin") from exc
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(directory / LOG_NAME)
@@ -83,7 +92,7 @@ def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
 
     try:
         if http_port:
-            serve_wsgi(lambda: create_app(chain, status), http_host, http_port, threads=8)
+            serve_wsgi(lambda: create_app(chain, status, origin), http_host, http_port, threads=8)
         else:
             stopped = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -1,0 +1,1 @@
+"""Parts of ``bench/gateway_scale.py`` (kept out of ``bench/*.py``, which ``make bench`` runs)."""

@@ -64,10 +64,11 @@ cores would leave under 400 µs CPU per trade for everything, about what one nod
 now, and a node applies messages on one thread, so even on cores of its own one node
 stops near 2,800 trades/s unless its independent per-trade checks (the contract) run in
 parallel or get cheaper. With ``--faults`` (medians of three): nothing lost or doubled on
-any node, the roots identical; the bridge's flush waited 4.8 s for a new stream leader
-after the kill, then the paced intake caught up (500 trades/s acknowledged during the
-faults at 500 offered); the killed node answered 0.8 s after its restart and was level
-with the others 9 s after it (1.9-11.5 s).
+any node, the roots identical; the bridge's flush waited 5.8 s (5.3-7.3) for a new stream
+leader after the kill and the nodes that stayed up went as long without a commit (they
+waited on the stream, not on themselves), then the paced intake caught up (470 trades/s
+acknowledged during the faults at 469 offered); the killed node answered 1.2 s after its
+restart and was level with the others 8.1 s after it (4.3-8.4 s).
 
     .venv/bin/python bench/ledger_cluster.py                 # 1-3 minutes
     .venv/bin/python bench/ledger_cluster.py --faults

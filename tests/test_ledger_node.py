@@ -136,6 +136,10 @@ def test_same_stream_same_blocks_each_signed_by_its_own_key(setup):  # noqa: ANN
         assert block["header"]["stream_seq"] >= 1
         keys.add(head["public_key"])
     assert len(keys) == 3
+    # each node says where its time went, stage by stage
+    timings = requests.get(nodes.url(ORGS[0]) + "/healthz", timeout=5).json()["timings"]
+    assert timings["messages"] >= 5 and timings["entries"] >= 10
+    assert set(timings["seconds"]) == {"fetch", "parse", "validate", "contract", "block", "store", "ack"}
     # only the parties' nodes keep the private record
     tid = "dev-node-1.1.s000001"
     held = {org: requests.get(nodes.url(org) + f"/v1/records/{tid}/private", timeout=5).json()
@@ -301,3 +305,34 @@ def test_cli_node_trust_and_verify_nodes(setup, tmp_path):  # noqa: ANN001
                         env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert '"ok": true' in ok.stdout
+
+
+def test_kill_9_of_the_stream_leader_during_intake_stops_no_node(setup):  # noqa: ANN001
+    """The node-process version of the sustained-intake drill: batches go on being
+    published (each retried with its own id until acknowledged) while the stream leader's
+    server is killed -9 and restarted; every node goes on following and ends with every
+    entry once and the same root."""
+    from trace_ledger.stream import StreamUnavailableError
+
+    nodes, publisher = setup
+    cluster = nodes.cluster
+    before = same_heads(nodes)[ORGS[0]]
+    leader = int(cluster.stream_state(0)["cluster"]["leader"].rsplit("-", 1)[1]) - 1
+    seq = 0
+    for n in range(600, 660):
+        if n == 610:
+            cluster.kill(leader)
+        if n == 640:
+            cluster.start_server(leader, wait=False)
+        while True:
+            try:
+                seq = publisher.publish(trade_entries(n))
+                break
+            except StreamUnavailableError:
+                time.sleep(0.2)
+    nodes.wait_seq(seq)
+    after = same_heads(nodes)[ORGS[0]]
+    assert after["size"] == before["size"] + 2 * 60
+    for org in ORGS:
+        assert requests.get(nodes.url(org) + "/healthz", timeout=5).json()["following"]
+    cluster.wait_healthy([leader])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from ..rules.contract import check_trade_contract
 from ..rules.entry_rules import check_entry
 from ..stream import BatchFormatError, parse_batch
 from .history import History
+from .timings import StageTimings
 
 __all__ = ["NodeChain", "Applied", "HEAD_SCHEMA"]
 
@@ -73,6 +75,7 @@ class NodeChain:
             self._hashes.append(bytes.fromhex(canonical_hash(header_text)))
             self._trades += header["count"]
         self._stream_seq = self.history.stream_seq()
+        self.timings = StageTimings()
 
     def close(self) -> None:
         self.store.close()
@@ -89,19 +92,23 @@ class NodeChain:
         if stream_seq <= self._stream_seq:
             return None
         refused: list[tuple[int, str | None, str | None, str]] = []
-        try:
-            batch_id, entries = parse_batch(body)
-        except BatchFormatError as exc:
-            batch_id, entries = None, []
-            refused.append((0, None, None, f"malformed batch: {exc}"))
-        admitted, skipped = self._admissible(entries, refused)
+        with self.timings.stage("parse"):
+            try:
+                batch_id, entries = parse_batch(body)
+            except BatchFormatError as exc:
+                batch_id, entries = None, []
+                refused.append((0, None, None, f"malformed batch: {exc}"))
+        with self.timings.stage("validate"):
+            admitted, skipped = self._admissible(entries, refused)
         height = None
         statements = self.history.statements(stream_seq, refused)
         if admitted:
             height = self._commit_block(admitted, stream_seq, time_ms, statements)
         else:
-            self.store.execute(statements)
+            with self.timings.stage("store"):
+                self.store.execute(statements)
         self._stream_seq = stream_seq
+        self.timings.count(len(entries))
         for position, record_id, kind, reason in refused:
             log.warning("REFUSED stream_seq=%d position=%d record_id=%s kind=%s batch=%s: %s",
                         stream_seq, position, record_id, kind, batch_id, reason)
@@ -138,11 +145,13 @@ class NodeChain:
     def _contract(self, trade: Any, device: Any) -> Any:
         if self.gateway_key is None:
             raise RuntimeError("the node has no gateway key (--gateway-key) to check trades by")
-        return check_trade_contract(trade, self.gateway_key,
-                                    device or self.history.device_for_trade(trade))
+        with self.timings.stage("contract"):
+            return check_trade_contract(trade, self.gateway_key,
+                                        device or self.history.device_for_trade(trade))
 
     def _commit_block(self, batch: list[Queued], stream_seq: int, time_ms: int,
                       statements: list[tuple[str, Any]]) -> int:
+        started = time.perf_counter()
         height = len(self._hashes) + 1
         prev = self._hashes[-1].hex() if self._hashes else GENESIS_PREV_HASH
         block = BlockBuild(batch, height, self._trades, prev, self._key_digests,
@@ -153,7 +162,11 @@ class NodeChain:
                block.key_index, block.inner_nodes)
         bodies = [q.body if q.entry.visible_to is None or self.org in q.entry.visible_to
                   else b"" for q in batch]
-        self.store.write_block(row, block.leaves, pack_records(bodies), statements)
+        records = pack_records(bodies)
+        built = time.perf_counter()
+        self.timings.add("block", built - started)
+        self.store.write_block(row, block.leaves, records, statements)
+        self.timings.add("store", time.perf_counter() - built)
         with self._lock:
             self._hashes.append(bytes.fromhex(block.hash))
             self._trades += len(batch)

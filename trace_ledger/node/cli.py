@@ -88,7 +88,7 @@ def ledger_node(org: str, data_dir: str, nats_urls: str, user: str | None,
 
     def status() -> dict[str, object]:
         return {"following": follower.connected, "error": follower.error,
-                "height": len(chain.block_hashes())}
+                "height": len(chain.block_hashes()), "timings": chain.timings.as_dict()}
 
     try:
         if http_port:

@@ -5,6 +5,9 @@ A kill -9 between commit and ack makes JetStream deliver the message again; the 
 its sequence already committed and acks it without applying it twice. The consumer
 (``node-<org>``, deliver-all, explicit ack, one message in flight) is the node's own, so
 a restarted node, or one rebuilding an empty store, resumes from wherever it stands.
+When the acknowledgement itself fails (the server holding the consumer was killed), the
+consumer is made afresh from the store's position the same way; no error ends the loop
+before the node is stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,9 +86,14 @@ class Follower:
                 continue
             try:
                 await self._consume(nc)
+            except Exception as exc:  # whatever it was, the loop must outlive it
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("node %s: following stopped; connecting again", self.chain.org)
+                await asyncio.sleep(1.0)
             finally:
                 self.connected = False
-                await nc.close()
+                with contextlib.suppress(Exception):
+                    await nc.close()
 
     async def _consume(self, nc: Any) -> None:
         js = nc.jetstream(timeout=10)
@@ -99,8 +108,11 @@ class Follower:
                     self.connected, self.error = True, None
                     log.info("node %s follows stream %s from sequence %d", self.chain.org,
                              STREAM, self.chain.stream_seq + 1)
+                fetch_started = time.perf_counter()
                 messages = await subscription.fetch(FETCH, timeout=1.0)
+                self.chain.timings.add("fetch", time.perf_counter() - fetch_started)
             except nats.errors.TimeoutError:
+                self.chain.timings.add("fetch", time.perf_counter() - fetch_started)
                 continue
             except Exception as exc:  # stream not created yet, no quorum, reconnecting
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -116,7 +128,21 @@ class Follower:
                 if applied is not None and applied.height is not None:
                     log.debug("node %s: stream_seq %d -> block %d (%d entries)",
                               self.chain.org, seq, applied.height, applied.admitted)
-                await message.ack_sync()
+                ack_started = time.perf_counter()
+                try:
+                    await message.ack_sync()
+                except Exception as exc:  # the consumer's server died mid-ack (kill -9)
+                    # The commit stands; the consumer is made afresh from the store's
+                    # position, so the rest of this fetch comes again and nothing twice.
+                    self.error = f"ack of stream_seq {seq}: {type(exc).__name__}: {exc}"
+                    log.warning("node %s: %s; following again from %d", self.chain.org,
+                                self.error, self.chain.stream_seq + 1)
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+                    subscription = None
+                    break
+                finally:
+                    self.chain.timings.add("ack", time.perf_counter() - ack_started)
 
     async def _reset_consumer(self, js: Any, durable: str) -> js_api.ConsumerConfig:
         """The node's store, not the consumer, says where it stands: the consumer is made

@@ -1,0 +1,1 @@
+"""Parts of ``bench/ledger_cluster.py`` (kept out of ``bench/*.py``, which ``make bench`` runs)."""

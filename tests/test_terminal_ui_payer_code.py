@@ -55,5 +55,13 @@ def test_waiting_then_declined_codes_are_said_on_screen(terminal: Terminal,  # n
     shown = text(model.notice.key, "zh", **dict(model.notice.values))
     assert shown.startswith("扣款失败") and "declined" in shown
     assert model.pending is not None
+    # Another code for the declined sale: still declined (the sale is rung up again).
+    scan_payer_code(model, terminal, _code(platform, "pay"), on_ui=_now, run=_now)
+    assert model.notice.key == "payer_code_declined" and model.pending is not None
+    model.cancel_charge()
+
+    model = _screen(terminal)
     scan_payer_code(model, terminal, "12345678901234567", on_ui=_now, run=_now)
-    assert model.notice.key == "payer_code_refused" and model.notice.error
+    assert model.notice.key == "payer_code_refused" and model.notice.error  # no such code
+    assert text(model.notice.key, "en", **dict(model.notice.values)).startswith(
+        "Payment code refused: ")

@@ -44,8 +44,10 @@ __all__ = ["Terminal", "TerminalError", "UnsentSales", "ChargedSale", "ZReport"]
 REQUEST_RETRY_S = 15.0
 #: While the MQTT link is down, ask the gateway over HTTP for payment results this often.
 STATUS_POLL_S = 2.0
-#: How often the terminal's clock is compared with the gateway's.
+#: How often the terminal's clock is compared with the gateway's (when it was right), and
+#: how soon again when it was off or could not be told.
 CLOCK_CHECK_S = 300.0
+CLOCK_RECHECK_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -315,11 +317,15 @@ class Terminal:
         next_clock_check = time.monotonic()
         while not self._stopping.wait(STATUS_POLL_S):
             if time.monotonic() >= next_clock_check:
-                next_clock_check = time.monotonic() + CLOCK_CHECK_S
                 try:
-                    self.clock_check.measure()
+                    state = self.clock_check.measure().state
                 except Exception:  # never stop the loop for it
                     log.exception("clock check failed")
+                    state = "unknown"
+                # an off (or not yet known) clock is looked at again soon: once the vendor
+                # has set it, QR sales open again within half a minute
+                next_clock_check = time.monotonic() + (
+                    CLOCK_CHECK_S if state == "ok" else CLOCK_RECHECK_S)
             if not self.uplink.connected:
                 try:
                     poll_payment_status(self.outbox, self.config, self._key, self._dispatch)

@@ -2,8 +2,9 @@
 trace answer in transit, as a compromised server between the ledger and the shopper would.
 
 Run as its own process: ``python tests/fake_bridge.py --port P --upstream URL --alter HOW``.
-``HOW`` is ``strip_bytes`` (every proof loses its record bytes) or ``two_signers`` (every
-block keeps only the orderer's and one organisation's signature).
+``HOW`` is ``strip_bytes`` (every proof loses its record bytes), ``two_signers`` (every
+block keeps only the orderer's and one organisation's signature) or ``two_signers_first``
+(only the first trace answer does, as in the moment before every node signed a block).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def alter(answer: dict[str, Any], how: str) -> dict[str, Any]:
     for proof in answer.get("proofs") or []:
         if how == "strip_bytes":
             proof["record_canonical"] = None
-        elif how == "two_signers":
+        elif how in ("two_signers", "two_signers_first"):
             proof["block"]["signatures"] = [
                 s for s in proof["block"]["signatures"]
                 if s["signer"] in ("orderer", "retail_market")]
@@ -31,10 +32,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
-    parser.add_argument("--alter", choices=("strip_bytes", "two_signers"), required=True)
+    parser.add_argument("--alter", choices=("strip_bytes", "two_signers", "two_signers_first"),
+                        required=True)
     args = parser.parse_args()
     session = requests.Session()
     session.trust_env = False
+    traces_answered = [0]
 
     class Relay(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
@@ -44,7 +47,9 @@ def main() -> None:
                 upstream = session.get(args.upstream + self.path, timeout=10)
                 status, body = upstream.status_code, upstream.content
                 if status == 200 and self.path.startswith("/v1/trace/"):
-                    body = json.dumps(alter(upstream.json(), args.alter)).encode()
+                    traces_answered[0] += 1
+                    if args.alter != "two_signers_first" or traces_answered[0] == 1:
+                        body = json.dumps(alter(upstream.json(), args.alter)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -317,7 +317,7 @@ def test_js_a_proof_without_the_record_bytes_is_not_proven(verifier, signers, ke
     assert _verify(verifier, bare, keys) == {"ok": False, "problems": [MISSING]}
     data = {"proofs": [bare, *proofs[1:]], "keys": keys, "record": record,
             "trace_code": "code00000000", "upstream": [], "labels": ["a", "b", "c"]}
-    assert _verdict(verifier, data) == {"state": "unverified", "problems": [
+    assert _verdict(verifier, data) == {"state": "unverified", "pending": False, "problems": [
         "the record shown is not proven (its bytes on the ledger are missing)", f"a: {MISSING}"]}
     assert _verdict(verifier, {**data, "proofs": proofs})["state"] == "verified"
     forged = {**data, "proofs": [bare, copy.deepcopy(proofs[1]), proofs[2]]}
@@ -334,6 +334,31 @@ def test_js_requires_the_signature_of_every_pinned_signer(verifier, signers, key
     two = make_block(2, {name: signers[name] for name in ("orderer", "retail_market")})[1]
     assert _verify(verifier, two, keys)["problems"] == [
         "block is not signed by production_base", "block is not signed by wholesale_market"]
+
+
+def test_js_a_block_not_yet_signed_by_every_node_is_not_verified_yet_never_tampered(
+        verifier, signers, keys):
+    """Each node signs once it has validated the block: in that moment a genuine sale's
+    page must say "not verified" (and look again), not accuse anyone; a signature that is
+    there and wrong is still Tampered."""
+    proofs = make_block(3, signers)
+    record = json.loads(proofs[0]["record_canonical"])
+    data = {"keys": keys, "record": record, "trace_code": "code00000000", "upstream": [],
+            "labels": ["a", "b", "c"]}
+    partly = make_block(3, {name: signers[name] for name in ("orderer", "retail_market")})
+    record = json.loads(partly[0]["record_canonical"])
+    waiting = _verdict(verifier, {**data, "record": record, "proofs": partly})
+    assert waiting["state"] == "unverified" and waiting["pending"] is True
+    assert "a: block is not signed by production_base" in waiting["problems"]
+    no_proof_yet = _verdict(verifier, {**data, "proofs": proofs[1:]})
+    assert no_proof_yet == {"state": "unverified", "pending": True,
+                            "problems": ["no proof for the record shown"]}
+    forged = copy.deepcopy(partly)
+    header_bytes = canonical_json.dumps(forged[0]["block"]["header"])
+    forged[0]["block"]["signatures"][0]["sig"] = signing.sign(Ed25519PrivateKey.generate(),
+                                                              header_bytes)
+    judged = _verdict(verifier, {**data, "record": record, "proofs": forged})
+    assert judged["state"] == "tampered" and judged["pending"] is False
 
 
 def test_js_checks_the_links_between_the_blocks_shown(verifier, signers):

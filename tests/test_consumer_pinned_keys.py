@@ -119,7 +119,8 @@ def test_without_pinned_keys_the_page_checks_nothing_and_says_so(browser, market
 
 @pytest.mark.parametrize(("how", "state", "reason"), [
     ("strip_bytes", "unverified", "the record's bytes are missing, so the record is not proven"),
-    ("two_signers", "tampered", "block is not signed by production_base"),
+    # a relay stripping signatures proves nothing changed, and nothing is proven either
+    ("two_signers", "unverified", "block is not signed by production_base"),
 ])
 def test_genuine_proofs_altered_in_transit_never_read_verified(browser, markets, how, state,
                                                                reason):
@@ -139,3 +140,37 @@ def test_genuine_proofs_altered_in_transit_never_read_verified(browser, markets,
         seen, text = _state(browser, f"{url}/trace/{markets['real_code']}")
     assert seen == state
     assert reason in text
+
+
+def test_a_block_signed_by_every_node_moments_later_turns_the_page_verified(browser, markets):
+    """The first answer lacks two organisations' signatures (their nodes had not signed yet):
+    the page says "not verified", looks again by itself and then reads Verified."""
+    relay_port = free_port()
+    relay = ServiceProcess([sys.executable, str(ROOT / "tests" / "fake_bridge.py"), "--port",
+                            str(relay_port), "--upstream", markets["real_bridge"], "--alter",
+                            "two_signers_first"],
+                           log_path=markets["root"] / "relay-first.log",
+                           health_url=f"http://127.0.0.1:{relay_port}/healthz")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    consumer = ServiceProcess(tracepay_command(
+        "consumer", "--port", str(port), "--bridge-url", f"http://127.0.0.1:{relay_port}",
+        "--gateway-url", f"http://127.0.0.1:{free_port()}"),
+        log_path=markets["root"] / "consumer-first.log", health_url=f"{url}/healthz",
+        env={"TRACEPAY_CONSUMER_LEDGER_KEYS_FILE": str(markets["trust"])})
+    with relay, consumer:
+        context = browser.new_context(locale="en-US",
+                                      extra_http_headers={"Accept-Language": "en"})
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/trace/{markets['real_code']}", wait_until="load")
+            page.wait_for_function("() => document.getElementById('verify-status')"
+                                   ".dataset.state === 'unverified'", timeout=15_000)
+            assert "block is not signed by production_base" in page.inner_text(
+                "#verify-status")
+            page.wait_for_function("() => document.getElementById('verify-status')"
+                                   ".dataset.state === 'verified'", timeout=20_000)
+            assert "not signed" not in page.inner_text("#verify-status")
+        finally:
+            context.close()
+

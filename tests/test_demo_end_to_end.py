@@ -222,7 +222,8 @@ def test_a_shoppers_phone_verifies_the_trace_against_the_pinned_node_keys(intera
             if checked["verdict"]["state"] == "verified" or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert checked["verdict"] == {"state": "verified", "problems": []}, checked
+        assert checked["verdict"] == {"state": "verified", "problems": [], "pending": False}, \
+            checked
         assert set(data["keys"]) == {"production_base", "wholesale_market", "retail_market"}
         for proof in data["proofs"]:
             assert {s["signer"] for s in proof["block"]["signatures"]} == set(data["keys"])

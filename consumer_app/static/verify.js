@@ -9,7 +9,8 @@
  *   block_hash = SHA-256(canonical_json(header))
  *   every pinned signer's signature: Ed25519 over canonical_json(header);
  *   blocks at consecutive heights link, one block per height.
- * Anything shown that cannot be proven (record bytes missing) reads "not verified".
+ * Anything shown that cannot be proven (record bytes missing, a signature or a proof not
+ * there yet) reads "not verified"; while something may still arrive the page looks again.
  * Plain script, no framework; exposes window.TracepayVerify for the known-answer tests.
  */
 (function () {
@@ -21,6 +22,21 @@
   // Not tampering, but not proof either: the page must not read Verified.
   var MISSING_BYTES = "the record's bytes are missing, so the record is not proven";
   var SHOWN_UNPROVEN = "the record shown is not proven (its bytes on the ledger are missing)";
+  // Not proven yet, and no sign of tampering either: each organisation's node signs a block
+  // once it has validated it, and a fresh sale's block may not be cut yet. The page reads
+  // "not verified" and looks again a few times; a signature that is there and wrong, or
+  // bytes that do not hash to the proof, still read Tampered.
+  var PENDING = ["block is not signed by ", "no proof for the record shown",
+                 "no proof for upstream sale "];
+  var RECHECKS = 5, RECHECK_MS = 2000;
+
+  function isPending(problem) {
+    return PENDING.some(function (prefix) { return problem.indexOf(prefix) === 0; });
+  }
+
+  function isUnproven(problem) {
+    return problem === MISSING_BYTES || problem === SHOWN_UNPROVEN || isPending(problem);
+  }
 
   function canonicalJson(value) {
     // Same bytes as market_protocol.canonical_json: sorted keys, no whitespace, no floats.
@@ -241,12 +257,14 @@
 
   /* The page's verdict from the proof results and the checks across them: "tampered" when
    * anything fails, "unverified" when something shown cannot be proven (record bytes
-   * missing), "verified" only when everything shown is proven. */
+   * missing, a signature or a proof not there yet), "verified" only when everything shown
+   * is proven. ``pending`` says the unproven part may still arrive (look again). */
   function verdict(data, results) {
-    var failed = [], unproven = [];
+    var failed = [], unproven = [], pending = false;
     function sort(label, problem) {
       var text = label ? label + ": " + problem : problem;
-      (problem === MISSING_BYTES || problem === SHOWN_UNPROVEN ? unproven : failed).push(text);
+      pending = pending || isPending(problem);
+      (isUnproven(problem) ? unproven : failed).push(text);
     }
     coverage(data).forEach(function (p) { sort("", p); });
     links(data.proofs).forEach(function (p) { sort("", p); });
@@ -254,7 +272,8 @@
       r.problems.forEach(function (p) { sort(data.labels && data.labels[i] || "#" + i, p); });
     });
     var state = failed.length ? "tampered" : (unproven.length ? "unverified" : "verified");
-    return { state: state, problems: failed.concat(unproven) };
+    return { state: state, problems: failed.concat(unproven),
+             pending: state === "unverified" && pending };
   }
 
   async function verifyAll(proofs, keys) {
@@ -284,7 +303,22 @@
     });
   }
 
-  async function run() {
+  /* The same page again, for its proofs only: a block signed by every node since. */
+  async function recheck(attempt) {
+    try {
+      var answer = await fetch(location.href, { headers: { Accept: "text/html" } });
+      var html = new DOMParser().parseFromString(await answer.text(), "text/html");
+      var fresh = html.getElementById("proof-data");
+      var holder = document.getElementById("proof-data");
+      if (fresh && holder) { holder.textContent = fresh.textContent; }
+    } catch (err) {
+      return;  // offline: the verdict shown stays
+    }
+    await run(attempt);
+  }
+
+  async function run(attempt) {
+    attempt = typeof attempt === "number" ? attempt : 0;
     var holder = document.getElementById("proof-data");
     if (!holder) { return; }
     var data = JSON.parse(holder.textContent);
@@ -307,26 +341,27 @@
     }
     results.forEach(function (r, i) {
       var row = document.querySelector('[data-proof-index="' + i + '"]');
-      var onlyUnproven = r.problems.length && r.problems.every(function (p) {
-        return p === MISSING_BYTES;
-      });
+      var onlyUnproven = r.problems.length && r.problems.every(isUnproven);
       if (row) {
         row.setAttribute("data-state", r.ok ? "verified" : (onlyUnproven ? "unverified" : "tampered"));
       }
     });
     var judged = verdict(data, results);
     show(judged.state, judged.problems);
+    if (judged.pending && attempt < RECHECKS) {
+      setTimeout(function () { recheck(attempt + 1); }, RECHECK_MS);
+    }
   }
 
   window.TracepayVerify = {
     canonicalJson: canonicalJson, rootFromInclusion: rootFromInclusion, verifyProof: verifyProof,
-    coverage: coverage, links: links, verdict: verdict,
+    coverage: coverage, links: links, verdict: verdict, isUnproven: isUnproven,
     verifyAll: verifyAll, hexToBytes: hexToBytes, bytesToHex: bytesToHex, leafHash: leafHash,
     sha256: sha256, run: run
   };
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", run);
+    document.addEventListener("DOMContentLoaded", function () { run(0); });
   } else {
-    run();
+    run(0);
   }
 })();

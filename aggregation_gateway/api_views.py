@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request
@@ -174,9 +175,11 @@ def manager_refund(payment_id: str) -> Any:
     return jsonify(result), 202 if result["status"] == "processing" else 201
 
 
-@blueprint.post("/v1/devices/<device_id>/refunds")
-def device_refund(device_id: str) -> Any:
-    """A refund the terminal asks for, authenticated by a MAC with its device key."""
+def _device_request(device_id: str, fields: dict[str, Field], what: str,
+                    also: Callable[[dict[str, Any]], None] | None = None
+                    ) -> tuple[Any, Any, dict[str, Any]]:
+    """A terminal's request MACed with its device key: (gateway, device, checked body).
+    ``also`` checks the body further, right after its schema."""
     rate_limit("notify_limit_per_address")
     gw = gateway()
     device = gw.registry.get(_device_id(device_id))
@@ -184,18 +187,31 @@ def device_refund(device_id: str) -> Any:
         raise ApiError(404, "unknown_device", "no such device")
     body = json_object()
     try:
-        check(REFUND_REQUEST_FIELDS, body)
+        check(fields, body)
     except SchemaError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from None
-    if ("payment_id" in body) == ("sale_id" in body):
-        raise ApiError(400, "invalid_request", "give exactly one of payment_id and sale_id")
+    if also is not None:
+        also(body)
     if body["device_id"] != device_id:
         raise ApiError(403, "device_mismatch", "the request is for another device")
     if device["status"] == "revoked":
         raise ApiError(403, "device_revoked", "this terminal has been revoked")
     if body["key_version"] != device["key_version"] or not verify_record_mac(
             body, gw.registry.device_key(device_id, device["key_version"])):
-        raise ApiError(403, "bad_mac", "the refund request's MAC does not verify")
+        raise ApiError(403, "bad_mac", f"the {what}'s MAC does not verify")
+    return gw, device, body
+
+
+def _one_payment_reference(body: dict[str, Any]) -> None:
+    if ("payment_id" in body) == ("sale_id" in body):
+        raise ApiError(400, "invalid_request", "give exactly one of payment_id and sale_id")
+
+
+@blueprint.post("/v1/devices/<device_id>/refunds")
+def device_refund(device_id: str) -> Any:
+    """A refund the terminal asks for, authenticated by a MAC with its device key."""
+    gw, _device, body = _device_request(device_id, REFUND_REQUEST_FIELDS, "refund request",
+                                        also=_one_payment_reference)
     payment = gw.refunds.find_payment(body.get("payment_id"), body.get("sale_id"))
     if payment is None or payment["device_id"] != device_id:
         raise ApiError(404, "unknown_payment", "no such payment for this device")
@@ -207,24 +223,8 @@ def device_refund(device_id: str) -> Any:
 @blueprint.post("/v1/devices/<device_id>/payer-code-charges")
 def device_payer_code_charge(device_id: str) -> Any:
     """Charge the payment code the vendor scanned from the shopper's phone (付款码)."""
-    rate_limit("notify_limit_per_address")
-    gw = gateway()
-    device = gw.registry.get(_device_id(device_id))
-    if device is None:
-        raise ApiError(404, "unknown_device", "no such device")
-    body = json_object()
-    try:
-        check(PAYER_CODE_FIELDS, body)
-    except SchemaError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from None
-    if body["device_id"] != device_id:
-        raise ApiError(403, "device_mismatch", "the request is for another device")
-    if device["status"] == "revoked":
-        raise ApiError(403, "device_revoked", "this terminal has been revoked")
-    if body["key_version"] != device["key_version"] or not verify_record_mac(
-            body, gw.registry.device_key(device_id, device["key_version"])):
-        raise ApiError(403, "bad_mac", "the charge request's MAC does not verify")
-    payment, outcome = gw.payer_codes.charge(device, body)
+    gw, device, body = _device_request(device_id, PAYER_CODE_FIELDS, "charge request")
+    payment, _ = gw.payer_codes.charge(device, body)
     view = gw.payments.view(payment)
     return jsonify(view), 202 if view["status"] in ("created", "pending") else 200
 

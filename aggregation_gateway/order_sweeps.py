@@ -92,24 +92,12 @@ class OrderSweeps:
         for row in rows:
             if row["payment_id"] in handled:
                 continue
-            if row["method"] == "payer_code":
-                # Charged by the gateway itself: reversed once the shopper had long
-                # enough to confirm (a 'created' row is one whose call was cut short).
-                if row["created_at_ms"] + settings["payer_code_wait_s"] * 1000 <= now:
-                    counts["expired"] += self._expire_claimed(row["payment_id"], close=True)
-                    continue
-                if row["status"] == "created":
-                    continue
-            qr_dead = (row["qr_issued_at"] + settings["qr_lifetime_s"]) * 1000 <= now
-            window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
-            if row["method"] == "payer_code":
-                qr_dead = window_over = False
-            if row["status"] == "created":
-                if qr_dead:
-                    counts["expired"] += self._expire_claimed(row["payment_id"], close=False)
+            action = self._due(row, now)
+            if action == "wait":
                 continue
-            if qr_dead and window_over:
-                counts["expired"] += self._expire_claimed(row["payment_id"], close=True)
+            if action != "query":
+                counts["expired"] += self._expire_claimed(row["payment_id"],
+                                                          close=action == "close")
                 continue
             last = row["last_query_at_ms"] or 0
             due = now - settings["query_interval_s"] * 1000
@@ -119,6 +107,22 @@ class OrderSweeps:
                         self.query(row["payment_id"], "sweeper")
                         counts["queried"] += 1
         return counts
+
+    def _due(self, row: sqlite3.Row, now: int) -> str:
+        """What an open order needs now: ``close`` (at the channel, then expire),
+        ``expire`` (nothing to close), ``query`` (if not asked lately) or ``wait``."""
+        settings = self.payments.settings
+        if row["method"] == "payer_code":
+            # Charged by the gateway itself: reversed once the shopper had long enough to
+            # confirm (a 'created' row is one whose call was cut short).
+            if row["created_at_ms"] + settings["payer_code_wait_s"] * 1000 <= now:
+                return "close"
+            return "wait" if row["status"] == "created" else "query"
+        qr_dead = (row["qr_issued_at"] + settings["qr_lifetime_s"]) * 1000 <= now
+        if row["status"] == "created":
+            return "expire" if qr_dead else "wait"
+        window_over = row["created_at_ms"] + settings["pay_window_s"] * 1000 <= now
+        return "close" if qr_dead and window_over else "query"
 
     def _expire_claimed(self, payment_id: str, close: bool) -> int:
         with self.db.claim(_OPEN, (payment_id,)) as mine:

@@ -335,4 +335,8 @@ def test_kill_9_of_the_stream_leader_during_intake_stops_no_node(setup):  # noqa
     assert after["size"] == before["size"] + 2 * 60
     for org in ORGS:
         assert requests.get(nodes.url(org) + "/healthz", timeout=5).json()["following"]
+    # The restarted server's replica of a consumer catches up on that consumer's next
+    # acknowledgements (nats-server reports it "not current" until then): one more batch
+    # gives every node's consumer some, then the server must be healthy again.
+    nodes.wait_seq(publisher.publish(trade_entries(660)))
     cluster.wait_healthy([leader])
